@@ -1,0 +1,1 @@
+"""Codecs: the common contract, the registry, and the codec families."""

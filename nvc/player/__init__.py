@@ -1,0 +1,1 @@
+"""Streaming: WebRTC signaling, sender and player (built with the streaming issue)."""
