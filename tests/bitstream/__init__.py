@@ -1,0 +1,1 @@
+"""Tests of nvc.bitstream, the .nvc container."""
