@@ -1,0 +1,224 @@
+"""The `nvc` command: encode, decode, info, demo.
+
+Exit codes: 0 success, 1 a user error (one line on stderr), 2 a usage error,
+130 interrupted. No traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from nvc import __version__
+from nvc.errors import NvcError
+from nvc.progress import Progress
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, not {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, not {text!r}")
+    return w, h
+
+
+def _fps(text: str) -> Fraction:
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"fps must be a number like 30 or 30000/1001, not {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"fps must be positive, not {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, not {text!r}")
+    return value
+
+
+def _progress(label: str) -> tuple[Progress, Callable[[int, int | None], None]]:
+    bar = Progress(label)
+    return bar, bar.update
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from nvc.codec.pipeline import encode_file
+
+    bar, update = _progress("encode")
+    try:
+        report = encode_file(
+            args.input,
+            args.output,
+            codec=args.codec,
+            frames=args.frames,
+            size=args.size,
+            fps=args.fps,
+            pix_fmt=args.pix_fmt,
+            progress=update,
+        )
+    finally:
+        bar.close()
+    print(
+        f"{args.output}: {report.frames} frames {report.width}x{report.height}, "
+        f"{report.bytes} bytes, {report.bpp:.4f} bpp, codec {report.codec}, "
+        f"{report.seconds:.2f} s ({report.fps:.1f} fps)"
+    )
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from nvc.codec.pipeline import decode_file
+
+    bar, update = _progress("decode")
+    try:
+        report = decode_file(args.input, args.output, progress=update)
+    finally:
+        bar.close()
+    print(
+        f"{args.output}: {report.frames} frames {report.width}x{report.height}, codec "
+        f"{report.codec}, {report.seconds:.2f} s ({report.fps:.1f} fps)"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from nvc.info import describe, format_text
+
+    info = describe(args.input)
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_text(info, units=not args.summary))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nvc.demo import run_demo
+
+    run_demo(frames=args.frames, size=args.size, codec=args.codec, keep=args.keep, out=print)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nvc.codec.registry import names
+
+    codecs = ", ".join(names())
+    parser = argparse.ArgumentParser(
+        prog="nvc",
+        description="nvc: neural video codec. Encode video to .nvc, decode it back, inspect it.",
+        epilog="Run 'nvc COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"nvc {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "encode",
+        help="encode a video file into a .nvc file",
+        description="Encode a video (mp4, mkv, webm, mov, y4m, raw .yuv) into a .nvc file. "
+        "Raw .yuv needs --size, --fps and --pix-fmt unless its name says them "
+        "(UVG style: Name_1920x1080_120fps_420_8bit_YUV.yuv).",
+    )
+    p.add_argument("input", help="input video file")
+    p.add_argument("-o", "--output", required=True, help="output .nvc file")
+    p.add_argument(
+        "--codec", default="lossless", help=f"codec to use: {codecs} (default: lossless)"
+    )
+    p.add_argument("--frames", type=_positive, help="encode at most N frames")
+    p.add_argument("--size", type=_size, metavar="WxH", help="frame size of raw .yuv input")
+    p.add_argument("--fps", type=_fps, help="frame rate of raw .yuv input (e.g. 30 or 30000/1001)")
+    p.add_argument(
+        "--pix-fmt",
+        choices=["yuv420p", "yuv420p10le", "yuv444p", "yuv444p10le"],
+        help="pixel format of raw .yuv input (default: yuv420p)",
+    )
+    p.set_defaults(run=cmd_encode)
+
+    p = sub.add_parser(
+        "decode",
+        help="decode a .nvc file into video",
+        description="Decode a .nvc file. The output kind follows its name: .y4m, .yuv (raw), "
+        ".mp4 or .mkv (lossless H.264), or a directory (name ending in /) of PNG frames.",
+    )
+    p.add_argument("input", help="input .nvc file")
+    p.add_argument("-o", "--output", required=True, help="output video file or DIR/")
+    p.set_defaults(run=cmd_decode)
+
+    p = sub.add_parser(
+        "info",
+        help="show what a .nvc file holds",
+        description="Show a .nvc file's header, codec, units, sizes, bitrate and "
+        "random-access points.",
+    )
+    p.add_argument("input", help="input .nvc file")
+    p.add_argument("--json", action="store_true", help="print JSON (every unit listed)")
+    p.add_argument("--summary", action="store_true", help="text mode: omit the unit list")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser(
+        "demo",
+        help="encode and decode a generated clip with the best codec available",
+        description="Generate a natural-looking test clip, encode it with the best codec "
+        "available, decode it, and report size, bpp, PSNR and timing.",
+    )
+    p.add_argument("--frames", type=_positive, default=48, help="clip length (default: 48)")
+    p.add_argument(
+        "--size", type=_size, default=(640, 360), metavar="WxH", help="clip size (default: 640x360)"
+    )
+    p.add_argument("--codec", help=f"codec to demonstrate: {codecs} (default: the best available)")
+    p.add_argument(
+        "--keep", metavar="DIR", help="keep the clip, the .nvc file and the decoded video in DIR"
+    )
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("nvc: interrupted", file=sys.stderr)
+        return 130
+    except NvcError as e:
+        if args.debug:
+            raise
+        print(f"nvc: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if args.debug:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"nvc: error: {e.strerror or _one_line(e)}{where}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line, the traceback is behind --debug
+        if args.debug:
+            raise
+        print(
+            f"nvc: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
