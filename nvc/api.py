@@ -89,15 +89,7 @@ class NvcWriter:
         spec = registry.get(codec)
         stream = StreamInfo(width, height, Fraction(fps), format, full_range)
         self._encoder: Encoder = spec.create_encoder(stream, options)
-        header = SequenceHeader(
-            codec_id=spec.id,
-            codec_params=self._encoder.codec_params,
-            width=width,
-            height=height,
-            fps=stream.fps,
-            pix_fmt=format,
-            full_range=full_range,
-        )
+        header = stream.to_header(spec.id, self._encoder.codec_params)
         self._writer = Writer(target, header)
         self.frames = 0
 

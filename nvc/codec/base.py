@@ -44,6 +44,19 @@ class StreamInfo:
             frame_count=header.frame_count,
         )
 
+    def to_header(self, codec_id: int, codec_params: bytes) -> SequenceHeader:
+        """The sequence header of this stream coded with `codec_id`."""
+        return SequenceHeader(
+            codec_id=codec_id,
+            codec_params=codec_params,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            pix_fmt=self.format,
+            full_range=self.full_range,
+            frame_count=self.frame_count,
+        )
+
 
 class Encoder(Protocol):
     """Turns frames into units. `codec_params` go into the sequence header."""

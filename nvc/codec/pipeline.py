@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from nvc.bitstream import Reader, SequenceHeader, UnitType, Writer
+from nvc.bitstream import Reader, UnitType, Writer
 from nvc.codec import registry
 from nvc.codec.base import StreamInfo
 from nvc.errors import MediaError, NvcError
@@ -81,16 +81,7 @@ def encode_frames(
     start = time.perf_counter()
     spec = registry.get(codec)
     encoder = spec.create_encoder(stream, options)
-    header = SequenceHeader(
-        codec_id=spec.id,
-        codec_params=encoder.codec_params,
-        width=stream.width,
-        height=stream.height,
-        fps=stream.fps,
-        pix_fmt=stream.format,
-        full_range=stream.full_range,
-        frame_count=stream.frame_count,
-    )
+    header = stream.to_header(spec.id, encoder.codec_params)
     count = 0
     with Writer(output, header) as writer:
         for frame in frames:
