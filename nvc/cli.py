@@ -10,43 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 
 from nvc import __version__
+from nvc.argtypes import fps as _fps
+from nvc.argtypes import positive_int as _positive
+from nvc.argtypes import size as _size
 from nvc.errors import NvcError
 from nvc.progress import Progress
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, not {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, not {text!r}")
-    return w, h
-
-
-def _fps(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(
-            f"fps must be a number like 30 or 30000/1001, not {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"fps must be positive, not {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, not {text!r}")
-    return value
 
 
 def _progress(label: str) -> tuple[Progress, Callable[[int, int | None], None]]:
@@ -184,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", metavar="DIR", help="keep the clip, the .nvc file and the decoded video in DIR"
     )
     p.set_defaults(run=cmd_demo)
+
+    from nvc.bench.cli import add_parser as add_bench
+
+    add_bench(sub)
     return parser
 
 

@@ -1,0 +1,71 @@
+"""Argument types shared by the `nvc` subcommands: sizes, frame rates, counts."""
+
+from __future__ import annotations
+
+import argparse
+from fractions import Fraction
+
+
+def size(text: str) -> tuple[int, int]:
+    """`WxH` -> (width, height), both positive."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x360, not {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, not {text!r}")
+    return w, h
+
+
+def even_size(text: str) -> tuple[int, int]:
+    """`WxH` with both sides even (what 4:2:0 anchors need)."""
+    w, h = size(text)
+    if w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"size must be even, not {text!r}")
+    return w, h
+
+
+def fps(text: str) -> Fraction:
+    """A positive frame rate: `30`, `29.97` or `30000/1001`."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"fps must be a number like 30 or 30000/1001, not {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"fps must be positive, not {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, not {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+    return value
+
+
+def percent(text: str) -> float:
+    """A number from 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, not {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, not {text!r}")
+    return value

@@ -1,0 +1,464 @@
+"""The benchmark loop: sequences x codecs x rate points, measured, resumable.
+
+For each (sequence, codec, rate point) the runner encodes the sequence's frames into a
+file, decodes that file with a fresh decoder, and records one row:
+
+- bytes: the size of the file (a raw elementary stream for anchors, the .nvc file for
+  nvc codecs), and bpp = 8 * bytes / (frames * width * height);
+- PSNR-RGB, PSNR-YUV (Y, U, V and (6 Y + U + V) / 8) and MS-SSIM (RGB), each the mean
+  of per-frame values from `nvc.media`; a frame decoded exactly counts as 100 dB, so
+  that means stay finite;
+- encode seconds and decode seconds: medians over `repeats` encode+decode cycles (the
+  first cycle's stream is the one measured; every repeat must produce the same bytes);
+- peak memory: the largest resident set size (RSS) of this process while encoding and
+  while decoding, sampled every 5 ms from /proc/self/statm in a helper thread, reported
+  in MiB both as the absolute peak and as the increase over the RSS just before. The
+  sampler sees native allocations (x264, libtorch) that tracemalloc would miss; the
+  increase can under-count memory the allocator reuses from earlier rows, and the
+  absolute peak includes the loaded frames. (Where /proc is absent, the process's
+  lifetime peak from getrusage is reported and marked so.)
+
+Each finished row is appended as one JSON line to the state file `<name>.state.jsonl`
+in the output directory. A rerun with the same settings skips the rows already there,
+so a killed run continues where it stopped; rows made under other settings (another
+protocol, GOP, thread count or source file) are ignored, never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from nvc.bench import anchors, datasets
+from nvc.bench.codecs import Contender, point_key, point_label
+from nvc.errors import NvcError
+from nvc.media import Frame, bpp, ms_ssim, psnr_rgb, psnr_yuv
+
+PSNR_CAP = 100.0  # dB counted for a frame decoded exactly
+STATE_VERSION = 1
+
+
+@dataclass
+class BenchConfig:
+    """Everything that decides what a run measures."""
+
+    sequences: list[datasets.Sequence]  # what to code
+    contenders: list[Contender]  # codecs with their rate points
+    protocol: datasets.Protocol = field(default_factory=datasets.Protocol)  # how much of it
+    out_dir: Path = Path("bench-out")  # where state and reports go
+    name: str = "rd"  # prefix of every output file
+    repeats: int = 1  # encode+decode cycles per row (timings are medians)
+    ms_ssim: bool = True  # compute MS-SSIM (the slowest metric)
+    gop: str = "ra"  # anchors' GOP mode (recorded)
+    keyint: int = 128  # anchors' intra period (recorded)
+    threads: int = 1  # anchors' threads (recorded)
+    stamp: dict[str, Any] = field(default_factory=dict)  # added to every new row (git revision)
+
+    def fingerprint(self, sequence: datasets.Sequence) -> str:
+        """What must match for a stored row of `sequence` to be reused."""
+        data = {
+            "v": STATE_VERSION,
+            "sequence": [sequence.kind, sequence.name, sequence.identity],
+            "protocol": self.protocol.as_dict(),
+            "gop": self.gop,
+            "keyint": self.keyint,
+            "threads": self.threads,
+            "ms_ssim": self.ms_ssim,
+        }
+        text = json.dumps(data, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / f"{self.name}.state.jsonl"
+
+
+def row_key(sequence: str, codec: str, point: dict[str, Any]) -> str:
+    return f"{sequence}|{codec}|{point_key(point)}"
+
+
+# -- state ------------------------------------------------------------------------------
+
+
+class State:
+    """The JSONL file of finished rows and loaded sequences; append-only."""
+
+    def __init__(self, path: Path, *, fresh: bool = False) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = {}  # "fingerprint|key" -> row
+        self.sequences: dict[str, dict[str, Any]] = {}  # fingerprint -> sequence info
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and path.exists():
+            path.unlink()
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            # A run killed in the middle of a write leaves a partial last line: drop it.
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+            data = data[:end]
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "row":
+                self.rows[f"{item.get('fingerprint')}|{item.get('key')}"] = item
+            elif item.get("type") == "sequence":
+                self.sequences[str(item.get("fingerprint"))] = item
+
+    def _append(self, item: dict[str, Any]) -> None:
+        line = json.dumps(item, sort_keys=True, allow_nan=False) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def has(self, fingerprint: str, key: str) -> bool:
+        return f"{fingerprint}|{key}" in self.rows
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        row = {"type": "row", **row}
+        self._append(row)
+        self.rows[f"{row['fingerprint']}|{row['key']}"] = row
+
+    def add_sequence(self, fingerprint: str, info: dict[str, Any]) -> None:
+        item = {"type": "sequence", "fingerprint": fingerprint, **info}
+        self._append(item)
+        self.sequences[fingerprint] = item
+
+
+# -- memory -----------------------------------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class PeakMemory:
+    """Peak RSS while the block ran (see the module docstring)."""
+
+    method: str = "rss-sampled"
+    before: int = 0
+    peak: int = 0
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak / 2**20
+
+    @property
+    def delta_mib(self) -> float:
+        return max(self.peak - self.before, 0) / 2**20
+
+
+@contextmanager
+def peak_memory(interval: float = 0.005) -> Iterator[PeakMemory]:
+    first = _rss_bytes()
+    if first is None:
+        usage = PeakMemory("getrusage-lifetime")
+        yield usage
+        usage.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return
+    usage = PeakMemory("rss-sampled", first, first)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(interval):
+            now = _rss_bytes()
+            if now is not None and now > usage.peak:
+                usage.peak = now
+
+    thread = threading.Thread(target=sample, name="nvc-bench-rss", daemon=True)
+    thread.start()
+    try:
+        yield usage
+    finally:
+        stop.set()
+        thread.join()
+        now = _rss_bytes()
+        if now is not None and now > usage.peak:
+            usage.peak = now
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+def _cap(value: float) -> float:
+    return PSNR_CAP if math.isinf(value) else min(value, PSNR_CAP)
+
+
+def measure_quality(
+    reference: Sequence[Frame], decoded: Sequence[Frame], *, with_ms_ssim: bool = True
+) -> dict[str, float | None]:
+    """Mean per-frame PSNR-RGB, PSNR-YUV (per plane and 6:1:1) and MS-SSIM."""
+    if len(decoded) != len(reference):
+        raise NvcError(f"decoded {len(decoded)} frames, expected {len(reference)}")
+    rgb, y, u, v, w, ms = [], [], [], [], [], []
+    for ref, dist in zip(reference, decoded, strict=True):
+        rgb.append(_cap(psnr_rgb(ref, dist)))
+        p = psnr_yuv(ref, dist)
+        y.append(_cap(p.y))
+        u.append(_cap(p.u))
+        v.append(_cap(p.v))
+        w.append(_cap(p.weighted))
+        if with_ms_ssim:
+            ms.append(ms_ssim(ref, dist))
+    out: dict[str, float | None] = {
+        "psnr_rgb": statistics.fmean(rgb),
+        "psnr_y": statistics.fmean(y),
+        "psnr_u": statistics.fmean(u),
+        "psnr_v": statistics.fmean(v),
+        "psnr_yuv": statistics.fmean(w),
+        "ms_ssim": None,
+        "ms_ssim_db": None,
+    }
+    if ms:
+        m = statistics.fmean(ms)
+        out["ms_ssim"] = m
+        out["ms_ssim_db"] = PSNR_CAP if m >= 1.0 else min(-10.0 * math.log10(1.0 - m), PSNR_CAP)
+    return out
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+class Reporter:
+    """Progress on stderr: a live line on a terminal, one line per row otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.live = (not quiet) and self.stream.isatty()
+        self.quiet = quiet
+        self._last = 0.0
+        self._drawn = False
+
+    def status(self, text: str, *, force: bool = False) -> None:
+        if not self.live:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        self.stream.write("\r" + text[:160] + "\x1b[K")
+        self.stream.flush()
+        self._drawn = True
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+@dataclass
+class RunOutcome:
+    """What `run` leaves for the reports."""
+
+    rows: list[dict[str, Any]]  # finished rows of this configuration, in run order
+    sequences: list[dict[str, Any]]  # info of each sequence (from the state when reused)
+    skipped: list[str]  # messages about codecs or rows that were not run
+    new_rows: int  # rows measured by this call (the rest came from the state file)
+
+
+def _measure_row(
+    contender: Contender,
+    point: dict[str, Any],
+    clip: datasets.Clip,
+    config: BenchConfig,
+    workdir: Path,
+    on_progress: Callable[[str, int, int], None],
+) -> dict[str, Any]:
+    frames = clip.frames
+    path = workdir / f"stream.{contender.extension}"
+    enc_times: list[float] = []
+    dec_times: list[float] = []
+    enc_mem: list[PeakMemory] = []
+    dec_mem: list[PeakMemory] = []
+    nbytes = 0
+    version: str | None = None
+    quality: dict[str, float | None] = {}
+    notes: list[str] = []
+    for r in range(config.repeats):
+        if path.exists():
+            path.unlink()
+        with peak_memory() as mem:
+            start = time.perf_counter()
+            size = contender.encode(
+                frames,
+                point,
+                path,
+                fps=clip.fps,
+                progress=lambda done, total: on_progress("encode", done, total),
+                detail=lambda text: on_progress(f"encode ({text})", 0, 0),
+            )
+            enc_times.append(time.perf_counter() - start)
+        enc_mem.append(mem)
+        size = path.stat().st_size if path.exists() else size
+        if r == 0:
+            nbytes = size
+            if contender.anchor_config is not None:
+                version = anchors.encoder_version(path)
+        elif size != nbytes:
+            notes.append(f"repeat {r + 1} produced {size} bytes, not {nbytes}")
+        on_progress("decode", 0, len(frames))
+        with peak_memory() as mem:
+            start = time.perf_counter()
+            decoded = contender.decode(path, fps=clip.fps)
+            dec_times.append(time.perf_counter() - start)
+        dec_mem.append(mem)
+        if r == 0:
+            on_progress("metrics", 0, len(frames))
+            quality = measure_quality(frames, decoded, with_ms_ssim=config.ms_ssim)
+        del decoded
+    n = len(frames)
+    enc_s = statistics.median(enc_times)
+    dec_s = statistics.median(dec_times)
+    return {
+        "sequence": clip.sequence.name,
+        "codec": contender.name,
+        "label": contender.label,
+        "kind": contender.kind,
+        "point": dict(point),
+        "point_label": point_label(point),
+        "frames": n,
+        "width": clip.width,
+        "height": clip.height,
+        "fps": str(clip.fps),
+        "bytes": nbytes,
+        "bytes_counted": (
+            "raw elementary stream file" if contender.kind == "anchor" else ".nvc file"
+        ),
+        "bpp": bpp(nbytes, n, clip.width, clip.height),
+        **quality,
+        "encode_seconds": enc_s,
+        "encode_fps": n / enc_s if enc_s > 0 else None,
+        "decode_seconds": dec_s,
+        "decode_fps": n / dec_s if dec_s > 0 else None,
+        "encode_seconds_all": enc_times,
+        "decode_seconds_all": dec_times,
+        "repeats": config.repeats,
+        "encode_peak_rss_mib": max(m.peak_mib for m in enc_mem),
+        "encode_rss_increase_mib": max(m.delta_mib for m in enc_mem),
+        "decode_peak_rss_mib": max(m.peak_mib for m in dec_mem),
+        "decode_rss_increase_mib": max(m.delta_mib for m in dec_mem),
+        "memory_method": enc_mem[0].method,
+        "encoder_version": version,
+        "notes": notes,
+    }
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    ps = row.get("psnr_rgb")
+    dec = row.get("decode_fps")
+    return (
+        f"{row['sequence']} {row['codec']} {row['point_label']}: {row['bpp']:.4f} bpp, "
+        f"PSNR-RGB {ps:.2f} dB, encode {row['encode_seconds']:.2f} s, "
+        f"decode {dec:.0f} fps"
+        if ps is not None and dec is not None
+        else f"{row['sequence']} {row['codec']} {row['point_label']}: {row['bpp']:.4f} bpp"
+    )
+
+
+def run(
+    config: BenchConfig,
+    *,
+    reporter: Reporter | None = None,
+    fresh: bool = False,
+    stop_after: int | None = None,
+) -> RunOutcome:
+    """Measure every row not yet in the state file; `stop_after` rows at most (tests)."""
+    reporter = reporter or Reporter(quiet=True)
+    if config.repeats < 1:
+        raise NvcError(f"--repeats must be at least 1, got {config.repeats}")
+    state = State(config.state_path, fresh=fresh)
+    plan: list[tuple[datasets.Sequence, str, Contender, dict[str, Any]]] = []
+    for seq in config.sequences:
+        fp = config.fingerprint(seq)
+        for contender in config.contenders:
+            for point in contender.points:
+                plan.append((seq, fp, contender, point))
+    total = len(plan)
+    done_before = sum(1 for seq, fp, c, p in plan if state.has(fp, row_key(seq.name, c.name, p)))
+    if done_before:
+        reporter.line(f"resuming: {done_before} of {total} rows already measured")
+    skipped: list[str] = []
+    new_rows = 0
+    index = done_before
+    clip: datasets.Clip | None = None
+    with tempfile.TemporaryDirectory(prefix="nvc-bench-") as tmp:
+        workdir = Path(tmp)
+        for seq, fp, contender, point in plan:
+            key = row_key(seq.name, contender.name, point)
+            if state.has(fp, key):
+                continue
+            if stop_after is not None and new_rows >= stop_after:
+                break
+            if clip is None or clip.sequence != seq:
+                clip = None
+                reporter.status(f"loading {seq.name} ...", force=True)
+                clip = datasets.load(seq, config.protocol)
+                if fp not in state.sequences:
+                    state.add_sequence(fp, clip.info())
+            index += 1
+            label = f"[{index}/{total}] {seq.name} {contender.name} {point_label(point)}"
+
+            def on_progress(stage: str, done: int, n: int, label: str = label) -> None:
+                reporter.status(f"{label} {stage} {done}/{n}" if done else f"{label} {stage}")
+
+            try:
+                row = _measure_row(contender, point, clip, config, workdir, on_progress)
+            except Exception as e:  # one failing codec must not stop the others
+                why = str(e) if isinstance(e, NvcError) else f"{type(e).__name__}: {e}"
+                skipped.append(f"{seq.name} {contender.name} {point_label(point)} failed: {why}")
+                reporter.line(f"{label}: FAILED: {why}")
+                continue
+            row.update(config.stamp)
+            row.update(
+                key=key,
+                fingerprint=fp,
+                measured_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            state.add_row(row)
+            new_rows += 1
+            reporter.line(f"[{index}/{total}] {describe_row(row)}")
+    rows = [
+        state.rows[f"{fp}|{row_key(seq.name, c.name, p)}"]
+        for seq, fp, c, p in plan
+        if state.has(fp, row_key(seq.name, c.name, p))
+    ]
+    sequences = []
+    for seq in config.sequences:
+        info = state.sequences.get(config.fingerprint(seq))
+        if info is not None:
+            sequences.append({k: v for k, v in info.items() if k not in ("type", "fingerprint")})
+    return RunOutcome(rows=rows, sequences=sequences, skipped=skipped, new_rows=new_rows)
