@@ -1,0 +1,271 @@
+"""The `inr` codec: a video is coded as networks trained to output its frames.
+
+Units, per group of frames (see README.md): one MODEL unit (the group's quantized,
+entropy-coded network; pts = the group's first frame; a RAP unless it holds residuals),
+then one FRAME unit per frame (pts = the frame's index; payload: the frame's coded
+embedding, or empty for NeRV-style streams), so a player can pace frames.
+The codec parameters are ModelConfig.to_bytes().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nvc.bitstream import SequenceHeader, Unit, UnitType
+from nvc.codec.base import CodecSpec, StreamInfo
+from nvc.codec.inr.config import InrConfig, ModelConfig, TrainStatus
+from nvc.codec.inr.frames import Geometry
+from nvc.codec.inr.plan import UNIT_OVERHEAD_BYTES, Plan, make_plan
+from nvc.codec.inr.render import Renderer
+from nvc.codec.inr.train import GroupData, Trainer, group_data
+from nvc.codec.inr.weights import GroupCode, encode_embedding, encode_group, fit_embedding_model
+from nvc.errors import CodecError
+from nvc.media import Frame, psnr_rgb, psnr_yuv
+
+SMALL_PICTURE = 128 * 128  # pictures up to this many pixels train on one thread by default
+MAX_COARSER = 32  # rate control may coarsen steps by up to an octave after training
+
+
+@dataclass
+class GroupReport:
+    """What the encoder measured for one coded group."""
+
+    first: int  # index of the group's first frame
+    frames: int  # frames in the group
+    rap: bool  # the MODEL unit is a random-access point
+    model_bytes: int  # MODEL payload bytes
+    frame_bytes: int  # FRAME payload bytes, all frames
+    bpp: float  # payloads plus container overhead, per pixel
+    psnr: float  # mean per-frame PSNR of the decoded frames (YUV 6:1:1, or RGB)
+    epochs: int  # epochs trained
+    seconds: float  # training and coding time
+    digests: list[str] = field(default_factory=list)  # sha256 of each decoded frame's planes
+
+
+def frame_digest(frame: Frame) -> str:
+    h = hashlib.sha256()
+    for p in frame.planes:
+        h.update(np.ascontiguousarray(p).tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class InrEncoder:
+    """Buffers a group of frames, trains its network, then emits the group's units."""
+
+    def __init__(self, stream: StreamInfo, config: InrConfig) -> None:
+        self.stream, self.config = stream, config
+        self.plan: Plan = make_plan(stream, config)
+        self.model: ModelConfig = self.plan.model
+        self.geo: Geometry = self.plan.geometry
+        self._params = self.model.to_bytes()
+        self.renderer = Renderer(self.model, self.geo)
+        self.trainer: Trainer | None = None
+        self.buffer: list[Frame] = []
+        self.frames_done = 0
+        self.groups_done = 0
+        self.reports: list[GroupReport] = []
+        self.time_left = config.time_budget
+        # tiny pictures gain nothing from threads, and lose a lot on a busy machine
+        small = stream.width * stream.height <= SMALL_PICTURE
+        self.threads = config.threads or (1 if small else None)
+
+    @property
+    def codec_params(self) -> bytes:
+        return self._params
+
+    def encode(self, frame: Frame | None) -> list[Unit]:
+        if frame is None:
+            return self._code_group() if self.buffer else []
+        if (frame.width, frame.height, frame.format) != (
+            self.stream.width,
+            self.stream.height,
+            self.stream.format,
+        ):
+            raise CodecError(
+                f"frame is {frame.width}x{frame.height} {frame.format}, the stream is "
+                f"{self.stream.width}x{self.stream.height} {self.stream.format}"
+            )
+        self.buffer.append(frame)
+        if len(self.buffer) == self.model.group_size:
+            return self._code_group()
+        return []
+
+    def _groups_total(self) -> int | None:
+        count = self.stream.frame_count
+        return -(-count // self.model.group_size) if count else None
+
+    def _seconds(self, n: int, epochs: int) -> float | None:
+        """This group's share of the remaining time budget (by frames x epochs)."""
+        if self.time_left is None:
+            return None
+        count = self.stream.frame_count
+        if not count:  # length unknown: the budget applies to each group
+            return self.config.time_budget
+        plan, left = self.plan, max(count - self.frames_done - n, 0)
+        later = left * plan.warm_epochs
+        return max(self.time_left * n * epochs / (n * epochs + later), 0.0)
+
+    def _code_group(self) -> list[Unit]:
+        """Train the buffered group's network, code it, reconstruct it as the decoder will."""
+        start = time.perf_counter()
+        frames, self.buffer = self.buffer, []
+        n, g, plan = len(frames), self.groups_done, self.plan
+        if self.trainer is None:
+            self.trainer = Trainer(
+                self.model,
+                self.geo,
+                device=self.config.device,
+                seed=self.config.seed,
+                lam=plan.preset.lam,
+                embed_bits=plan.preset.embed_bits,
+            )
+        overhead = UNIT_OVERHEAD_BYTES * (n + 1) + (len(self._params) + 64 if g == 0 else 0)
+        budget = plan.bpp * self.geo.width * self.geo.height * n - 8 * overhead
+        epochs = plan.epochs if g == 0 else plan.warm_epochs
+        cb, total = self.config.on_progress, self._groups_total()
+
+        def on_epoch(epoch: int, planned: int, psnr: float, bpp: float) -> None:
+            if cb is not None:
+                cb(TrainStatus(g, total, epoch, planned, psnr, bpp, time.perf_counter() - start))
+
+        with _threads(self.threads):
+            data = group_data(frames, self.geo, self.model, self.config.device)
+            residual = g % self.model.rap_every != 0
+            ran = self.trainer.fit(
+                data,
+                epochs=epochs,
+                lr=plan.lr,
+                batch=plan.batch,
+                budget_bits=budget,
+                seconds=self._seconds(n, epochs),
+                residual=residual,
+                prune=plan.prune,
+                on_epoch=on_epoch,
+            )
+            payload, fps = self._code(data, n, residual, budget)
+            del data
+            report, units = self._reconstruct(frames, payload, fps)
+        report.epochs = ran
+        report.bpp = (
+            8
+            * (report.model_bytes + report.frame_bytes + overhead)
+            / (n * self.geo.width * self.geo.height)
+        )
+        report.seconds = time.perf_counter() - start
+        self.reports.append(report)
+        if self.time_left is not None:
+            self.time_left = max(self.time_left - report.seconds, 0.0)
+        self.frames_done += n
+        self.groups_done += 1
+        if cb is not None:
+            cb(TrainStatus(g, total, ran, ran, report.psnr, report.bpp, report.seconds, done=True))
+        return units
+
+    def _code(
+        self, data: GroupData, n: int, residual: bool, budget: float
+    ) -> tuple[bytes, list[bytes]]:
+        """(MODEL payload, FRAME payloads); coarsens the weight steps while over budget."""
+        assert self.trainer is not None
+        ref = self.renderer.group
+        coarser = 0
+        for _ in range(6):
+            layers, residual = self.trainer.export(residual, ref.layers if ref else None, coarser)
+            if coarser == 0:  # the embeddings do not depend on the weight steps
+                emb = self.trainer.embedding_ints(data, layers)
+                model = fit_embedding_model(emb) if emb is not None else None
+                fps = [b""] * n
+                if emb is not None and model is not None:
+                    fps = [encode_embedding(e, model) for e in emb]
+            payload = encode_group(GroupCode(n, layers, residual, model), ref if residual else None)
+            excess = 8 * (len(payload) + sum(map(len, fps))) - max(budget, 0.0) * 1.02
+            if residual or excess <= 0 or coarser >= MAX_COARSER:
+                break
+            # 1/32 octave coarser saves about 1/32 bit per weight
+            coarser = min(MAX_COARSER, coarser + max(1, int(1.5 * excess * 32 / self.plan.params)))
+        self.trainer.commit(layers)
+        return payload, fps
+
+    def _reconstruct(
+        self, frames: list[Frame], payload: bytes, fps: list[bytes]
+    ) -> tuple[GroupReport, list[Unit]]:
+        """Decode the group's own payloads with the decoder's code: units, PSNR, digests."""
+        first = self.frames_done
+        code = self.renderer.load(payload)
+        units = [Unit(UnitType.MODEL, payload, pts=first, rap=not code.residual)]
+        report = GroupReport(
+            first,
+            len(frames),
+            not code.residual,
+            len(payload),
+            sum(map(len, fps)),
+            0.0,
+            0.0,
+            0,
+            0.0,
+        )
+        scores = []
+        for i, (src, fp) in enumerate(zip(frames, fps, strict=True)):
+            out = Frame(
+                self.renderer.render(i, fp), src.format, first + i, src.time_base, src.full_range
+            )
+            scores.append(psnr_yuv(src, out).weighted if self.geo.yuv else psnr_rgb(src, out))
+            report.digests.append(frame_digest(out))
+            units.append(Unit(UnitType.FRAME, fp, pts=first + i))
+        report.psnr = float(np.mean(scores))
+        return report, units
+
+
+class InrDecoder:
+    """Loads each group's network from its MODEL unit and renders its FRAME units."""
+
+    def __init__(self, header: SequenceHeader) -> None:
+        self.stream = StreamInfo.from_header(header)
+        self.model = ModelConfig.from_bytes(header.codec_params)
+        geo = Geometry(
+            header.width, header.height, header.pix_fmt, header.full_range, self.model.stride
+        )
+        self.renderer = Renderer(self.model, geo)
+        self.first = 0
+        self.time_base = 1 / header.fps
+
+    def decode(self, unit: Unit | None) -> list[Frame]:
+        if unit is None:
+            return []
+        if unit.type == UnitType.MODEL:
+            self.renderer.load(unit.payload)
+            self.first = unit.pts
+            return []
+        if unit.type != UnitType.FRAME:
+            return []
+        planes = self.renderer.render(unit.pts - self.first, unit.payload)
+        return [Frame(planes, self.stream.format, unit.pts, self.time_base, self.stream.full_range)]
+
+
+SPEC = CodecSpec(
+    id=2,
+    name="inr",
+    summary="implicit neural representation: a network per group of frames (NeRV family)",
+    config_type=InrConfig,
+    make_encoder=InrEncoder,
+    make_decoder=InrDecoder,
+)

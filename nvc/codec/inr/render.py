@@ -1,0 +1,76 @@
+"""The decoder's state and its exact path, shared by the decoder and the encoder.
+
+The encoder reconstructs every group by decoding its own MODEL and FRAME payloads with
+this class, so the PSNR it reports is the PSNR of what `nvc decode` writes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nvc.codec.inr.blocks import positional_encoding_exact
+from nvc.codec.inr.config import ModelConfig
+from nvc.codec.inr.frames import Geometry, render_planes
+from nvc.codec.inr.model import InrNet
+from nvc.codec.inr.quant import dequantize, steps_from_code
+from nvc.codec.inr.weights import GroupCode, LayerShape, decode_embedding, decode_group
+from nvc.errors import BitstreamError
+
+
+class Renderer:
+    """Holds the current group's exact network; `load` a MODEL, then `render` frames."""
+
+    def __init__(self, cfg: ModelConfig, geo: Geometry) -> None:
+        self.cfg, self.geo = cfg, geo
+        self.grid = cfg.grid(geo.width, geo.height)
+        with torch.device("meta"):  # float parameters are never used: no memory for them
+            self.net = InrNet(cfg, self.grid)
+        self.layers = self.net.layers
+        self.shapes = [LayerShape(tuple(x.weight.shape), x.w_logstep.numel()) for x in self.layers]
+        self.group: GroupCode | None = None
+
+    def load(self, payload: bytes) -> GroupCode:
+        """Decode a MODEL payload (a residual one needs the previous group loaded)."""
+        code = decode_group(payload, self.shapes, self.group)
+        if code.frames < 1 or code.frames > self.cfg.group_size:
+            raise BitstreamError(
+                f"inr group of {code.frames} frames (group size {self.cfg.group_size})"
+            )
+        if (self.cfg.stem == "embed") != (code.embed_model is not None):
+            raise BitstreamError("inr MODEL unit does not match the stream's stem")
+        for layer, c in zip(self.layers, code.layers, strict=True):
+            steps = steps_from_code(c.w_base, c.w_k)
+            if not np.all(np.isfinite(steps)) or not np.isfinite(c.a_step) or c.a_step <= 0:
+                raise BitstreamError("inr MODEL unit has invalid steps")
+            bias = dequantize(c.b_ints, np.array([c.b_step], dtype=np.float32))
+            layer.load_exact(c.w_ints, steps, c.a_step, bias)
+        self.group = code
+        return code
+
+    def render(self, index: int, payload: bytes) -> tuple[np.ndarray, ...]:
+        """The planes of frame `index` of the loaded group; payload: its FRAME unit's."""
+        if self.group is None:
+            raise BitstreamError("inr FRAME unit before any MODEL unit")
+        if not 0 <= index < self.group.frames:
+            raise BitstreamError(f"inr frame {index} is outside its group of {self.group.frames}")
+        t = (index + 0.5) / self.cfg.group_size
+        pe = None
+        if self.cfg.stem == "pe" or self.cfg.modulation:
+            pe = positional_encoding_exact(t, self.cfg.pe_levels)
+        emb = None
+        if self.cfg.stem == "embed":
+            assert self.group.embed_model is not None
+            h0, w0 = self.grid
+            ints = decode_embedding(payload, self.group.embed_model, self.cfg.embed_dim * h0 * w0)
+            stem = self.net.stem_conv
+            assert stem is not None
+            if ints.size and (ints.min() < stem.lo or ints.max() > stem.hi):
+                raise BitstreamError("inr embedding value out of range")
+            emb = torch.from_numpy(ints.astype(np.float32).reshape(1, self.cfg.embed_dim, h0, w0))
+            emb = emb.contiguous(memory_format=torch.channels_last)
+        elif payload:
+            raise BitstreamError("inr FRAME unit of a NeRV-style stream must be empty")
+        with torch.inference_mode():
+            out = self.net(pe, emb, exact=True)  # (1, 3, H', W')
+        return render_planes(out, self.geo)

@@ -1,0 +1,323 @@
+"""Fitting a group's network: quantization-aware training with a rate penalty.
+
+loss = weighted MSE of the decoded planes + lam * estimated bits per pixel, where the
+rate is the Laplace proxy of every layer's integers (their change from the previous
+group's, for residual groups) plus the embeddings'. `lam` starts at the preset's value
+and is steered every epoch so that the group's estimated size (empirical entropy of the
+integers, the coder's cost) meets its bit budget. Adam, linear warm-up then cosine decay;
+under a time budget the number of epochs is re-planned from the measured epoch time.
+The network and the content encoder carry over from group to group (NIRVANA's warm start).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nvc.codec.inr.config import ModelConfig
+from nvc.codec.inr.frames import Geometry, encoder_input, frame_planes, plane_loss
+from nvc.codec.inr.model import ContentEncoder, InrNet
+from nvc.codec.inr.quant import (
+    STEP_K_MAX,
+    code_steps,
+    empirical_bits,
+    exactness_violations,
+    f32_step,
+    laplace_bits,
+    quantize_weight,
+    steps_from_code,
+)
+from nvc.codec.inr.weights import LayerCode
+from nvc.media import Frame
+
+# Called after every epoch with (epoch, epochs, psnr estimate, bpp estimate).
+EpochFn = Callable[[int, int, float, float], None]
+
+
+@dataclass
+class GroupData:
+    """A group's frames as training tensors (on the training device)."""
+
+    t: Tensor  # (N,) frame positions (i + 0.5) / group_size
+    targets: tuple[Tensor, ...]  # planes in [0, 1], batch first (see frames.frame_planes)
+    inputs: Tensor | None  # (N, 3, H', W') content-encoder input, embed stem only
+    pixels: int  # N * W * H
+
+
+def group_data(frames: list[Frame], geo: Geometry, cfg: ModelConfig, device: str) -> GroupData:
+    planes = [frame_planes(f, geo) for f in frames]
+    targets = tuple(
+        torch.from_numpy(np.stack([p[i] if p[i].ndim == 3 else p[i][None] for p in planes])).to(
+            device
+        )
+        for i in range(len(planes[0]))
+    )
+    inputs = None
+    if cfg.stem == "embed":
+        stacked = np.stack([encoder_input(p, geo) for p in planes])
+        inputs = torch.from_numpy(stacked).to(device).contiguous(memory_format=torch.channels_last)
+    n = len(frames)
+    t = (torch.arange(n, dtype=torch.float32) + 0.5) / cfg.group_size
+    return GroupData(t.to(device), targets, inputs, n * geo.width * geo.height)
+
+
+class Trainer:
+    """The encoder's trainable state, kept across groups."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        geo: Geometry,
+        *,
+        device: str = "cpu",
+        seed: int = 0,
+        lam: float = 0.5,
+        embed_bits: int = 6,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.cfg, self.geo, self.device = cfg, geo, device
+        self.net = InrNet(cfg, cfg.grid(geo.width, geo.height), embed_bits).to(device)
+        self.encoder = (
+            ContentEncoder(cfg.blocks + int(cfg.head_shuffle), cfg.embed_dim).to(device)
+            if cfg.stem == "embed"
+            else None
+        )
+        self.calibrated = False
+        self.lam_scale: float | None = lam  # first lam = lam_scale * MSE / target bpp (first group)
+        self.lam = 0.0  # current rate weight: loss = MSE + lam * bits per pixel
+        self.ref: list[tuple[Tensor, Tensor]] | None = None  # previous group's integers
+        self.rng = np.random.default_rng(seed)
+
+    def _embed(self, inputs: Tensor, quantized: bool = True) -> tuple[Tensor | None, Tensor | None]:
+        """(embedding as the stem sees it, its integer values) for a batch of inputs."""
+        if self.encoder is None:
+            return None, None
+        e = self.encoder(inputs)  # (B, d, h0, w0)
+        if not quantized:
+            return e, None
+        return self.net.quantize_embedding(e)
+
+    def _calibrate(self, data: GroupData) -> None:
+        hooks = [
+            layer.register_forward_pre_hook(lambda m, args: m.init_steps(args[0]))
+            for layer in self.net.layers
+        ]
+        with torch.no_grad():
+            idx = torch.arange(min(2, data.t.shape[0]), device=data.t.device)
+            emb, _ = (
+                self._embed(data.inputs[idx], quantized=False)
+                if data.inputs is not None
+                else (None, None)
+            )
+            self.net(self.net.pe(data.t[idx]), emb)
+        for h in hooks:
+            h.remove()
+        self.calibrated = True
+
+    def _weight_bits(self) -> float:
+        """Empirical entropy of the current integers (what the coder will spend)."""
+        bits = 0.0
+        with torch.no_grad():
+            for i, layer in enumerate(self.net.layers):
+                qw, qb = layer.int_weights()
+                if self.ref is not None:
+                    qw, qb = qw - self.ref[i][0], qb - self.ref[i][1]
+                bits += empirical_bits(qw.cpu().numpy().astype(np.int64))
+                bits += empirical_bits(qb.cpu().numpy().astype(np.int64)) + 100.0
+        return bits
+
+    def fit(
+        self,
+        data: GroupData,
+        *,
+        epochs: int,
+        lr: float,
+        batch: int,
+        budget_bits: float,
+        seconds: float | None,
+        residual: bool,
+        prune: float = 0.0,
+        on_epoch: EpochFn | None = None,
+    ) -> int:
+        """Train on one group; returns the number of epochs run."""
+        if not self.calibrated:
+            self._calibrate(data)
+        for layer in self.net.layers:  # residual groups keep the previous group's steps
+            layer.w_logstep.requires_grad_(not residual)
+            layer.b_logstep.requires_grad_(not residual)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if self.encoder is not None:
+            params += list(self.encoder.parameters())
+        opt = torch.optim.Adam(params, lr=lr)
+        n = data.t.shape[0]
+        steps_per_epoch = -(-n // batch)
+        planned = epochs
+        start = time.perf_counter()
+        step = 0
+        ref = self.ref if residual else None
+        self.net.train()
+        for epoch in range(epochs):
+            if epoch >= planned:
+                break
+            if prune > 0 and epoch == planned // 2:
+                self._prune(prune)
+            if not residual and epoch == planned - max(1, planned // 10):
+                self._freeze_steps()  # the last epochs adapt the weights to the coded steps
+            perm = torch.from_numpy(self.rng.permutation(n)).to(data.t.device)
+            mse_sum, emb_ints = 0.0, []
+            for s in range(steps_per_epoch):
+                idx = perm[s * batch : (s + 1) * batch]
+                total = planned * steps_per_epoch
+                warm = max(1, total // 20)
+                frac = min(1.0, step / max(1, total - 1))
+                scale = (
+                    (step + 1) / warm
+                    if step < warm
+                    else 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac))
+                )
+                for g in opt.param_groups:
+                    g["lr"] = lr * min(1.0, scale)
+                emb, eint = (
+                    self._embed(data.inputs[idx]) if data.inputs is not None else (None, None)
+                )
+                out = self.net(self.net.pe(data.t[idx]), emb)
+                dist = plane_loss(out, tuple(tg[idx] for tg in data.targets), self.geo)
+                bits = sum(
+                    (
+                        layer.rate_bits(ref[i] if ref else None)
+                        for i, layer in enumerate(self.net.layers)
+                    ),
+                    torch.zeros((), device=out.device),
+                )
+                if eint is not None:
+                    bits = bits + laplace_bits(eint) * (n / idx.numel())
+                    emb_ints.append(torch.round(eint.detach()).cpu().numpy().astype(np.int64))
+                loss = dist + self.lam * bits / data.pixels
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                mse_sum += float(dist.detach()) * idx.numel()
+                step += 1
+            est = self._weight_bits() + (
+                empirical_bits(np.concatenate([e.reshape(-1) for e in emb_ints]))
+                if emb_ints
+                else 0.0
+            )
+            target = 0.97 * max(budget_bits, 1.0)
+            if self.lam == 0.0 and epoch + 1 >= planned // 5:  # rate term from 20% on:
+                # lam ~ -dD/dR at the target rate (later groups keep the last group's lam)
+                self.lam = (self.lam_scale or 0.5) * (mse_sum / n) / (target / data.pixels)
+            elif self.lam > 0 and epoch + 1 < planned - max(1, planned // 10):  # steer to budget
+                f = min(1.3, 1.0 + 0.006 * steps_per_epoch)
+                self.lam *= float(np.clip(est / target, 1.0 / f, f))
+            elapsed = time.perf_counter() - start
+            if seconds is not None:  # re-plan from the measured epoch time
+                fit_epochs = int(seconds / (elapsed / (epoch + 1)))
+                planned = max(epoch + 1, min(epochs, fit_epochs))
+            if on_epoch is not None:
+                psnr = -10.0 * math.log10(max(mse_sum / n, 1e-12))
+                on_epoch(epoch + 1, planned, psnr, est / data.pixels)
+        self.net.eval()
+        return min(planned, epochs)
+
+    def _freeze_steps(self) -> None:
+        """Snap the weight and bias steps to their coded values and stop learning them."""
+        with torch.no_grad():
+            for layer in self.net.layers:
+                base, k = code_steps(layer.w_logstep.exp().cpu().numpy().astype(np.float64))
+                steps = steps_from_code(f32_step(float(base)), k).astype(np.float64)
+                layer.w_logstep.copy_(
+                    torch.from_numpy(np.log(steps)).float().reshape(layer.w_logstep.shape)
+                )
+                layer.b_logstep.fill_(math.log(float(f32_step(float(layer.b_logstep.exp())))))
+                layer.w_logstep.requires_grad_(False)
+                layer.b_logstep.requires_grad_(False)
+
+    def _prune(self, fraction: float) -> None:
+        """Zero the smallest `fraction` of every conv weight tensor (kept zero from now on)."""
+        with torch.no_grad():
+            for layer in self.net.layers:
+                w = layer.weight.abs().reshape(-1)
+                if w.numel() < 64:
+                    continue
+                threshold = torch.quantile(w.float().cpu(), fraction).to(w.device)
+                layer.mask.copy_((layer.weight.abs() > threshold).float())
+
+    def export(
+        self, residual: bool, ref: list[LayerCode] | None, coarser: int = 0
+    ) -> tuple[list[LayerCode], bool]:
+        """Code the network: (layers, residual).
+
+        `coarser` raises every weight step by coarser/32 octave (full groups; rate control).
+        A residual group that cannot keep its reference's steps is exported as full.
+        """
+        codes = []
+        for i, layer in enumerate(self.net.layers):
+            act_max = int(-layer.lo)
+            w = (layer.weight * layer.mask).detach().cpu().numpy()
+            b = layer.bias.detach().cpu().numpy()
+            is_embed = layer is self.net.stem_conv and self.encoder is not None
+            a_step = f32_step(float(self.net.embed_step() if is_embed else layer.a_step()))
+            if residual and ref is not None:
+                base, k, b_step = ref[i].w_base, ref[i].w_k, ref[i].b_step
+            else:
+                base, k = code_steps(
+                    np.array([f32_step(float(s)) for s in layer.w_logstep.exp().detach().cpu()])
+                )
+                k = np.minimum(k + coarser, STEP_K_MAX)
+                b_step = f32_step(float(layer.b_logstep.detach().exp()))
+            ints = quantize_weight(w, steps_from_code(base, k))
+            bad = exactness_violations(ints, act_max)
+            while bad.size:
+                if residual:
+                    return self.export(False, None, coarser)
+                k = k.copy()
+                k[bad if k.size > 1 else 0] += 1
+                ints = quantize_weight(w, steps_from_code(base, k))
+                bad = exactness_violations(ints, act_max)
+            b_ints = quantize_weight(b, np.array([b_step], dtype=np.float32))
+            codes.append(LayerCode(a_step, base, k, ints, b_step, b_ints))
+        return codes, residual
+
+    def commit(self, codes: list[LayerCode]) -> None:
+        """Make the training state use the coded steps; remember the integers as reference."""
+        self.ref = []
+        with torch.no_grad():
+            for layer, c in zip(self.net.layers, codes, strict=True):
+                steps = torch.from_numpy(steps_from_code(c.w_base, c.w_k).astype(np.float32))
+                layer.w_logstep.copy_(
+                    torch.log(steps.double()).float().reshape(layer.w_logstep.shape)
+                )
+                layer.b_logstep.fill_(math.log(float(c.b_step)))
+                top = (
+                    self.net.embed_hi if layer is self.net.stem_conv and self.encoder else layer.hi
+                )
+                layer.a_max.fill_(float(c.a_step) * top)
+                dev = layer.weight.device
+                self.ref.append(
+                    (
+                        torch.from_numpy(c.w_ints.astype(np.float32)).to(dev),
+                        torch.from_numpy(c.b_ints.astype(np.float32)).to(dev),
+                    )
+                )
+
+    def embedding_ints(self, data: GroupData, codes: list[LayerCode]) -> np.ndarray | None:
+        """The group's embeddings as the integers FRAME units carry: (N, d, h0, w0)."""
+        if self.encoder is None or data.inputs is None:
+            return None
+        stem = self.net.stem_conv
+        assert stem is not None
+        step = float(codes[self.net.layers.index(stem)].a_step)
+        out = []
+        with torch.no_grad():
+            for i in range(0, data.inputs.shape[0], 8):
+                e = self.encoder(data.inputs[i : i + 8]).double().cpu().numpy()
+                top = self.net.embed_hi
+                out.append(np.clip(np.rint(e / step), -top - 1, top).astype(np.int64))
+        return np.concatenate(out)

@@ -1,0 +1,255 @@
+"""Serialization of a group's quantized network (the MODEL unit) and of embeddings.
+
+MODEL payload (little-endian; uleb = LEB128):
+
+    u8     flags: bit 0 residual (integers are differences from the previous group's),
+                  bit 1 an embedding model follows the coding groups
+    uleb   frames in the group
+    f32    input step of every layer (L values, layer order of InrNet.layers)
+    f32    weight step base of every layer        } full groups only: residual groups
+    f32    bias step of every layer               } reuse the previous group's steps
+    uleb   number of coding groups, then each:  u8 model kind | uleb n | params | uleb n | data
+    [u8 model kind | uleb n | params]             the embedding model (FRAME units use it)
+
+Coding groups (both sides derive them from the layer shapes): every weight tensor of at
+least 256 values alone, all smaller weight tensors together, all biases together, all
+per-channel step exponents together (full groups only). Each group is coded with the
+cheaper of nvc.codec.entropy's adaptive categorical model (no table sent) and its
+discrete Laplace model (mean and scale sent), so the coder is never worse than the
+Laplace rate proxy the network was trained with.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from nvc.bitstream import decode_uleb128, encode_uleb128
+from nvc.codec.entropy import CategoricalWeightModel, ParametricWeightModel
+from nvc.errors import BitstreamError, CodecError, NvcError
+
+_F32 = struct.Struct("<f")
+SMALL = 256  # weight tensors below this many values share one coding group
+# Model kinds: adaptive categorical, discrete Laplace, discrete Gaussian, empirical categorical.
+_MODELS: dict[int, CategoricalWeightModel | ParametricWeightModel] = {
+    0: CategoricalWeightModel("adaptive"),
+    1: ParametricWeightModel("laplace"),
+    2: ParametricWeightModel("gaussian"),
+    3: CategoricalWeightModel("empirical"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class LayerCode:
+    """One QConv as coded: integers and float32 steps."""
+
+    a_step: np.float32  # input step
+    w_base: np.float32  # weight step base (the largest channel step)
+    w_k: np.ndarray  # per-channel step exponents (int64, <= 0); one 0 for per-tensor steps
+    w_ints: np.ndarray  # integer weights, the weight's shape (int64)
+    b_step: np.float32  # bias step
+    b_ints: np.ndarray  # integer biases (int64)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupCode:
+    """A group's network as coded, plus the model its embeddings are coded with."""
+
+    frames: int  # frames in the group
+    layers: list[LayerCode]
+    residual: bool = False  # integers sent as differences from the previous group
+    embed_model: tuple[int, object] | None = None  # (model kind, params) for FRAME payloads
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    weight: tuple[int, ...]  # weight tensor shape
+    steps: int  # number of weight steps (channels, or 1)
+
+
+def _put(out: bytearray, blob: bytes) -> None:
+    out += encode_uleb128(len(blob)) + blob
+
+
+def _code_group(values: np.ndarray) -> tuple[int, bytes, bytes]:
+    """(kind, params, data) of the cheapest model for these integers."""
+    best: tuple[int, bytes, bytes] | None = None
+    for kind in (0, 1):
+        model = _MODELS[kind]
+        try:
+            params = model.fit(values)
+        except CodecError:  # a range too wide for a categorical model
+            continue
+        data = model.compress(values, params)  # type: ignore[arg-type]
+        cand = (kind, params.to_bytes(), data)
+        if best is None or len(cand[1]) + len(cand[2]) < len(best[1]) + len(best[2]):
+            best = cand
+    assert best is not None
+    return best
+
+
+def _groups(shapes: list[LayerShape], residual: bool) -> list[list[tuple[int, str]]]:
+    """Coding groups as lists of (layer index, "w" | "b" | "k")."""
+    big = [[(i, "w")] for i, s in enumerate(shapes) if int(np.prod(s.weight)) >= SMALL]
+    small = [(i, "w") for i, s in enumerate(shapes) if int(np.prod(s.weight)) < SMALL]
+    groups = big + [small, [(i, "b") for i in range(len(shapes))]]
+    if not residual:
+        groups.append([(i, "k") for i in range(len(shapes))])
+    return [g for g in groups if g]
+
+
+def _array(layer: LayerCode, part: str) -> np.ndarray:
+    return {"w": layer.w_ints, "b": layer.b_ints, "k": layer.w_k}[part]
+
+
+def encode_group(code: GroupCode, ref: GroupCode | None = None) -> bytes:
+    """The MODEL payload of a group; residual groups need the previous group `ref`."""
+    if code.residual and ref is None:
+        raise NvcError("a residual group needs its reference group")
+    layers = code.layers
+    if code.residual and ref is not None:
+        layers = [
+            replace(a, w_ints=a.w_ints - b.w_ints, b_ints=a.b_ints - b.b_ints)
+            for a, b in zip(code.layers, ref.layers, strict=True)
+        ]
+    out = bytearray([int(code.residual) | (2 if code.embed_model else 0)])
+    out += encode_uleb128(code.frames)
+    for layer in layers:
+        out += _F32.pack(layer.a_step)
+    if not code.residual:
+        for layer in layers:
+            out += _F32.pack(layer.w_base)
+        for layer in layers:
+            out += _F32.pack(layer.b_step)
+    shapes = [LayerShape(tuple(x.w_ints.shape), x.w_k.size) for x in layers]
+    groups = _groups(shapes, code.residual)
+    out += encode_uleb128(len(groups))
+    for group in groups:
+        values = np.concatenate([_array(layers[i], p).reshape(-1) for i, p in group])
+        kind, params, data = _code_group(values)
+        out.append(kind)
+        _put(out, params)
+        _put(out, data)
+    if code.embed_model:
+        kind, embed_params = code.embed_model
+        out.append(kind)
+        _put(out, embed_params.to_bytes())  # type: ignore[attr-defined]
+    return bytes(out)
+
+
+class _Cursor:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def uleb(self, limit: int = 1 << 31) -> int:
+        value, self.pos = decode_uleb128(self.data, self.pos, limit=limit, what="inr field")
+        return value
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise BitstreamError("inr MODEL unit is truncated")
+        blob = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return blob
+
+    def f32(self) -> np.float32:
+        return np.float32(_F32.unpack(self.take(4))[0])
+
+    def blob(self) -> bytes:
+        return self.take(self.uleb())
+
+
+def _model(kind: int) -> CategoricalWeightModel | ParametricWeightModel:
+    if kind not in _MODELS:
+        raise BitstreamError(f"inr MODEL unit uses unknown entropy model {kind}")
+    return _MODELS[kind]
+
+
+def decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) -> GroupCode:
+    """Inverse of encode_group. A residual group without `ref` is a BitstreamError."""
+    try:
+        return _decode_group(data, shapes, ref)
+    except NvcError as e:
+        if isinstance(e, BitstreamError):
+            raise
+        raise BitstreamError(f"inr MODEL unit does not decode: {e}") from None
+
+
+def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) -> GroupCode:
+    cur = _Cursor(data)
+    flags = cur.take(1)[0]
+    residual = bool(flags & 1)
+    if flags & ~3:
+        raise BitstreamError("inr MODEL unit has unknown flags")
+    if residual and ref is None:
+        raise BitstreamError("inr residual group without its reference (start at a RAP)")
+    frames = cur.uleb()
+    n = len(shapes)
+    a_steps = [cur.f32() for _ in range(n)]
+    if residual:
+        assert ref is not None
+        w_base = [x.w_base for x in ref.layers]
+        b_step = [x.b_step for x in ref.layers]
+    else:
+        w_base = [cur.f32() for _ in range(n)]
+        b_step = [cur.f32() for _ in range(n)]
+    arrays: dict[tuple[int, str], np.ndarray] = {}
+    groups = _groups(shapes, residual)
+    if cur.uleb() != len(groups):
+        raise BitstreamError("inr MODEL unit has the wrong number of coding groups")
+    sizes = {
+        "w": lambda i: int(np.prod(shapes[i].weight)),
+        "b": lambda i: shapes[i].weight[0],
+        "k": lambda i: shapes[i].steps,
+    }
+    for group in groups:
+        model = _model(cur.take(1)[0])
+        params = model.params_from_bytes(cur.blob())
+        counts = [sizes[p](i) for i, p in group]
+        values = model.decompress(cur.blob(), params, sum(counts))  # type: ignore[arg-type]
+        for (i, p), part in zip(group, np.split(values, np.cumsum(counts)[:-1]), strict=True):
+            arrays[(i, p)] = part
+    embed_model = None
+    if flags & 2:
+        kind = cur.take(1)[0]
+        embed_model = (kind, _model(kind).params_from_bytes(cur.blob()))
+    if cur.pos != len(data):
+        raise BitstreamError("inr MODEL unit has trailing bytes")
+    layers = []
+    for i, s in enumerate(shapes):
+        w = arrays[(i, "w")].reshape(s.weight)
+        b = arrays[(i, "b")]
+        k = ref.layers[i].w_k if residual and ref else arrays[(i, "k")]
+        if residual and ref:
+            w, b = w + ref.layers[i].w_ints, b + ref.layers[i].b_ints
+        layers.append(LayerCode(a_steps[i], w_base[i], k, w, b_step[i], b))
+    return GroupCode(frames, layers, residual, embed_model)
+
+
+def fit_embedding_model(ints: np.ndarray) -> tuple[int, object]:
+    """The cheapest model for a group's embedding integers (all frames)."""
+    best: tuple[int, object] | None = None
+    best_bits = 0.0
+    for kind in (1, 2, 3):
+        model = _MODELS[kind]
+        params = model.fit(ints)
+        bits = model.cost_bits(ints, params) + 8 * len(params.to_bytes())  # type: ignore[arg-type]
+        if best is None or bits < best_bits:
+            best, best_bits = (kind, params), bits
+    assert best is not None
+    return best
+
+
+def encode_embedding(ints: np.ndarray, embed_model: tuple[int, object]) -> bytes:
+    kind, params = embed_model
+    return _MODELS[kind].compress(ints, params)  # type: ignore[arg-type]
+
+
+def decode_embedding(data: bytes, embed_model: tuple[int, object], count: int) -> np.ndarray:
+    kind, params = embed_model
+    try:
+        return _MODELS[kind].decompress(data, params, count)  # type: ignore[arg-type]
+    except NvcError as e:
+        raise BitstreamError(f"inr FRAME unit does not decode: {e}") from None
