@@ -1,0 +1,134 @@
+"""`nvc train fm ...`: train the fm codec's model. Wired into nvc.cli by `add_parser`.
+
+nvc train fm --out runs/fm --images /usr/share/wallpapers --minutes 45
+nvc train fm --out runs/fm --resume --minutes 30          # continue the same run
+nvc train fm --out runs/fm --export my-fm.pt --steps 0    # write weights, no training
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected at least 0, not {text!r}")
+    return v
+
+
+def _minutes(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, not {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"minutes must be positive, not {text!r}")
+    return v
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `train` command (first positional: the codec family, `fm`)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "train",
+        help="train a learned codec's model (fm)",
+        description="Train the fm codec's model in stages (intra, one inter frame, several "
+        "inter frames with propagated error), q sampled per sample. Data: folders of videos, "
+        "folders of photographs animated into clips with camera motion and moving layers, "
+        "and built-in synthetic clips (the default when no folder is given). Checkpoints "
+        "go to --out; --resume continues a run.",
+    )
+    p.add_argument("family", choices=["fm"], help="codec family to train (fm)")
+    p.add_argument("--out", required=True, help="directory for checkpoints and the log")
+    p.add_argument("--variant", default="realtime", help="model variant: realtime or quality")
+    p.add_argument(
+        "--videos", action="append", default=[], metavar="DIR", help="video folder (repeatable)"
+    )
+    p.add_argument(
+        "--images", action="append", default=[], metavar="DIR", help="image folder (repeatable)"
+    )
+    p.add_argument("--synthetic", action="store_true", help="also use synthetic clips")
+    p.add_argument("--intra-steps", type=_positive_int, default=2000, help="stage 1 steps")
+    p.add_argument("--inter-steps", type=_positive_int, default=1000, help="stage 2 steps")
+    p.add_argument("--multi-steps", type=_positive_int, default=2000, help="stage 3 steps")
+    p.add_argument("--frames", type=_positive_int, default=4, help="frames per stage-3 sample")
+    p.add_argument(
+        "--rate-warmup",
+        type=_positive_int,
+        default=1000,
+        help="steps over which the inter frames' rate weight rises from 0.05 to 1 (0: off)",
+    )
+    p.add_argument(
+        "--rewarm",
+        action="store_true",
+        help="warm the inter rate up again from the resumed step (to wake unused latents)",
+    )
+    p.add_argument("--batch", type=_positive_int, default=8, help="samples per step")
+    p.add_argument("--crop", type=_positive_int, default=128, help="crop size (multiple of 16)")
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--seed", type=_positive_int, default=0, help="random seed")
+    p.add_argument("--minutes", type=_minutes, help="stop after this many minutes (resumable)")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    p.add_argument("--export", metavar="FILE", help="write the trained weights to FILE at the end")
+    p.set_defaults(run=run_train)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from nvc.codec.conditional.train import TrainConfig, Trainer
+    from nvc.progress import Progress
+
+    config = TrainConfig(
+        out=args.out,
+        variant=args.variant,
+        videos=list(args.videos),
+        images=list(args.images),
+        synthetic=True if args.synthetic else None,
+        intra_steps=args.intra_steps,
+        inter_steps=args.inter_steps,
+        multi_steps=args.multi_steps,
+        frames=args.frames,
+        rate_warmup=args.rate_warmup,
+        rewarm=args.rewarm,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        time_limit=args.minutes * 60 if args.minutes else None,
+    )
+    trainer = Trainer(config, resume=args.resume)
+    print(
+        f"training fm-{config.variant} from step {trainer.step} to {config.total_steps} on "
+        f"{config.device}; data: {trainer.data.describe()}",
+        flush=True,
+    )
+    bar = Progress("train")
+    total = config.total_steps
+
+    def on_step(stats: Any) -> None:
+        bar.extra = f"stage {stats.stage} bpp {stats.bpp:.3f} PSNR {stats.psnr:.2f} dB"
+        bar.update(stats.step, total)
+
+    def log(line: str) -> None:
+        if bar.enabled:
+            bar.close()
+        print(line, file=sys.stdout, flush=True)
+
+    try:
+        trainer.run(on_step=on_step, log=log)
+    finally:
+        bar.close()
+    print(f"checkpoint: {trainer.dir / 'checkpoint.pt'} (step {trainer.step})", flush=True)
+    if args.export:
+        digest = trainer.export_weights(args.export)
+        print(f"weights: {args.export} (sha256 {digest.hex()[:16]})", flush=True)
+    return 0

@@ -1,0 +1,424 @@
+"""The `fm` codec: learned causal video coding with feature modulation (see README.md).
+
+Sequence header codec parameters (version 1):
+
+    u8 version = 1 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
+    | uleb128 intra period (0: only the first frame) | uleb128 refresh interval (0: never)
+
+One FRAME unit per frame, payload:
+
+    u8 flags (bit 0: intra, bit 1: refresh the temporal feature; others 0) | u8 q (0..63)
+    | one range-coder stream (nvc.codec.entropy) with the frame's sections in order:
+      intra: z, y anchors, y non-anchors;
+      inter: motion z, motion latent, z, y anchors, y non-anchors.
+
+Intra frames are random-access points (rap=True); inter frames, refreshes included, are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+from torch import Tensor
+
+from nvc.bitstream import SequenceHeader, Unit, UnitType, decode_uleb128, encode_uleb128
+from nvc.codec.base import CodecSpec, StreamInfo
+from nvc.codec.conditional import frames as fr
+from nvc.codec.conditional import weights as wt
+from nvc.codec.conditional.layers import ONE
+from nvc.codec.conditional.model import Q_LEVELS, VARIANTS, Contexts, FMModel, lambda_of
+from nvc.codec.conditional.motion import estimate_motion
+from nvc.codec.entropy import SymbolReader, SymbolWriter
+from nvc.errors import BitstreamError, CodecError
+from nvc.media import Frame
+
+PARAMS_VERSION = 1
+FLAG_INTRA = 1
+FLAG_REFRESH = 2
+DEFAULT_Q = 40
+DECODER_THREADS = 1  # torch threads while decoding (see _torch_threads)
+
+
+@dataclass(frozen=True)
+class FmConfig:
+    """Options of `nvc encode --codec fm`."""
+
+    q: int | None = None  # quality index 0 (smallest) .. 63 (best); default 40 unless bpp is set
+    bpp: float | None = None  # target bits per pixel (simple rate control over q)
+    refine: int = 0  # encoder-side latent refinement steps per frame (decoder unchanged)
+    intra_period: int = 128  # an intra frame every N frames (0: only the first)
+    refresh: int = 32  # re-derive the temporal feature from the picture every N frames (0: never)
+    variant: str = "realtime"  # shipped model variant: realtime or quality
+    weights: str | None = None  # a weights file from `nvc train fm` instead of the shipped one
+    device: str = "cpu"  # device of the encoder-only float networks (analysis, refinement)
+    threads: int = 1  # torch threads while coding (results are identical for any count)
+
+    def __post_init__(self) -> None:
+        if self.q is not None and not 0 <= int(self.q) < Q_LEVELS:
+            raise ValueError(f"q must be in 0..{Q_LEVELS - 1}, got {self.q}")
+        if self.q is not None and self.bpp is not None:
+            raise ValueError("give q or bpp, not both")
+        if self.bpp is not None and not 0 < float(self.bpp) < 64:
+            raise ValueError(f"bpp must be positive, got {self.bpp}")
+        if not 0 <= int(self.refine) <= 1000:
+            raise ValueError(f"refine must be in 0..1000, got {self.refine}")
+        if int(self.intra_period) < 0 or int(self.refresh) < 0:
+            raise ValueError("intra_period and refresh must be >= 0")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        if not 1 <= int(self.threads) <= 256:
+            raise ValueError(f"threads must be in 1..256, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class FmParams:
+    """What the sequence header says about an fm stream."""
+
+    variant: str
+    weights_hash: bytes  # first 16 bytes of the weights' SHA-256
+    intra_period: int
+    refresh: int
+
+    def to_bytes(self) -> bytes:
+        name = self.variant.encode()
+        return (
+            bytes([PARAMS_VERSION, len(name)])
+            + name
+            + self.weights_hash
+            + encode_uleb128(self.intra_period)
+            + encode_uleb128(self.refresh)
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FmParams:
+        if len(data) < 2 or data[0] != PARAMS_VERSION:
+            raise BitstreamError("fm stream has unsupported codec parameters")
+        n = data[1]
+        end = 2 + n + wt.HASH_BYTES
+        if len(data) < end:
+            raise BitstreamError("fm codec parameters are truncated")
+        try:
+            variant = data[2 : 2 + n].decode()
+        except UnicodeDecodeError:
+            raise BitstreamError("fm codec parameters name no variant") from None
+        digest = bytes(data[2 + n : end])
+        period, pos = decode_uleb128(data, end, limit=1 << 31, what="intra period")
+        refresh, pos = decode_uleb128(data, pos, limit=1 << 31, what="refresh interval")
+        if pos != len(data):
+            raise BitstreamError("fm codec parameters have trailing bytes")
+        return cls(variant, digest, period, refresh)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run a block with n torch intra-op threads, then restore the count. The exact path's
+    results do not depend on it (integer arithmetic); its speed does: its many small matmuls
+    gain little from a second thread and lose up to 10x when the cores are busy."""
+    old = torch.get_num_threads()
+    if n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@dataclass
+class _State:
+    """What carries from one frame to the next; identical on both sides, bit for bit."""
+
+    ref_codes: Tensor | None = None  # (1, 96, h, w) float64 codes of the last decoded picture
+    ref: Tensor | None = None  # the same as fixed-point network values
+    feature: Tensor | None = None  # fixed-point temporal feature; None: derive from `ref`
+    since_intra: int = 0  # frames since the last intra frame
+
+
+def _as_float(ctx: Contexts, device: str) -> Contexts:
+    """Fixed-point contexts as float32 network values (for the encoder's float analysis)."""
+    parts = (ctx.pred, ctx.c0, ctx.c1, ctx.prior)
+    return Contexts(*((t / ONE).to(device, torch.float32) for t in parts))
+
+
+class _FrameCoder:
+    """The shared coding machinery of the encoder and the decoder."""
+
+    def __init__(self, model: FMModel, stream: StreamInfo) -> None:
+        self.model = model
+        self.stream = stream
+        self.internal = fr.internal_format(stream.format)
+        self.depth = fr.bit_depth(self.internal)
+        wp, hp = fr.padded_size(stream.width, stream.height)
+        self.grid = (hp // 8, wp // 8)  # the 1/8-resolution grid
+        self.state = _State()
+
+    def _finish(self, x_fp: Tensor, feature: Tensor | None, intra: bool) -> Tensor:
+        codes = fr.fixed_to_codes(x_fp, self.depth)
+        s = self.state
+        s.ref_codes = codes
+        s.ref = fr.codes_to_fixed(codes, self.depth)
+        s.feature = feature
+        s.since_intra = 0 if intra else s.since_intra + 1
+        return codes
+
+    def temporal_feature(self, refresh: bool) -> Tensor:
+        s = self.state
+        if s.ref is None:
+            raise BitstreamError("inter frame without a reference: start at a random-access point")
+        if s.feature is None or refresh:
+            return self.model.exact_adapt(s.ref)
+        return s.feature
+
+    def to_frame(self, codes: Tensor, pts: int) -> Frame:
+        st = self.stream
+        return fr.codes_to_frame(
+            codes,
+            internal=self.internal,
+            out_format=st.format,
+            width=st.width,
+            height=st.height,
+            pts=pts,
+            time_base=Fraction(1, 1) / st.fps,
+            full_range=st.full_range,
+        )
+
+
+class _RateControl:
+    """Picks q per frame for a bits-per-pixel target: a feedback loop on the real coded
+    sizes. An intra frame may cost `INTRA_WEIGHT` times the average; the loop corrects q by
+    the last frame's ratio to its share and by the spending so far against the budget."""
+
+    INTRA_WEIGHT = 4.0
+    GAIN = 6.0  # q steps per halving of the rate error (about half the model's q per octave)
+
+    def __init__(self, bpp: float, pixels: int) -> None:
+        self.target = bpp * pixels  # bits per frame on average
+        self.q = 32.0
+        self.frames = 0
+        self.spent = 0.0
+
+    def pick(self) -> int:
+        return int(min(max(round(self.q), 0), Q_LEVELS - 1))
+
+    def update(self, bits: float, intra: bool) -> None:
+        self.frames += 1
+        self.spent += bits
+        share = self.target * (self.INTRA_WEIGHT if intra else 1.0)
+        frame_error = math.log2(max(bits, 1.0) / share)
+        budget_error = math.log2(max(self.spent, 1.0) / (self.target * self.frames))
+        step = -self.GAIN * (frame_error + 0.5 * budget_error)
+        self.q = min(max(self.q + max(min(step, 8.0), -8.0), 0.0), Q_LEVELS - 1.0)
+
+
+class FmEncoder:
+    """Frames -> one FRAME unit each. `last_reconstruction` is the decoder's output, exactly."""
+
+    def __init__(self, stream: StreamInfo, config: FmConfig) -> None:
+        self.config = config
+        # `weights` (a file from `nvc train fm`) wins over `variant` (the shipped model)
+        model = (
+            wt.load_weights(config.weights) if config.weights else wt.default_model(config.variant)
+        )
+        self.model = model.eval()
+        self.coder = _FrameCoder(self.model, stream)
+        self.params = FmParams(
+            self.model.config.variant,
+            wt.short_hash(self.model),
+            int(config.intra_period),
+            int(config.refresh),
+        )
+        self.device = config.device
+        self._analysis = self.model
+        if self.device != "cpu":
+            import copy
+
+            self._analysis = copy.deepcopy(self.model).to(self.device)
+        self.frames = 0
+        self.rate = (
+            _RateControl(float(config.bpp), stream.width * stream.height)
+            if config.bpp is not None
+            else None
+        )
+        self.last_reconstruction: Frame | None = None
+
+    @property
+    def codec_params(self) -> bytes:
+        return self.params.to_bytes()
+
+    def _is_intra(self) -> bool:
+        p = self.params.intra_period
+        return self.frames == 0 or (p > 0 and self.coder.state.since_intra + 1 >= p)
+
+    def encode(self, frame: Frame | None) -> list[Unit]:
+        if frame is None:
+            return []
+        st = self.coder.stream
+        if (frame.width, frame.height) != (st.width, st.height):
+            raise CodecError(
+                f"frame is {frame.width}x{frame.height}, the stream is {st.width}x{st.height}"
+            )
+        intra = self._is_intra()
+        q = self._pick_q()
+        refresh = (
+            not intra
+            and self.params.refresh > 0
+            and (self.coder.state.since_intra + 1) % self.params.refresh == 0
+        )
+        codes = fr.frame_to_codes(frame, self.coder.internal)
+        with _torch_threads(int(self.config.threads)):
+            payload, recon = self._code(codes, q, intra, refresh)
+        if self.rate is not None:
+            self.rate.update(8.0 * len(payload), intra)
+        self.frames += 1
+        self.last_reconstruction = self.coder.to_frame(recon, frame.pts)
+        return [Unit(UnitType.FRAME, payload, pts=frame.pts, rap=intra)]
+
+    def _pick_q(self) -> int:
+        if self.rate is not None:
+            return self.rate.pick()
+        return DEFAULT_Q if self.config.q is None else int(self.config.q)
+
+    def _code(self, codes: Tensor, q: int, intra: bool, refresh: bool) -> tuple[bytes, Tensor]:
+        m, coder = self.model, self.coder
+        dev = self.device
+        x = fr.codes_to_net(codes, coder.depth).to(dev)
+        writer = SymbolWriter()
+        if intra:
+            with torch.no_grad():
+                y = self._analysis.intra.latent(x, q)
+            y = self._refine_intra(x, y, q).cpu()
+            x_fp = m.intra.encode(y, q, writer)
+            recon = coder._finish(x_fp, None, True)
+        else:
+            st = coder.state
+            assert st.ref_codes is not None and st.ref is not None
+            scale = float(1 << coder.depth)
+            cur_y = fr.split_96(codes)[0] / scale
+            ref_y = fr.split_96(st.ref_codes)[0] / scale
+            flow = estimate_motion(cur_y.to(dev), ref_y.to(dev))
+            inter = m.inter
+            qt = torch.tensor([q], device=dev)
+            with torch.no_grad():
+                mv = self._analysis.inter.motion_latent(flow, qt).cpu()
+            m_hat = inter.mv_prior.encode(mv, None, writer)
+            flow_fp = inter.exact_flow(m_hat, q)
+            feature = coder.temporal_feature(refresh)
+            ctx = inter.exact_contexts(st.ref, feature, flow_fp)
+            ctx_f = _as_float(ctx, dev)
+            with torch.no_grad():
+                y = self._analysis.inter.frame_latent(x, ctx_f, qt)
+            y = self._refine_inter(x, y, ctx_f, q).cpu()
+            y_hat = inter.prior.encode(y, ctx.prior, writer)
+            x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
+            recon = coder._finish(x_fp, f, False)
+        flags = (FLAG_INTRA if intra else 0) | (FLAG_REFRESH if refresh else 0)
+        return bytes([flags, q]) + writer.finish(), recon
+
+    # ------------------------------------------------------------------ refinement
+
+    def _refine(self, y: Tensor, loss_fn: object) -> Tensor:
+        steps = int(self.config.refine)
+        if steps <= 0:
+            return y
+        y = y.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=0.02)
+        best, best_loss = y.detach().clone(), float("inf")
+        for _ in range(steps + 1):
+            loss = loss_fn(y)  # type: ignore[operator]
+            value = float(loss.detach())
+            if value < best_loss:
+                best_loss, best = value, y.detach().clone()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return best
+
+    def _refine_intra(self, x: Tensor, y: Tensor, q: int) -> Tensor:
+        intra = self._analysis.intra
+        qt = torch.tensor([q], device=x.device)
+        lam = lambda_of(qt)
+        pixels = float(x.shape[2] * x.shape[3] * 64)
+
+        def loss(v: Tensor) -> Tensor:
+            po = intra.prior(v)
+            x_hat = intra.head(intra.dec(po.y_hat * intra.q_dec(qt)))
+            return (lam * torch.mean((x_hat - x) ** 2) + po.bits / pixels).sum()
+
+        return self._refine(y, loss)
+
+    def _refine_inter(self, x: Tensor, y: Tensor, ctx: Contexts, q: int) -> Tensor:
+        inter = self._analysis.inter
+        qt = torch.tensor([q], device=x.device)
+        lam = lambda_of(qt)
+        pixels = float(x.shape[2] * x.shape[3] * 64)
+
+        def loss(v: Tensor) -> Tensor:
+            po = inter.prior(v, ctx.prior)
+            x_hat, _ = inter.synthesis(po.y_hat * inter.q_dec(qt), ctx)
+            return (lam * torch.mean((x_hat - x) ** 2) + po.bits / pixels).sum()
+
+        return self._refine(y, loss)
+
+
+class FmDecoder:
+    """FRAME units -> frames, bit-exactly the encoder's reconstructions."""
+
+    def __init__(self, header: SequenceHeader) -> None:
+        self.params = FmParams.from_bytes(header.codec_params)
+        if self.params.variant not in VARIANTS:
+            raise CodecError(f"fm stream uses an unknown variant {self.params.variant!r}")
+        self.model = wt.find_model(self.params.variant, self.params.weights_hash).eval()
+        self.coder = _FrameCoder(self.model, StreamInfo.from_header(header))
+
+    def decode(self, unit: Unit | None) -> list[Frame]:
+        if unit is None or unit.type != UnitType.FRAME:
+            return []
+        with _torch_threads(DECODER_THREADS):
+            return self._decode(unit)
+
+    def _decode(self, unit: Unit) -> list[Frame]:
+        data = unit.payload
+        if len(data) < 2 or data[0] & ~(FLAG_INTRA | FLAG_REFRESH) or data[1] >= Q_LEVELS:
+            raise BitstreamError(f"fm frame {unit.pts} has a bad header")
+        flags, q = data[0], data[1]
+        if (len(data) - 2) % 4:
+            raise BitstreamError(f"fm frame {unit.pts} is truncated")
+        reader = SymbolReader(bytes(data[2:]))
+        m, coder = self.model, self.coder
+        try:
+            if flags & FLAG_INTRA:
+                x_fp = m.intra.decode(reader, q, coder.grid)
+                codes = coder._finish(x_fp, None, True)
+            else:
+                feature = coder.temporal_feature(bool(flags & FLAG_REFRESH))
+                st = coder.state
+                assert st.ref is not None
+                inter = m.inter
+                mv_shape, y_shape = inter.latent_shapes(coder.grid)
+                m_hat = inter.mv_prior.decode(reader, mv_shape, None)
+                flow_fp = inter.exact_flow(m_hat, q)
+                ctx = inter.exact_contexts(st.ref, feature, flow_fp)
+                y_hat = inter.prior.decode(reader, y_shape, ctx.prior)
+                x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
+                codes = coder._finish(x_fp, f, False)
+        except CodecError as e:
+            raise BitstreamError(f"fm frame {unit.pts} does not decode: {e}") from None
+        return [coder.to_frame(codes, unit.pts)]
+
+
+SPEC = CodecSpec(
+    id=3,
+    name="fm",
+    summary="learned causal video codec with feature modulation (DCVC-FM line); low delay, live",
+    config_type=FmConfig,
+    make_encoder=FmEncoder,
+    make_decoder=FmDecoder,
+)
+
+__all__ = ["SPEC", "FmConfig", "FmDecoder", "FmEncoder", "FmParams"]

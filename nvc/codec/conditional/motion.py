@@ -1,0 +1,91 @@
+"""Encoder-side motion estimation: hierarchical block matching on luma.
+
+The decoder never runs this: it only receives the coded motion. So it needs neither
+learning nor exactness, and a classical estimator is used where DCVC-FM uses a pretrained
+optical-flow network (SpyNet), which nvc cannot download and could not train from scratch
+on a CPU in useful time. The learned part is the motion *coder* (model.MotionCoder).
+
+One vector per 8 x 8 luma block (one per position of the codec's 1/8-resolution feature
+grid), in units of that grid. Coarse to fine: an exhaustive +-3 search at 1/16 luma
+resolution (+-48 luma pixels), then +-1 refinements at 1/8, 1/4 and 1/2 resolution around
+the doubled coarser vector, then a half-pixel refinement at 1/2 resolution (1/4 luma
+pixel). Cost: mean absolute difference over a block (with its neighbours at the coarse
+levels) plus a small penalty on the vector's length, so flat areas keep still vectors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from nvc.codec.conditional.layers import upsample_nearest, warp
+
+_PENALTY = 0.002  # cost per pixel of vector length (in units of the level's pixels), on [0, 1]
+
+
+def _candidates(radius: int, step: float, device: torch.device) -> Tensor:
+    r = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32) * step
+    gy, gx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # (K, 2) as (dx, dy)
+
+
+def _search(
+    cur: Tensor, ref: Tensor, base: Tensor, block: int, cands: Tensor, smooth: bool
+) -> Tensor:
+    """Best vector per block among base + candidate, in pixels of this level.
+
+    cur, ref: (B, 1, H, W); base: (B, 2, H / block, W / block)."""
+    best_cost: Tensor | None = None
+    best = base
+    integer = bool(torch.equal(cands, torch.round(cands))) and bool(
+        torch.equal(base, torch.round(base))
+    )
+    for d in cands:
+        vec = base + d.view(1, 2, 1, 1)
+        full = upsample_nearest(vec, block)
+        shifted = _shift(ref, full) if integer else warp(ref, full)
+        diff = (cur - shifted).abs()
+        cost = F.avg_pool2d(diff, block) if block > 1 else diff
+        if smooth:
+            cost = F.avg_pool2d(cost, 3, stride=1, padding=1, count_include_pad=False)
+        cost = cost + _PENALTY * vec.abs().sum(dim=1, keepdim=True)
+        if best_cost is None:
+            best_cost, best = cost, vec
+        else:
+            better = cost < best_cost
+            best_cost = torch.where(better, cost, best_cost)
+            best = torch.where(better, vec, best)
+    return best
+
+
+def _shift(ref: Tensor, vec: Tensor) -> Tensor:
+    """ref sampled at p + vec for integer vectors (one gather; borders clamped)."""
+    b, _, h, w = ref.shape
+    gy = torch.arange(h, device=ref.device).view(1, h, 1)
+    gx = torch.arange(w, device=ref.device).view(1, 1, w)
+    iy = (gy + vec[:, 1].long()).clamp(0, h - 1)
+    ix = (gx + vec[:, 0].long()).clamp(0, w - 1)
+    idx = (iy * w + ix).reshape(b, 1, -1)
+    return torch.gather(ref.reshape(b, 1, h * w), 2, idx).reshape(b, 1, h, w)
+
+
+@torch.no_grad()
+def estimate_motion(cur: Tensor, ref: Tensor) -> Tensor:
+    """Block motion from `cur` to `ref` luma (B, 1, H, W), float in [0, 1], H and W multiples
+    of 16. Returns (B, 2, H / 8, W / 8): (dx, dy) such that cur(p) ~ ref(p + 8 * v), in units
+    of 8 luma pixels (the feature grid)."""
+    cur, ref = cur.float(), ref.float()
+    pyr_c = [F.avg_pool2d(cur, s) for s in (2, 4, 8, 16)]
+    pyr_r = [F.avg_pool2d(ref, s) for s in (2, 4, 8, 16)]
+    b, _, h, w = pyr_c[3].shape
+    dev = cur.device
+    # level 1/16: per-pixel (3x3-smoothed) exhaustive search
+    vec = _search(pyr_c[3], pyr_r[3], cur.new_zeros(b, 2, h, w), 1, _candidates(3, 1, dev), True)
+    # level 1/8: one vector per pixel of the feature grid
+    vec = _search(pyr_c[2], pyr_r[2], upsample_nearest(vec * 2, 2), 1, _candidates(1, 1, dev), True)
+    # level 1/4: 2x2 blocks; level 1/2: 4x4 blocks, then half pixels
+    vec = _search(pyr_c[1], pyr_r[1], vec * 2, 2, _candidates(1, 1, dev), False)
+    vec = _search(pyr_c[0], pyr_r[0], vec * 2, 4, _candidates(1, 1, dev), False)
+    vec = _search(pyr_c[0], pyr_r[0], vec, 4, _candidates(1, 0.5, dev), False)
+    return vec / 4.0  # half-resolution pixels -> feature-grid units

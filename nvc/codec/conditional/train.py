@@ -1,0 +1,350 @@
+"""Training of the fm model (`nvc train fm`): staged, q-sampled, resumable.
+
+Stages (DCVC-FM trains in stages too; this is the CPU-sized version):
+
+1. intra: the image codec alone, on single frames;
+2. inter, one frame: an intra frame, then one inter frame predicted from its
+   reconstruction (both losses). The motion coder also gets its own losses here (L1 error
+   of the decoded flow against the estimated one, and lambda(q) times the MSE of the
+   motion-compensated prediction; DCVC likewise trains its motion path first), and the
+   decoder side sees the noisy latents (additive uniform noise) instead of the rounded ones,
+   which keeps a latent that the rate term has pushed to zero from staying there;
+3. inter, several frames: an intra frame and `frames - 1` inter frames, each predicted from
+   the previous reconstruction and temporal feature with gradients flowing through the
+   whole chain, so the model learns to live with propagated error (DCVC-FM's cascaded
+   training). With probability 1/4 an inter frame takes its temporal feature from the
+   adaptor (the periodic refresh), so that path is trained too.
+
+Every sample draws its own q uniformly from 0..63 (DCVC-FM's uniform quantization-parameter
+sampling); its loss is lambda(q) * MSE + bits per pixel, lambda log-linear in q, averaged
+over frames and samples.
+
+Checkpoints (`DIR/checkpoint.pt`, written atomically every `checkpoint_every` seconds and at
+the end) hold the model, the optimizer, the step, the elapsed time, the RNG states and the
+configuration; `resume=True` continues from one. `export_weights` writes the model as a
+weights file the codec loads (`weights.save_weights`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nvc.codec.conditional import frames as fr
+from nvc.codec.conditional.data import TrainingData
+from nvc.codec.conditional.model import Q_LEVELS, VARIANTS, FMModel, ModelConfig, lambda_of
+from nvc.codec.conditional.motion import estimate_motion
+from nvc.codec.conditional.weights import save_weights
+from nvc.errors import NvcError
+
+CHECKPOINT = "checkpoint.pt"
+REFRESH_PROBABILITY = 0.25
+MOTION_WEIGHT = 0.5  # weight of the motion coder's own losses in stage 2
+RATE_WARMUP_FROM = 0.05  # weight of the inter rate at the start of the rate warm-up
+
+
+@dataclass
+class TrainConfig:
+    """Options of `nvc train fm`."""
+
+    out: str  # directory for checkpoints, the log and exported weights
+    variant: str = "realtime"  # model variant (model.VARIANTS)
+    videos: list[str] = field(default_factory=list)  # folders (or files) of videos
+    images: list[str] = field(default_factory=list)  # folders (or files) of images to animate
+    synthetic: bool | None = None  # add synthetic clips (default: only when no folder given)
+    intra_steps: int = 2000  # stage 1 steps
+    inter_steps: int = 1000  # stage 2 steps
+    multi_steps: int = 2000  # stage 3 steps
+    frames: int = 4  # frames per sample in stage 3 (one intra + frames - 1 inter)
+    batch: int = 8  # samples per step
+    crop: int = 128  # crop size in pixels (multiple of 16)
+    lr: float = 5e-4  # Adam learning rate (cosine decay to lr / 20 over all steps)
+    device: str = "cpu"  # "cpu" or "cuda"
+    threads: int | None = None  # torch CPU threads (None: leave as is)
+    seed: int = 0  # seed of data and model initialisation
+    time_limit: float | None = None  # stop (and checkpoint) after this many seconds of this run
+    rate_warmup: int = 1000  # steps over which the inter rate weight rises to 1 (0: off)
+    rewarm: bool = False  # warm the inter rate up again from where this run resumed
+    checkpoint_every: float = 120.0  # seconds between checkpoints
+    log_every: int = 20  # steps between log lines
+
+    @property
+    def total_steps(self) -> int:
+        return self.intra_steps + self.inter_steps + self.multi_steps
+
+    def stage(self, step: int) -> int:
+        if step < self.intra_steps:
+            return 1
+        if step < self.intra_steps + self.inter_steps:
+            return 2
+        return 3
+
+
+@dataclass
+class StepStats:
+    step: int
+    stage: int
+    loss: float
+    bpp: float
+    psnr: float  # mean PSNR (dB) of the step's frames, 4:2:0 samples weighted equally
+    seconds: float  # wall time of the step
+
+
+def _psnr(mse: Tensor) -> float:
+    return float(10 * torch.log10(1.0 / mse.clamp_min(1e-10)).mean())
+
+
+def frame_losses(
+    model: FMModel,
+    clip: Tensor,
+    q: Tensor,
+    frames: int,
+    rng: np.random.Generator,
+    motion_weight: float = 0.0,
+    noisy_decoder: bool = False,
+    rate_weight: float = 1.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run one intra frame and frames - 1 inter frames; returns per-frame
+    (loss (B,), bpp (B,), mse (B,)) stacked as (frames, B).
+
+    `motion_weight` > 0 adds, for inter frames, the motion coder's own losses (as DCVC's
+    staged training trains motion first): the L1 error of the decoded flow against the
+    estimated one (feature-grid units) and lambda(q) times the MSE of the
+    motion-compensated prediction, both times `motion_weight`. `rate_weight` scales the
+    inter frames' rate in the loss (the rate warm-up)."""
+    depth = 8
+    x_all = fr.codes_to_net(clip, depth)  # (B, T, 96, h, w)
+    b, _, _, h, w = x_all.shape
+    pixels = float(h * w * 64)
+    lam = lambda_of(q)
+    losses, bpps, mses = [], [], []
+    out = model.intra(x_all[:, 0], q)
+    ref = fr.net_to_codes_ste(out.x_hat, depth)
+    feature: Tensor | None = None
+    for t in range(frames):
+        x = x_all[:, t]
+        if t > 0:
+            cur_y = fr.split_96(x)[0] + 0.5
+            ref_y = fr.split_96(ref.detach())[0] + 0.5
+            flow = estimate_motion(cur_y, ref_y)
+            if feature is None or rng.random() < REFRESH_PROBABILITY:
+                feature = model.inter.adaptor(ref)
+            out = model.inter(x, ref, feature, flow, q, noisy_decoder)
+            ref = fr.net_to_codes_ste(out.x_hat, depth)
+            feature = out.feature
+        mse = torch.mean((out.x_hat - x) ** 2, dim=(1, 2, 3))
+        bpp = out.bits / pixels
+        loss = lam * mse + (bpp if t == 0 else rate_weight * bpp)
+        if t > 0 and motion_weight > 0 and out.flow_hat is not None and out.pred is not None:
+            flow_err = (out.flow_hat - flow).abs().mean(dim=(1, 2, 3))
+            mc_err = torch.mean((out.pred - x) ** 2, dim=(1, 2, 3))
+            loss = loss + motion_weight * (flow_err + lam * mc_err)
+        losses.append(loss)
+        bpps.append(bpp)
+        mses.append(mse)
+    return torch.stack(losses), torch.stack(bpps), torch.stack(mses)
+
+
+class Trainer:
+    """Holds the model, optimizer and data; `run()` trains until done or out of time."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+        if config.variant not in VARIANTS:
+            raise NvcError(f"unknown variant {config.variant!r} (variants: {', '.join(VARIANTS)})")
+        if config.crop % 16 or config.crop < 32:
+            raise NvcError(f"crop must be a multiple of 16 and at least 32, got {config.crop}")
+        if config.frames < 2:
+            raise NvcError("frames must be at least 2")
+        if config.device.startswith("cuda") and not torch.cuda.is_available():
+            raise NvcError("--device cuda was asked for, but torch sees no CUDA device")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.config = config
+        self.dir = Path(config.out)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)
+        self.model = FMModel(VARIANTS[config.variant]).to(config.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.step = 0
+        self.elapsed = 0.0
+        self.rng = np.random.default_rng(config.seed)
+        self.data = TrainingData(config.videos, config.images, config.synthetic, config.seed)
+        self.history: list[dict[str, float]] = []
+        path = self.dir / CHECKPOINT
+        if resume:
+            if not path.is_file():
+                raise NvcError(f"nothing to resume: {path} does not exist")
+            self.load(path)
+        self.start_step = self.step  # where this run (re)started
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self) -> Path:
+        path = self.dir / CHECKPOINT
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(
+            {
+                "format": "nvc-fm-checkpoint",
+                "config": dataclasses.asdict(self.config),
+                "model_config": self.model.config.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "step": self.step,
+                "elapsed": self.elapsed,
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": json.dumps(self.rng.bit_generator.state),
+                "data_rng": json.dumps(self.data.rng.bit_generator.state),
+                "history": json.dumps(self.history[-2000:]),
+            },
+            tmp,
+        )
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: Path) -> None:
+        blob = torch.load(path, map_location=self.config.device, weights_only=True)
+        if blob.get("format") != "nvc-fm-checkpoint":
+            raise NvcError(f"{path} is not an fm training checkpoint")
+        if ModelConfig.from_dict(dict(blob["model_config"])) != self.model.config:
+            raise NvcError(f"{path} holds another model variant than {self.config.variant!r}")
+        self.model.load_state_dict(blob["model"])
+        self.opt.load_state_dict(blob["optimizer"])
+        self.step = int(blob["step"])
+        self.elapsed = float(blob["elapsed"])
+        torch.set_rng_state(blob["torch_rng"].cpu())
+        self.rng.bit_generator.state = json.loads(blob["numpy_rng"])
+        self.data.rng.bit_generator.state = json.loads(blob["data_rng"])
+        self.history = json.loads(blob["history"])
+
+    def export_weights(
+        self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
+    ) -> bytes:
+        info = {
+            "steps": self.step,
+            "stage_steps": [
+                self.config.intra_steps,
+                self.config.inter_steps,
+                self.config.multi_steps,
+            ],
+            "train_seconds": round(self.elapsed, 1),
+            "data": self.data.describe(),
+            "crop": self.config.crop,
+            "batch": self.config.batch,
+            "frames": self.config.frames,
+            "device": self.config.device,
+        }
+        info.update(extra or {})
+        model = FMModel(self.model.config)
+        model.load_state_dict({k: v.cpu() for k, v in self.model.state_dict().items()})
+        return save_weights(model.eval(), path, info)
+
+    # ------------------------------------------------------------------ training
+
+    def _lr(self) -> float:
+        c = self.config
+        t = min(self.step / max(c.total_steps, 1), 1.0)
+        return c.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def _rate_weight(self) -> float:
+        """Rate warm-up of the inter frames: their rate counts RATE_WARMUP_FROM times at the
+        start of stage 2 and rises linearly to full weight over `rate_warmup` steps, a
+        function of the step alone (so a resumed run trains as an uninterrupted one). It
+        lets the inter latents come into use before the rate term can pin them to zero next
+        to the motion-compensated picture. `rewarm` starts it again where this run resumed."""
+        c = self.config
+        start = self.start_step if c.rewarm else c.intra_steps
+        if c.rate_warmup <= 0 or self.step < start:
+            return 1.0
+        t = min((self.step - start) / c.rate_warmup, 1.0)
+        return RATE_WARMUP_FROM + (1.0 - RATE_WARMUP_FROM) * t
+
+    def train_step(self) -> StepStats:
+        c = self.config
+        start = time.perf_counter()
+        stage = c.stage(self.step)
+        frames = {1: 1, 2: 2, 3: c.frames}[stage]
+        clip = self.data.batch(c.batch, frames, c.crop).to(c.device)
+        q = torch.from_numpy(self.rng.integers(0, Q_LEVELS, size=c.batch)).to(c.device)
+        self.model.train()
+        for g in self.opt.param_groups:
+            g["lr"] = self._lr()
+        # stage 2 trains the motion coder with its own losses and the latents with the noise
+        # proxy on the decoder side too; stage 3 drops both (rounding, end-to-end only)
+        warm = stage == 2
+        loss, bpp, mse = frame_losses(
+            self.model,
+            clip,
+            q,
+            frames,
+            self.rng,
+            MOTION_WEIGHT if warm else 0.0,
+            warm,
+            self._rate_weight(),
+        )
+        total = loss.mean()
+        self.opt.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.step += 1
+        seconds = time.perf_counter() - start
+        self.elapsed += seconds
+        return StepStats(
+            self.step,
+            stage,
+            float(total.detach()),
+            float(bpp.detach().mean()),
+            _psnr(mse.detach()),
+            seconds,
+        )
+
+    def run(
+        self,
+        on_step: Callable[[StepStats], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        c = self.config
+        started = time.monotonic()
+        last_save = started
+        window: list[StepStats] = []
+        while self.step < c.total_steps:
+            if c.time_limit is not None and time.monotonic() - started >= c.time_limit:
+                if log:
+                    log(f"time limit reached at step {self.step}")
+                break
+            stats = self.train_step()
+            window.append(stats)
+            if on_step:
+                on_step(stats)
+            if self.step % c.log_every == 0 or self.step == c.total_steps:
+                entry = {
+                    "step": stats.step,
+                    "stage": stats.stage,
+                    "loss": float(np.mean([s.loss for s in window])),
+                    "bpp": float(np.mean([s.bpp for s in window])),
+                    "psnr": float(np.mean([s.psnr for s in window])),
+                    "elapsed": round(self.elapsed, 1),
+                }
+                self.history.append(entry)
+                window = []
+                if log:
+                    log(
+                        f"step {entry['step']} stage {entry['stage']} loss {entry['loss']:.4f} "
+                        f"bpp {entry['bpp']:.4f} psnr {entry['psnr']:.2f} "
+                        f"lr {self._lr():.2e} elapsed {entry['elapsed']:.0f}s"
+                    )
+            if time.monotonic() - last_save >= c.checkpoint_every:
+                self.save()
+                last_save = time.monotonic()
+        self.save()

@@ -1,0 +1,97 @@
+"""Fixed-point layers: shapes, agreement with the float path, exactness."""
+
+from __future__ import annotations
+
+import torch
+
+from nvc.codec.conditional.layers import (
+    ONE,
+    WARP_BITS,
+    Block,
+    Conv,
+    Down,
+    Seq,
+    Up,
+    exact_warp,
+    from_fixed,
+    to_fixed,
+    upsample_nearest,
+    warp,
+)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
+    return float((a - b).abs().max()) <= tol
+
+
+def test_shapes_and_agreement() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 10)
+    cases = [
+        (Conv(8, 12, 1, relu=True), (2, 12, 6, 10)),
+        (Conv(8, 12, 3), (2, 12, 6, 10)),
+        (Conv(8, 12, 3, 2), (2, 12, 3, 5)),
+        (Conv(8, 8, 3, depthwise=True), (2, 8, 6, 10)),
+        (Conv(8, 8, 3, 2, depthwise=True, relu=True), (2, 8, 3, 5)),
+        (Block(8), (2, 8, 6, 10)),
+        (Down(8, 16), (2, 16, 3, 5)),
+        (Up(8, 4, 3, relu=True), (2, 4, 12, 20)),
+        (Seq(Conv(8, 8, 1, relu=True), Block(8), Down(8, 8)), (2, 8, 3, 5)),
+    ]
+    for layer, shape in cases:
+        with torch.no_grad():
+            f = layer(x)
+        e = layer.exact(to_fixed(x))
+        assert tuple(f.shape) == shape and tuple(e.shape) == shape
+        assert e.dtype == torch.float64 and torch.equal(e, torch.round(e))  # integers
+        assert _close(from_fixed(e), f, 0.01), type(layer).__name__
+
+
+def test_exact_is_independent_of_threads_and_layout() -> None:
+    torch.manual_seed(1)
+    net = Seq(Conv(16, 32, 3, relu=True), Block(32), Conv(32, 16, 1))
+    x = to_fixed(torch.randn(1, 16, 20, 24) * 4)
+    torch.set_num_threads(1)
+    a = net.exact(x)
+    torch.set_num_threads(2)
+    b = net.exact(x)
+    c = net.exact(torch.cat([x, x]))[1:]  # batched: another matmul shape
+    torch.set_num_threads(1)
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_large_weights_stay_exact() -> None:
+    conv = Conv(64, 4, 3)
+    with torch.no_grad():
+        conv.conv.weight.fill_(30.0)
+    x = torch.full((1, 64, 4, 4), 60000.0)  # near the activation clamp
+    out = conv.exact(to_fixed(x))
+    assert torch.equal(out, torch.round(out))
+
+
+def test_exact_warp_matches_float_warp() -> None:
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 9, 11)
+    disp = (torch.rand(1, 2, 9, 11) - 0.5) * 6
+    unit = float(1 << WARP_BITS)
+    disp_q = torch.floor(disp * unit) / unit
+    f = warp(x, disp_q)
+    e = exact_warp(to_fixed(x), disp_q.to(torch.float64) * unit)
+    assert _close(from_fixed(e), f, 2.0 / ONE)
+    # integer displacements move pixels exactly, borders are clamped
+    shifted = exact_warp(to_fixed(x), torch.ones(1, 2, 9, 11, dtype=torch.float64) * unit)
+    assert torch.equal(shifted[..., :-1, :-1], to_fixed(x)[..., 1:, 1:])
+    assert torch.equal(shifted[..., -1, -1], to_fixed(x)[..., -1, -1])
+
+
+def test_warp_gradients_flow() -> None:
+    x = torch.rand(1, 2, 6, 6, requires_grad=True)
+    d = (torch.rand(1, 2, 6, 6) * 2).requires_grad_(True)
+    warp(x, d).sum().backward()
+    assert x.grad is not None and d.grad is not None and d.grad.abs().sum() > 0
+
+
+def test_upsample_nearest() -> None:
+    x = torch.arange(4.0).view(1, 1, 2, 2)
+    assert upsample_nearest(x, 2).shape == (1, 1, 4, 4)
+    assert upsample_nearest(x, 2)[0, 0, 1, 3] == 1
