@@ -1,0 +1,154 @@
+"""The serve / play / live subcommands through argparse, as `nvc` will run them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from nvc.errors import NvcError
+from nvc.media import open_video
+from nvc.player.cli import add_parsers
+from nvc.player.source import FileSource
+from tests.player.helpers import Serving, reference
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nvc")
+    add_parsers(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_the_subcommands_parse():
+    p = parser()
+    a = p.parse_args(["serve", "x.nvc", "--loop", "--port", "0", "--max-retransmits", "0"])
+    assert (a.input, a.loop, a.port, a.max_retransmits, a.host) == (
+        "x.nvc",
+        True,
+        0,
+        0,
+        "127.0.0.1",
+    )
+    a = p.parse_args(["play", "http://127.0.0.1:8080", "-o", "o.y4m", "--view", "--stats"])
+    assert (a.output, a.view, a.stats) == ("o.y4m", True, True)
+    a = p.parse_args(["live", "testsrc", "--codec", "lossless", "--size", "320x180", "--fps", "30"])
+    assert (a.source, a.codec, a.size, a.fps) == ("testsrc", "lossless", (320, 180), 30)
+    for bad in (
+        ["serve"],
+        ["play"],
+        ["serve", "x", "--drop-rate", "1.5"],
+        ["live", "x", "--size", "0x1"],
+    ):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
+
+
+def test_the_cli_module_is_cheap_to_import():
+    code = "import sys, nvc.player.cli; print('aiortc' in sys.modules, 'aiohttp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+class ServerThread:
+    """A StreamServer in its own thread and event loop, for commands that call asyncio.run."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.url: str | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with Serving(self.source) as (_, url):
+            self.url = url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        assert self._ready.wait(10)
+        assert self.url
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def test_play_records_and_reports(lossless_file, tmp_path, capsys):
+    out, stats_file = tmp_path / "out.y4m", tmp_path / "stats.json"
+    with ServerThread(FileSource(lossless_file)) as url:
+        args = parser().parse_args(
+            ["play", url, "-o", str(out), "--no-drop", "--stats", "--stats-json", str(stats_file)]
+        )
+        assert args.run(args) == 0
+    with open_video(out) as r:
+        got = list(r)
+    assert len(got) == 25 and all(
+        a.equal(b) for a, b in zip(got, reference(lossless_file), strict=True)
+    )
+    stats = json.loads(stats_file.read_text())
+    assert stats["frames_presented"] == 25 and stats["latency_ms_median"] is not None
+    assert "decode" in capsys.readouterr().err
+
+
+def test_user_errors_are_nvc_errors(tmp_path):
+    p = parser()
+    args = p.parse_args(["play", "http://127.0.0.1:9", "--timeout", "3"])
+    with pytest.raises(NvcError, match="cannot reach"):
+        args.run(args)
+    args = p.parse_args(["play", "ftp://x"])
+    with pytest.raises(NvcError, match="http"):
+        args.run(args)
+    args = p.parse_args(["serve", str(tmp_path / "missing.nvc")])
+    with pytest.raises(NvcError, match="no such file"):
+        args.run(args)
+    args = p.parse_args(["live", "testsrc", "--codec", "nope"])
+    with pytest.raises(NvcError, match="unknown codec"):
+        args.run(args)
+
+
+def test_serve_and_play_as_processes(lossless_file, tmp_path):
+    """`python -m nvc.player serve` in a process, then `play` in another, then Ctrl-C."""
+    root = Path(__file__).resolve().parents[2]
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "nvc.player", "serve", str(lossless_file), "--port", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = serve.stdout.readline() if serve.stdout else ""
+        assert "serving" in line, line
+        url = line.split(" at ")[1].split()[0]
+        out = tmp_path / "p.y4m"
+        played = subprocess.run(
+            [sys.executable, "-m", "nvc.player", "play", url, "-o", str(out), "--no-drop"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert played.returncode == 0, played.stderr
+        with open_video(out) as r:
+            assert sum(1 for _ in r) == 25
+    finally:
+        serve.send_signal(2)  # SIGINT: a clean stop
+        try:
+            code = serve.wait(15)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            code = serve.wait()
+    assert code == 0
