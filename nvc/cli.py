@@ -10,9 +10,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from nvc import __version__
 from nvc.argtypes import fps as _fps
+from nvc.argtypes import percent as _quality
+from nvc.argtypes import positive_float as _positive_float
 from nvc.argtypes import positive_int as _positive
 from nvc.argtypes import size as _size
 from nvc.errors import NvcError
@@ -24,10 +27,53 @@ def _progress(label: str) -> tuple[Progress, Callable[[int, int | None], None]]:
     return bar, bar.update
 
 
+def _codec_options(args: argparse.Namespace) -> dict[str, object]:
+    """Encode flags that become codec options, only those given (fm: q, refine;
+    inr: preset, bpp, quality, time_budget, device)."""
+    names = ("q", "refine", "preset", "bpp", "quality", "time_budget", "device")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+class _Training:
+    """Shows a training codec's status (inr: group, epoch, PSNR, bpp) in the encode bar."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.done: int = 0
+        self.total: int | None = None
+        self.groups: list[Any] = []  # final status of each coded group
+
+    def frames(self, done: int, total: int | None = None) -> None:
+        self.done, self.total = done, total
+        self.bar.update(done, total)
+
+    def status(self, s: Any) -> None:
+        where = f"group {s.group + 1}" + (f"/{s.groups}" if s.groups else "")
+        if s.done:
+            self.groups.append(s)
+            self.bar.extra = f"{where} coded: PSNR {s.psnr:.2f} dB, {s.bpp:.4f} bpp"
+        else:
+            self.bar.extra = (
+                f"{where} epoch {s.epoch}/{s.epochs}, PSNR ~{s.psnr:.2f} dB, ~{s.bpp:.4f} bpp"
+            )
+        self.bar.update(self.done, self.total)
+
+    def hook(self, codec: str, options: dict[str, object]) -> dict[str, object]:
+        """options plus `on_progress` when the codec's config has that field."""
+        import dataclasses
+
+        from nvc.codec.registry import get
+
+        if "on_progress" in {f.name for f in dataclasses.fields(get(codec).config_type)}:
+            return {**options, "on_progress": self.status}
+        return options
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     from nvc.codec.pipeline import encode_file
 
-    bar, update = _progress("encode")
+    bar, _ = _progress("encode")
+    training = _Training(bar)
     try:
         report = encode_file(
             args.input,
@@ -37,7 +83,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
             size=args.size,
             fps=args.fps,
             pix_fmt=args.pix_fmt,
-            progress=update,
+            options=training.hook(args.codec, _codec_options(args)),
+            progress=training.frames,
         )
     finally:
         bar.close()
@@ -46,6 +93,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
         f"{report.bytes} bytes, {report.bpp:.4f} bpp, codec {report.codec}, "
         f"{report.seconds:.2f} s ({report.fps:.1f} fps)"
     )
+    if training.groups:
+        psnr = sum(s.psnr for s in training.groups) / len(training.groups)
+        print(f"  {len(training.groups)} group(s), PSNR of the decoded frames {psnr:.2f} dB")
     return 0
 
 
@@ -116,6 +166,39 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["yuv420p", "yuv420p10le", "yuv444p", "yuv444p10le"],
         help="pixel format of raw .yuv input (default: yuv420p)",
     )
+    p.add_argument(
+        "--q", type=int, metavar="0-63", help="fm: quality index, 0 smallest .. 63 best (def. 40)"
+    )
+    p.add_argument(
+        "--refine", type=int, metavar="N", help="fm: encoder-side latent refinement steps per frame"
+    )
+    p.add_argument(
+        "--preset",
+        help="inr: realtime (decodes 640x360 in real time on 2 CPU cores), quality (best "
+        "rate-distortion), nerv or hnerv (default: quality)",
+    )
+    p.add_argument(
+        "--bpp",
+        type=_positive_float,
+        metavar="TARGET",
+        help="inr: target bits per pixel; sets model size and quantization",
+    )
+    p.add_argument(
+        "--quality",
+        type=_quality,
+        metavar="0-100",
+        help="inr: instead of --bpp; 0.005 bpp at 0, doubling every 12.5 points",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="inr: bound the encoding (training) time, split across groups of frames",
+    )
+    p.add_argument(
+        "--device",
+        help="inr, fm: train/encode on cpu or cuda[:N] (default: cpu); decoding is on the CPU",
+    )
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser(
@@ -156,7 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
 
     from nvc.bench.cli import add_parser as add_bench
+    from nvc.codec.conditional.cli import add_parser as add_train
+    from nvc.player.cli import add_parsers as add_streaming
 
+    add_streaming(sub)
+    add_train(sub)
     add_bench(sub)
     return parser
 

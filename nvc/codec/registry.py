@@ -21,7 +21,11 @@ class _Builtin:
 
 
 # Ids are permanent: a retired codec keeps its id, a new codec takes a new one.
-_BUILTINS: tuple[_Builtin, ...] = (_Builtin(1, "lossless", "nvc.codec.lossless"),)
+_BUILTINS: tuple[_Builtin, ...] = (
+    _Builtin(1, "lossless", "nvc.codec.lossless"),
+    _Builtin(2, "inr", "nvc.codec.inr"),
+    _Builtin(3, "fm", "nvc.codec.conditional"),
+)
 
 _loaded: dict[int, CodecSpec] = {}
 

@@ -222,11 +222,7 @@ def test_uvg_protocol_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_runs_the_inr_codec_when_registered(clip_file: Path, tmp_path: Path) -> None:
-    from nvc.codec import registry
-
-    if "inr" not in registry.names():
-        pytest.skip("the inr codec is not registered in this nvc")
+def test_runs_the_inr_codec(clip_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "inr"
     points = 'inr=[{"bpp": 0.2, "time_budget": 3}, {"bpp": 0.5, "time_budget": 3}]'
     argv = ["--input", str(clip_file), "--codecs", "inr,x264,x265", "--frames", "4"]
