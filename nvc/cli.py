@@ -28,9 +28,10 @@ def _progress(label: str) -> tuple[Progress, Callable[[int, int | None], None]]:
 
 
 def _codec_options(args: argparse.Namespace) -> dict[str, object]:
-    """Encode flags that become codec options, only those given (fm: q, refine;
-    inr: preset, bpp, quality, time_budget, device)."""
-    names = ("q", "refine", "preset", "bpp", "quality", "time_budget", "device")
+    """Encode flags that become codec options, only those given (fm: q, bpp, refine,
+    intra_period, refresh, residual, device; inr: preset, bpp, quality, time_budget, device)."""
+    fm = ("q", "refine", "intra_period", "refresh", "residual")
+    names = (*fm, "preset", "bpp", "quality", "time_budget", "device")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
@@ -173,6 +174,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--refine", type=int, metavar="N", help="fm: encoder-side latent refinement steps per frame"
     )
     p.add_argument(
+        "--intra-period",
+        type=int,
+        metavar="N",
+        help="fm: an intra frame (random-access point) every N frames, 0: only the first "
+        "(default: 128)",
+    )
+    p.add_argument(
+        "--refresh",
+        type=int,
+        metavar="N",
+        help="fm: re-derive the temporal feature from the picture every N frames, 0: never "
+        "(default: 32)",
+    )
+    p.add_argument(
+        "--no-residual",
+        dest="residual",
+        action="store_const",
+        const=False,
+        help="fm: never add intra-coded residuals to inter frames (faster encoding; by "
+        "default the encoder adds one where it lowers the rate-distortion cost)",
+    )
+    p.add_argument(
         "--preset",
         help="inr: realtime (decodes 640x360 in real time on 2 CPU cores), quality (best "
         "rate-distortion), nerv or hnerv (default: quality)",
@@ -181,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--bpp",
         type=_positive_float,
         metavar="TARGET",
-        help="inr: target bits per pixel; sets model size and quantization",
+        help="inr: target bits per pixel, sets model size and quantization; fm: rate "
+        "control over q (instead of --q)",
     )
     p.add_argument(
         "--quality",

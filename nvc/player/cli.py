@@ -148,6 +148,21 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--loop", action="store_true", help="a file source starts again at its end")
     p.add_argument("--frames", type=_count(1), help="stop capturing after N frames")
+    p.add_argument("--q", type=int, metavar="0-63", help="fm: quality index (default 40)")
+    p.add_argument(
+        "--intra-period",
+        type=int,
+        metavar="N",
+        help="fm: a random-access point every N frames (default 128): late joiners and "
+        "lost units wait for the next one",
+    )
+    p.add_argument(
+        "--no-residual",
+        dest="residual",
+        action="store_const",
+        const=False,
+        help="fm: no intra-coded residuals on inter frames (encodes faster)",
+    )
     _add_network(p)
     p.set_defaults(run=run_live)
 
@@ -314,6 +329,11 @@ def run_live(args: argparse.Namespace) -> int:
         pix_fmt=args.pix_fmt,
         loop=args.loop,
         frames=args.frames,
+        options={
+            k: v
+            for k in ("q", "intra_period", "residual")
+            if (v := getattr(args, k, None)) is not None
+        },
     )
     source = LiveSource(config)
     return asyncio.run(_serve(source, args, f"{args.source} ({args.codec})"))

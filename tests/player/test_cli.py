@@ -117,6 +117,12 @@ def test_user_errors_are_nvc_errors(tmp_path):
     args = p.parse_args(["live", "testsrc", "--codec", "nope"])
     with pytest.raises(NvcError, match="unknown codec"):
         args.run(args)
+    args = p.parse_args(["live", "testsrc", "--codec", "fm", "--q", "70", "--no-residual"])
+    with pytest.raises(NvcError, match="0..63"):  # the options reach the codec
+        args.run(args)
+    args = p.parse_args(["live", "testsrc", "--codec", "lossless", "--intra-period", "4"])
+    with pytest.raises(NvcError, match="intra_period"):
+        args.run(args)
 
 
 def test_serve_and_play_as_processes(lossless_file, tmp_path):

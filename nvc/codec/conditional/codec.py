@@ -7,10 +7,22 @@ Sequence header codec parameters (version 1):
 
 One FRAME unit per frame, payload:
 
-    u8 flags (bit 0: intra, bit 1: refresh the temporal feature; others 0) | u8 q (0..63)
-    | one range-coder stream (nvc.codec.entropy) with the frame's sections in order:
+    u8 flags (bit 0: intra, bit 1: refresh the temporal feature, bit 2: residual; others 0)
+    | u8 q (0..63)
+    | [residual only: u8 q_r | shift << 6 (q_r 0..63, shift 0..3) | uleb128 n, the size
+      of the main stream]
+    | the main range-coder stream (nvc.codec.entropy), n bytes when a residual follows,
+      with the frame's sections in order:
       intra: z, y anchors, y non-anchors;
-      inter: motion z, motion latent, z, y anchors, y non-anchors.
+      inter: motion z, motion latent, z, y anchors, y non-anchors
+    | [residual only: a second range-coder stream, the rest of the payload: the intra
+      codec's z, y anchors, y non-anchors, at quality q_r].
+
+The residual (inter frames only) is the difference between the picture and the inter
+codec's reconstruction, times 2**shift, coded with the intra image codec; the decoder
+divides the intra codec's output by 2**shift (rounding half up) and adds it back. The encoder sends
+it when it lowers lambda(q) MSE + bpp (the training loss); it carries the quality of inter
+frames up with q where the inter codec's own latent cannot (see MODEL_CARD.md).
 
 Intra frames are random-access points (rap=True); inter frames, refreshes included, are not.
 """
@@ -30,7 +42,7 @@ from nvc.bitstream import SequenceHeader, Unit, UnitType, decode_uleb128, encode
 from nvc.codec.base import CodecSpec, StreamInfo
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional import weights as wt
-from nvc.codec.conditional.layers import ONE
+from nvc.codec.conditional.layers import ONE, clamp_act, fixed_round_shift
 from nvc.codec.conditional.model import Q_LEVELS, VARIANTS, Contexts, FMModel, lambda_of
 from nvc.codec.conditional.motion import estimate_motion
 from nvc.codec.entropy import SymbolReader, SymbolWriter
@@ -40,7 +52,13 @@ from nvc.media import Frame
 PARAMS_VERSION = 1
 FLAG_INTRA = 1
 FLAG_REFRESH = 2
+FLAG_RESIDUAL = 4
 DEFAULT_Q = 40
+RESIDUAL_SHIFTS = (1, 2)  # the encoder tries the residual amplified 2x and 4x (see _residual)
+# No residual is tried when lambda(q) MSE is below this (in bits per pixel): a residual that
+# removed all the error would still have to cost less. Residuals measured on natural content
+# cost 0.3-1.6 bpp (benchmarks/results/fm_rd.json), so this only saves encoding time.
+RESIDUAL_MIN_GAIN = 0.05
 DECODER_THREADS = 1  # torch threads while decoding (see _torch_threads)
 
 
@@ -57,6 +75,7 @@ class FmConfig:
     weights: str | None = None  # a weights file from `nvc train fm` instead of the shipped one
     device: str = "cpu"  # device of the encoder-only float networks (analysis, refinement)
     threads: int = 1  # torch threads while coding (results are identical for any count)
+    residual: bool = True  # inter frames: add an intra-coded residual where it pays (RD)
 
     def __post_init__(self) -> None:
         if self.q is not None and not 0 <= int(self.q) < Q_LEVELS:
@@ -316,9 +335,53 @@ class FmEncoder:
             y = self._refine_inter(x, y, ctx_f, q).cpu()
             y_hat = inter.prior.encode(y, ctx.prior, writer)
             x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
+            residual = self._residual(codes, x, x_fp, q) if self.config.residual else None
+            if residual is not None:
+                q_r, res_bytes, x_fp = residual
+                main = writer.finish()
+                # the next temporal feature comes from the corrected picture (the refresh
+                # adaptor): the decoder's own feature f never saw the residual
+                recon = coder._finish(x_fp, None, False)
+                flags = FLAG_RESIDUAL | (FLAG_REFRESH if refresh else 0)
+                head = bytes([flags, q, q_r]) + encode_uleb128(len(main))
+                return head + main + res_bytes, recon
             recon = coder._finish(x_fp, f, False)
         flags = (FLAG_INTRA if intra else 0) | (FLAG_REFRESH if refresh else 0)
         return bytes([flags, q]) + writer.finish(), recon
+
+    def _residual(
+        self, codes: Tensor, x: Tensor, x_fp: Tensor, q: int
+    ) -> tuple[int, bytes, Tensor] | None:
+        """Code x - x_fp with the intra codec, amplified by 2**shift before the analysis and
+        attenuated by as much after the synthesis (a finer quantization of a small signal
+        than the intra codec's own q gives); returns (residual byte, stream, corrected
+        picture) for the shift in RESIDUAL_SHIFTS that lowers lambda(q) MSE + bpp the most,
+        or None when none lowers it."""
+        m, depth = self.model, self.coder.depth
+        pixels = float(codes.shape[2] * codes.shape[3] * 64)
+        lam = float(lambda_of(torch.tensor([q])))
+
+        def cost(picture: Tensor, nbytes: int) -> float:
+            err = (fr.fixed_to_codes(picture, depth) - codes) / float(1 << depth)
+            return lam * float(torch.mean(err * err)) + 8.0 * nbytes / pixels
+
+        best: tuple[int, bytes, Tensor] | None = None
+        best_cost = cost(x_fp, 0)
+        if best_cost < RESIDUAL_MIN_GAIN:  # even a perfect residual could not pay: skip it
+            return None
+        r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
+        for shift in RESIDUAL_SHIFTS:
+            with torch.no_grad():
+                y = self._analysis.intra.latent(r * float(1 << shift), q).cpu()
+            w = SymbolWriter()
+            res_fp = fixed_round_shift(m.intra.encode(y, q, w), shift)
+            corrected = clamp_act(x_fp + res_fp)
+            stream = w.finish()
+            overhead = 1 + len(encode_uleb128(len(stream)))  # the residual byte, the size
+            c = cost(corrected, len(stream) + overhead)
+            if c < best_cost:
+                best, best_cost = (q | shift << 6, stream, corrected), c
+        return best
 
     # ------------------------------------------------------------------ refinement
 
@@ -366,6 +429,25 @@ class FmEncoder:
         return self._refine(y, loss)
 
 
+def split_payload(data: bytes, pts: int) -> tuple[int, int, int, int, bytes, bytes | None]:
+    """A FRAME payload -> (flags, q, q_r, shift, main stream, residual stream or None)."""
+    known = FLAG_INTRA | FLAG_REFRESH | FLAG_RESIDUAL
+    if len(data) < 2 or data[0] & ~known or data[1] >= Q_LEVELS:
+        raise BitstreamError(f"fm frame {pts} has a bad header")
+    flags, q = data[0], data[1]
+    if not flags & FLAG_RESIDUAL:
+        if (len(data) - 2) % 4:
+            raise BitstreamError(f"fm frame {pts} is truncated")
+        return flags, q, 0, 0, data[2:], None
+    if flags & FLAG_INTRA or len(data) < 4:
+        raise BitstreamError(f"fm frame {pts} has a bad residual header")
+    n, pos = decode_uleb128(data, 3, limit=len(data), what=f"fm frame {pts} main stream size")
+    main, res = data[pos : pos + n], data[pos + n :]
+    if len(main) != n or n % 4 or len(res) % 4 or not res:
+        raise BitstreamError(f"fm frame {pts} is truncated")
+    return flags, q, data[2] & 63, data[2] >> 6, main, res
+
+
 class FmDecoder:
     """FRAME units -> frames, bit-exactly the encoder's reconstructions."""
 
@@ -383,13 +465,8 @@ class FmDecoder:
             return self._decode(unit)
 
     def _decode(self, unit: Unit) -> list[Frame]:
-        data = unit.payload
-        if len(data) < 2 or data[0] & ~(FLAG_INTRA | FLAG_REFRESH) or data[1] >= Q_LEVELS:
-            raise BitstreamError(f"fm frame {unit.pts} has a bad header")
-        flags, q = data[0], data[1]
-        if (len(data) - 2) % 4:
-            raise BitstreamError(f"fm frame {unit.pts} is truncated")
-        reader = SymbolReader(bytes(data[2:]))
+        flags, q, q_r, shift, main, res = split_payload(bytes(unit.payload), unit.pts)
+        reader = SymbolReader(main)
         m, coder = self.model, self.coder
         try:
             if flags & FLAG_INTRA:
@@ -406,7 +483,12 @@ class FmDecoder:
                 ctx = inter.exact_contexts(st.ref, feature, flow_fp)
                 y_hat = inter.prior.decode(reader, y_shape, ctx.prior)
                 x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
-                codes = coder._finish(x_fp, f, False)
+                next_feature: Tensor | None = f
+                if res is not None:
+                    r_fp = m.intra.decode(SymbolReader(res), q_r, coder.grid)
+                    x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
+                    next_feature = None  # as the encoder: re-derived from the picture
+                codes = coder._finish(x_fp, next_feature, False)
         except CodecError as e:
             raise BitstreamError(f"fm frame {unit.pts} does not decode: {e}") from None
         return [coder.to_frame(codes, unit.pts)]

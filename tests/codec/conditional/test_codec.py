@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nvc.bitstream import Reader, Unit, UnitType
+from nvc.cli import main
 from nvc.codec import registry
 from nvc.codec.base import StreamInfo
 from nvc.codec.conditional import codec as codec_mod
@@ -22,7 +23,8 @@ from nvc.codec.conditional import weights as wt
 from nvc.codec.conditional.codec import FmConfig, FmDecoder, FmEncoder, FmParams
 from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.errors import BitstreamError, CodecError
-from nvc.media import Frame, convert, open_video, synthetic_clip
+from nvc.media import Frame, convert, open_video, psnr_yuv, synthetic_clip
+from tests.conftest import write_frames
 
 from .conftest import tiny_model
 
@@ -197,3 +199,68 @@ def test_shipped_weights_load() -> None:
     # the identity streams carry (MODEL_CARD.md); a change here is a bitstream change
     assert wt.short_hash(model).hex() == "2564316837cf62c3e1885d827b43d0ef"
     assert tiny_model().config != model.config
+
+
+def test_residual_frames_decode_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With lambda made huge, any residual that lowers the error pays for its bits, so the
+    shipped (trained) intra codec's residual is sent on every inter frame; the decoder
+    rebuilds the corrected pictures bit-exactly, and they are closer to the source."""
+    frames = synthetic_clip(64, 48, 4, seed=21)
+    path = tmp_path / "shipped.pt"
+    wt.save_weights(wt.default_model("realtime"), path)
+    plain, plain_recon, _ = _encode(frames, path, q=30, residual=False)
+    assert all(u.payload[0] & codec_mod.FLAG_RESIDUAL == 0 for u in plain)
+    monkeypatch.setattr(codec_mod, "lambda_of", lambda q: torch.tensor([1e9]))
+    units, recon, enc = _encode(frames, path, q=30)
+    assert [u.payload[0] for u in units] == [1, 4, 4, 4]
+    assert all(u.payload[2] & 63 == 30 and u.payload[2] >> 6 in (1, 2) for u in units[1:])
+    assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
+    # the first inter frame has the same reference either way: the residual helps it
+    err = [psnr_yuv(frames[1], r).weighted for r in (plain_recon[1], recon[1])]
+    assert err[1] > err[0] + 0.5, err
+
+
+def test_corrupt_residual_frames_are_refused(weights_file: Path) -> None:
+    frames = synthetic_clip(32, 24, 2, seed=22)
+    units, _, enc = _encode(frames, weights_file, q=5)
+    header = enc.coder.stream.to_header(3, enc.codec_params)
+    main = bytes(units[1].payload[2:])
+    good = bytes([4, 5, 5 | 1 << 6, len(main)]) + main + bytes(8)
+    FmDecoder(header).decode(units[0])  # a reference, so that only the payload can fail
+    bad = [
+        bytes([5]) + good[1:],  # intra and residual
+        good[:3],  # no size
+        bytes([4, 5, 5, len(main) + 4]) + main + bytes(4),  # main stream runs past the end
+        good[:4] + main + bytes(3),  # residual not whole words
+        good[:4] + main,  # the flag says residual, there is none
+        bytes([4, 5, 5, 0x80, 0x80]),  # a size that never ends
+    ]
+    for payload in bad:
+        dec = FmDecoder(header)
+        dec.decode(units[0])
+        with pytest.raises(BitstreamError, match="fm frame 1"):
+            dec.decode(Unit(UnitType.FRAME, payload, pts=1, rap=False))
+
+
+def test_cli_encode_decode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nvc encode --codec fm` with its flags, then `nvc decode`: the frames on disk are the
+    encoder's reconstructions (shipped weights, a tiny clip)."""
+    frames = synthetic_clip(48, 32, 3, seed=23)
+    src = write_frames(tmp_path / "clip.y4m", frames)
+    nvc, y4m = tmp_path / "v.nvc", tmp_path / "v.y4m"
+    flags = ["--q", "40", "--intra-period", "2", "--refresh", "0", "--no-residual"]
+    assert main(["encode", str(src), "-o", str(nvc), "--codec", "fm", *flags]) == 0
+    assert main(["decode", str(nvc), "-o", str(y4m)]) == 0
+    with Reader(nvc) as reader:
+        assert [u.rap for u in reader] == [True, False, True]
+    _, recon, _ = _encode(
+        frames, wt.shipped_path("realtime"), q=40, intra_period=2, refresh=0, residual=False
+    )
+    with open_video(y4m) as video:
+        assert all(a.equal(b) for a, b in zip(video, recon, strict=True))
+    capsys.readouterr()
+    assert (
+        main(["encode", str(src), "-o", str(tmp_path / "w.nvc"), "--codec", "fm", "--q", "70"]) == 1
+    )
+    err = capsys.readouterr().err.strip()
+    assert "0..63" in err and "\n" not in err and not (tmp_path / "w.nvc").exists()

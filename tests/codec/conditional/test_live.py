@@ -1,7 +1,6 @@
 """`nvc live` with the fm codec: captured, encoded frame by frame, served and played.
 
-Uses the streaming package (nvc.player) the way its own tests do; skipped where it is not
-installed."""
+Uses the streaming package (nvc.player) the way its own tests do."""
 
 from __future__ import annotations
 
