@@ -1,8 +1,11 @@
-"""Argument types shared by the `nvc` subcommands: sizes, frame rates, counts."""
+"""Argument types shared by the `nvc` subcommands: sizes, frame rates, counts, times.
+
+A leaf module (argparse only), like nvc.errors: every layer's command-line code uses it."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from fractions import Fraction
 
 
@@ -38,14 +41,43 @@ def fps(text: str) -> Fraction:
     return value
 
 
-def positive_int(text: str) -> int:
-    """A whole number >= 1."""
+def count(low: int) -> Callable[[str], int]:
+    """A parser of whole numbers >= low."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected at least {low}, not {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = count(1)  # a whole number >= 1
+
+
+def seconds(text: str) -> float:
+    """A finite time >= 0, in seconds."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative time, not {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A fraction in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction 0..1, not {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), not {text!r}")
     return value
 
 

@@ -15,65 +15,16 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from fractions import Fraction
 from typing import Any, TypeVar
 
+from nvc.argtypes import count as _count
+from nvc.argtypes import fps as _fps
+from nvc.argtypes import probability as _rate
+from nvc.argtypes import seconds as _seconds
+from nvc.argtypes import size as _size
 from nvc.errors import NvcError
 
 T = TypeVar("T")
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x360, not {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, not {text!r}")
-    return w, h
-
-
-def _fps(text: str) -> Fraction:
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"fps must be a number like 30, not {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"fps must be positive, not {text!r}")
-    return value
-
-
-def _count(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected at least {low}, not {text!r}")
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative time, not {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction 0..1, not {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), not {text!r}")
-    return value
 
 
 def _add_network(p: argparse.ArgumentParser) -> None:
