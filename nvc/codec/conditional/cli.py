@@ -2,7 +2,8 @@
 
 nvc train fm --out runs/fm --images /usr/share/wallpapers --minutes 45
 nvc train fm --out runs/fm --resume --minutes 30          # continue the same run
-nvc train fm --out runs/fm --export my-fm.pt --steps 0    # write weights, no training
+nvc train fm --out runs/res --init fm-realtime.pt --intra-steps 0 --inter-steps 0 \
+    --multi-steps 0 --residual-steps 8000 --export fm-res.pt   # add a residual codec
 """
 
 from __future__ import annotations
@@ -11,25 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected at least 0, not {text!r}")
-    return v
-
-
-def _minutes(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected minutes, not {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"minutes must be positive, not {text!r}")
-    return v
+from nvc.argtypes import count, positive_float
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -53,13 +36,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--images", action="append", default=[], metavar="DIR", help="image folder (repeatable)"
     )
     p.add_argument("--synthetic", action="store_true", help="also use synthetic clips")
-    p.add_argument("--intra-steps", type=_positive_int, default=2000, help="stage 1 steps")
-    p.add_argument("--inter-steps", type=_positive_int, default=1000, help="stage 2 steps")
-    p.add_argument("--multi-steps", type=_positive_int, default=2000, help="stage 3 steps")
-    p.add_argument("--frames", type=_positive_int, default=4, help="frames per stage-3 sample")
+    p.add_argument("--intra-steps", type=count(0), default=2000, help="stage 1 steps")
+    p.add_argument("--inter-steps", type=count(0), default=1000, help="stage 2 steps")
+    p.add_argument("--multi-steps", type=count(0), default=2000, help="stage 3 steps")
+    p.add_argument(
+        "--residual-steps",
+        type=count(0),
+        default=0,
+        help="stage 4 steps: a residual codec for inter frames, the rest frozen (default 0: none)",
+    )
+    p.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from a weights file (e.g. the shipped one) instead of random weights",
+    )
+    p.add_argument("--frames", type=count(1), default=4, help="frames per stage-3 sample")
     p.add_argument(
         "--rate-warmup",
-        type=_positive_int,
+        type=count(0),
         default=1000,
         help="steps over which the inter frames' rate weight rises from 0.05 to 1 (0: off)",
     )
@@ -68,13 +62,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="warm the inter rate up again from the resumed step (to wake unused latents)",
     )
-    p.add_argument("--batch", type=_positive_int, default=8, help="samples per step")
-    p.add_argument("--crop", type=_positive_int, default=128, help="crop size (multiple of 16)")
+    p.add_argument("--batch", type=count(1), default=8, help="samples per step")
+    p.add_argument("--crop", type=count(1), default=128, help="crop size (multiple of 16)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
-    p.add_argument("--seed", type=_positive_int, default=0, help="random seed")
-    p.add_argument("--minutes", type=_minutes, help="stop after this many minutes (resumable)")
+    p.add_argument("--threads", type=count(1), help="torch CPU threads")
+    p.add_argument("--seed", type=count(0), default=0, help="random seed")
+    p.add_argument(
+        "--minutes", type=positive_float, help="stop after this many minutes (resumable)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.add_argument("--export", metavar="FILE", help="write the trained weights to FILE at the end")
     p.set_defaults(run=run_train)
@@ -94,6 +90,8 @@ def run_train(args: argparse.Namespace) -> int:
         intra_steps=args.intra_steps,
         inter_steps=args.inter_steps,
         multi_steps=args.multi_steps,
+        residual_steps=args.residual_steps,
+        init=args.init,
         frames=args.frames,
         rate_warmup=args.rate_warmup,
         rewarm=args.rewarm,

@@ -372,9 +372,9 @@ class FmEncoder:
         r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
         for shift in RESIDUAL_SHIFTS:
             with torch.no_grad():
-                y = self._analysis.intra.latent(r * float(1 << shift), q).cpu()
+                y = self._analysis.residual_coder.latent(r * float(1 << shift), q).cpu()
             w = SymbolWriter()
-            res_fp = fixed_round_shift(m.intra.encode(y, q, w), shift)
+            res_fp = fixed_round_shift(m.residual_coder.encode(y, q, w), shift)
             corrected = clamp_act(x_fp + res_fp)
             stream = w.finish()
             overhead = 1 + len(encode_uleb128(len(stream)))  # the residual byte, the size
@@ -485,7 +485,7 @@ class FmDecoder:
                 x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
                 next_feature: Tensor | None = f
                 if res is not None:
-                    r_fp = m.intra.decode(SymbolReader(res), q_r, coder.grid)
+                    r_fp = m.residual_coder.decode(SymbolReader(res), q_r, coder.grid)
                     x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
                     next_feature = None  # as the encoder: re-derived from the picture
                 codes = coder._finish(x_fp, next_feature, False)

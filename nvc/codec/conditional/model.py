@@ -94,6 +94,7 @@ class ModelConfig:
     blocks: int  # residual blocks per stage
     checkerboard: bool = True  # two-step checkerboard spatial context for y
     latent_skip: bool = False  # inter: a linear path from the latent to the picture (see below)
+    residual_codec: bool = False  # a separate image codec for inter residuals (else: intra's)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -496,13 +497,21 @@ class InterCodec(nn.Module):
 
 
 class FMModel(nn.Module):
-    """The whole codec model: intra + inter, one configuration."""
+    """The whole codec model: intra + inter (+ a residual codec), one configuration."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.intra = IntraCodec(config)
         self.inter = InterCodec(config)
+        # the image codec of the encoder's inter-frame residuals (codec.py), the intra
+        # codec's architecture trained on residuals (train.py stage 4), when configured
+        self.residual = IntraCodec(config) if config.residual_codec else None
+
+    @property
+    def residual_coder(self) -> IntraCodec:
+        """The codec that codes inter residuals: the residual codec, or else the intra one."""
+        return self.intra if self.residual is None else self.residual
 
     def exact_adapt(self, ref: Tensor) -> Tensor:
         """Temporal feature from a decoded picture (after intra frames and on refresh)."""

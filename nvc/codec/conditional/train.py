@@ -14,6 +14,15 @@ Stages (DCVC-FM trains in stages too; this is the CPU-sized version):
    whole chain, so the model learns to live with propagated error (DCVC-FM's cascaded
    training). With probability 1/4 an inter frame takes its temporal feature from the
    adaptor (the periodic refresh), so that path is trained too.
+4. residual (optional, `residual_steps`): everything above frozen, a separate image codec
+   (the intra architecture, started from the intra codec's weights) learns to code what an
+   inter frame leaves: the source minus the frozen model's inter reconstruction, added back
+   to that reconstruction, with the same lambda(q) MSE + bpp loss. The encoder sends such a
+   residual where it pays (codec.py).
+
+`init` starts from a weights file (e.g. the shipped model) instead of random weights, with
+a fresh optimizer and step count: `--init fm-realtime.pt --residual-steps N` with the
+other stages at 0 adds a trained residual codec to an existing model.
 
 Every sample draws its own q uniformly from 0..63 (DCVC-FM's uniform quantization-parameter
 sampling); its loss is lambda(q) * MSE + bits per pixel, lambda log-linear in q, averaged
@@ -66,6 +75,8 @@ class TrainConfig:
     intra_steps: int = 2000  # stage 1 steps
     inter_steps: int = 1000  # stage 2 steps
     multi_steps: int = 2000  # stage 3 steps
+    residual_steps: int = 0  # stage 4 steps (0: the model has no residual codec)
+    init: str | None = None  # start from this weights file instead of random weights
     frames: int = 4  # frames per sample in stage 3 (one intra + frames - 1 inter)
     batch: int = 8  # samples per step
     crop: int = 128  # crop size in pixels (multiple of 16)
@@ -81,14 +92,16 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        return self.intra_steps + self.inter_steps + self.multi_steps
+        return self.intra_steps + self.inter_steps + self.multi_steps + self.residual_steps
 
     def stage(self, step: int) -> int:
         if step < self.intra_steps:
             return 1
         if step < self.intra_steps + self.inter_steps:
             return 2
-        return 3
+        if step < self.intra_steps + self.inter_steps + self.multi_steps:
+            return 3
+        return 4
 
 
 @dataclass
@@ -156,6 +169,54 @@ def frame_losses(
     return torch.stack(losses), torch.stack(bpps), torch.stack(mses)
 
 
+def residual_losses(model: FMModel, clip: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Stage 4: an intra frame and one inter frame through the frozen model (rounded
+    latents, reconstructions rounded to codes, as the codec does), then the residual codec
+    on what the inter frame left; returns (loss, bpp, mse), each (B,)."""
+    if model.residual is None:
+        raise NvcError("the model has no residual codec to train")
+    depth = 8
+    x_all = fr.codes_to_net(clip, depth)  # (B, 2, 96, h, w)
+    x = x_all[:, 1]
+    pixels = float(x.shape[2] * x.shape[3] * 64)
+    model.intra.eval()
+    model.inter.eval()
+    with torch.no_grad():
+        ref = fr.net_to_codes_ste(model.intra(x_all[:, 0], q).x_hat, depth)
+        flow = estimate_motion(fr.split_96(x)[0] + 0.5, fr.split_96(ref)[0] + 0.5)
+        out = model.inter(x, ref, model.inter.adaptor(ref), flow, q)
+        pred = fr.net_to_codes_ste(out.x_hat, depth)  # (B, 96, h, w)
+    res = model.residual(x - pred, q)
+    mse = torch.mean((pred + res.x_hat - x) ** 2, dim=(1, 2, 3))
+    bpp = res.bits / pixels
+    return lambda_of(q) * mse + bpp, bpp, mse
+
+
+def _model_config(config: TrainConfig) -> ModelConfig:
+    return dataclasses.replace(VARIANTS[config.variant], residual_codec=config.residual_steps > 0)
+
+
+def _load_init(model: FMModel, path: str) -> None:
+    """Load a weights file's parameters into `model` (same variant; a residual codec the file
+    lacks starts as a copy of its intra codec)."""
+    from nvc.codec.conditional.weights import load_weights
+
+    try:
+        src = load_weights(path)
+    except NvcError as e:
+        raise NvcError(f"--init: {e}") from None
+    ours = dataclasses.replace(model.config, residual_codec=False, latent_skip=False)
+    theirs = dataclasses.replace(src.config, residual_codec=False, latent_skip=False)
+    if ours != theirs or src.config.latent_skip != model.config.latent_skip:
+        raise NvcError(f"--init: {path} holds another model variant than {model.config.variant!r}")
+    state = src.state_dict()
+    if model.residual is not None and src.residual is None:
+        state.update({f"residual.{k}": v for k, v in src.intra.state_dict().items()})
+    if src.residual is not None and model.residual is None:
+        state = {k: v for k, v in state.items() if not k.startswith("residual.")}
+    model.load_state_dict(state)
+
+
 class Trainer:
     """Holds the model, optimizer and data; `run()` trains until done or out of time."""
 
@@ -174,7 +235,10 @@ class Trainer:
         self.dir = Path(config.out)
         self.dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
-        self.model = FMModel(VARIANTS[config.variant]).to(config.device)
+        self.model = FMModel(_model_config(config))
+        if config.init:
+            _load_init(self.model, config.init)
+        self.model.to(config.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.step = 0
         self.elapsed = 0.0
@@ -236,6 +300,7 @@ class Trainer:
                 self.config.intra_steps,
                 self.config.inter_steps,
                 self.config.multi_steps,
+                self.config.residual_steps,
             ],
             "train_seconds": round(self.elapsed, 1),
             "data": self.data.describe(),
@@ -273,25 +338,32 @@ class Trainer:
         c = self.config
         start = time.perf_counter()
         stage = c.stage(self.step)
-        frames = {1: 1, 2: 2, 3: c.frames}[stage]
+        frames = {1: 1, 2: 2, 3: c.frames, 4: 2}[stage]
         clip = self.data.batch(c.batch, frames, c.crop).to(c.device)
         q = torch.from_numpy(self.rng.integers(0, Q_LEVELS, size=c.batch)).to(c.device)
         self.model.train()
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
-        # stage 2 trains the motion coder with its own losses and the latents with the noise
-        # proxy on the decoder side too; stage 3 drops both (rounding, end-to-end only)
-        warm = stage == 2
-        loss, bpp, mse = frame_losses(
-            self.model,
-            clip,
-            q,
-            frames,
-            self.rng,
-            MOTION_WEIGHT if warm else 0.0,
-            warm,
-            self._rate_weight(),
-        )
+        if stage == 4:
+            if self.step == c.total_steps - c.residual_steps and not c.init:
+                # trained from scratch: the residual codec starts as a copy of the intra one
+                assert self.model.residual is not None
+                self.model.residual.load_state_dict(self.model.intra.state_dict())
+            loss, bpp, mse = residual_losses(self.model, clip, q)
+        else:
+            # stage 2 trains the motion coder with its own losses and the latents with the
+            # noise proxy on the decoder side too; stage 3 drops both (rounding, end to end)
+            warm = stage == 2
+            loss, bpp, mse = frame_losses(
+                self.model,
+                clip,
+                q,
+                frames,
+                self.rng,
+                MOTION_WEIGHT if warm else 0.0,
+                warm,
+                self._rate_weight(),
+            )
         total = loss.mean()
         self.opt.zero_grad()
         total.backward()

@@ -42,7 +42,7 @@ _cache: dict[str, tuple[float, FMModel, bytes]] = {}  # path -> (mtime, model, h
 # Configuration fields added after the first weights were published, with the value that
 # the older weights implicitly have: hashed only when they differ from it, so adding a
 # field never changes the identity of existing weights.
-_LATER_FIELDS: dict[str, object] = {"latent_skip": False}
+_LATER_FIELDS: dict[str, object] = {"latent_skip": False, "residual_codec": False}
 
 
 def weights_hash(model: FMModel) -> bytes:

@@ -21,6 +21,7 @@ from nvc.codec.base import StreamInfo
 from nvc.codec.conditional import codec as codec_mod
 from nvc.codec.conditional import weights as wt
 from nvc.codec.conditional.codec import FmConfig, FmDecoder, FmEncoder, FmParams
+from nvc.codec.conditional.model import FMModel
 from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame, convert, open_video, psnr_yuv, synthetic_clip
@@ -201,13 +202,28 @@ def test_shipped_weights_load() -> None:
     assert tiny_model().config != model.config
 
 
-def test_residual_frames_decode_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With lambda made huge, any residual that lowers the error pays for its bits, so the
-    shipped (trained) intra codec's residual is sent on every inter frame; the decoder
-    rebuilds the corrected pictures bit-exactly, and they are closer to the source."""
+def _with_residual_codec(model: FMModel) -> FMModel:
+    """The model plus a residual codec: its intra codec with every weight nudged by 2%."""
+    out = FMModel(dataclasses.replace(model.config, residual_codec=True))
+    state = model.state_dict()
+    state.update({f"residual.{k}": v * 1.02 for k, v in model.intra.state_dict().items()})
+    out.load_state_dict(state)
+    return out.eval()
+
+
+@pytest.mark.parametrize("own_codec", [False, True])
+def test_residual_frames_decode_exactly(
+    own_codec: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With lambda made huge, any residual that lowers the error pays for its bits, so a
+    residual (coded by the shipped intra codec, or by a residual codec of the model's own)
+    is sent on every inter frame; the decoder rebuilds the corrected pictures bit-exactly,
+    and they are closer to the source."""
     frames = synthetic_clip(64, 48, 4, seed=21)
     path = tmp_path / "shipped.pt"
-    wt.save_weights(wt.default_model("realtime"), path)
+    model = wt.default_model("realtime")
+    wt.save_weights(_with_residual_codec(model) if own_codec else model, path)
+    wt.register(wt.load_weights(path))  # so that a decoder finds it
     plain, plain_recon, _ = _encode(frames, path, q=30, residual=False)
     assert all(u.payload[0] & codec_mod.FLAG_RESIDUAL == 0 for u in plain)
     monkeypatch.setattr(codec_mod, "lambda_of", lambda q: torch.tensor([1e9]))
@@ -215,6 +231,7 @@ def test_residual_frames_decode_exactly(tmp_path: Path, monkeypatch: pytest.Monk
     assert [u.payload[0] for u in units] == [1, 4, 4, 4]
     assert all(u.payload[2] & 63 == 30 and u.payload[2] >> 6 in (1, 2) for u in units[1:])
     assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
+    assert (enc.model.residual_coder is enc.model.residual) == own_codec
     # the first inter frame has the same reference either way: the residual helps it
     err = [psnr_yuv(frames[1], r).weighted for r in (plain_recon[1], recon[1])]
     assert err[1] > err[0] + 0.5, err

@@ -131,3 +131,50 @@ def test_train_command_parses(tmp_path: Path) -> None:
     assert callable(args.run)
     with pytest.raises(SystemExit):
         p.parse_args(["train", "inr", "--out", "x"])
+
+
+def test_residual_stage_trains_only_the_residual_codec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nvc.codec.conditional.train as train_mod
+
+    monkeypatch.setitem(
+        train_mod.VARIANTS, "tiny", ModelConfig("tiny", *list(TINY.to_dict().values())[1:])
+    )
+    # from scratch: stages 1, 2, then 4; the residual codec starts as the intra codec
+    t = Trainer(_config(tmp_path / "a", variant="tiny", multi_steps=0, residual_steps=2))
+    assert t.model.residual is not None and t.model.residual_coder is t.model.residual
+    stages = []
+    t.run(on_step=lambda s: stages.append(s.stage))
+    assert stages == [1, 2, 4, 4]
+    base = tmp_path / "base.pt"
+    Trainer(_config(tmp_path / "b", variant="tiny", multi_steps=0)).export_weights(base)
+    # --init: a model without a residual codec gains one, and only that one learns
+    c = Trainer(
+        _config(
+            tmp_path / "c",
+            variant="tiny",
+            intra_steps=0,
+            inter_steps=0,
+            multi_steps=0,
+            residual_steps=3,
+            init=str(base),
+        )
+    )
+    assert c.model.residual is not None
+    start = {k: v.clone() for k, v in c.model.state_dict().items()}
+    for k, v in c.model.intra.state_dict().items():
+        assert torch.equal(start[f"residual.{k}"], v), k
+    c.run()
+    after = c.model.state_dict()
+    frozen = [k for k in start if not k.startswith("residual.")]
+    assert all(torch.equal(after[k], start[k]) for k in frozen)
+    learnt = [k for k, _ in c.model.residual.named_parameters()]
+    changed = [k for k in learnt if not torch.equal(after[f"residual.{k}"], start[f"residual.{k}"])]
+    assert len(changed) >= 0.8 * len(learnt), sorted(set(learnt) - set(changed))
+    out = tmp_path / "res.pt"
+    digest = c.export_weights(out)
+    assert wt.short_hash(wt.load_weights(base)) != digest[:16]
+    assert wt.load_weights(out).residual is not None
+    with pytest.raises(NvcError, match="--init"):
+        Trainer(_config(tmp_path / "d", variant="realtime", residual_steps=1, init=str(base)))
