@@ -125,21 +125,17 @@ class Conv(nn.Module):
             out = torch.matmul(iw.weight, x.reshape(b, c, h * w))
             ho, wo = h, w
         else:
-            p = k // 2
-            ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-            xp = F.pad(x, (p, p, p, p))
-            if self.depthwise:  # a sum of k*k shifted products: integers, exact in any order
-                wk = iw.weight.reshape(c, k, k)
-                out = x.new_zeros(b, c, ho, wo)
-                for dy in range(k):
-                    for dx in range(k):
-                        tap = xp[
-                            :, :, dy : dy + s * (ho - 1) + 1 : s, dx : dx + s * (wo - 1) + 1 : s
-                        ]
-                        out += tap * wk[:, dy, dx].view(1, c, 1, 1)
-                out = out.reshape(b, c, ho * wo)
-            else:
-                out = torch.matmul(iw.weight, F.unfold(xp, k, stride=s))  # (B, Cout, L)
+            # float64 convolution of integers whose every partial sum stays below 2**53
+            # (_integer_weights): exact in any summation order. CPU only: there float64
+            # convolutions are direct or im2col + GEMM sums of products, never the
+            # transformed (Winograd/FFT) algorithms whose intermediates are not integers.
+            if x.device.type != "cpu":
+                raise CodecError("the exact path runs on the CPU")
+            groups = c if self.depthwise else 1
+            wk = iw.weight.reshape(-1, c // groups, k, k)
+            out = F.conv2d(x, wk, stride=s, padding=k // 2, groups=groups)
+            ho, wo = out.shape[2], out.shape[3]
+            out = out.reshape(b, -1, ho * wo)
         out += iw.bias[None, :, None]
         if iw.bits > 0:  # in place: floor((acc + 2**(bits-1)) * 2**-bits), exact
             out.add_(float(1 << (iw.bits - 1))).mul_(1.0 / float(1 << iw.bits)).floor_()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch.nn import functional as F
 
 from nvc.codec.conditional.layers import (
+    ACT_LIMIT,
     ONE,
     WARP_BITS,
     Block,
@@ -67,6 +70,34 @@ def test_large_weights_stay_exact() -> None:
     x = torch.full((1, 64, 4, 4), 60000.0)  # near the activation clamp
     out = conv.exact(to_fixed(x))
     assert torch.equal(out, torch.round(out))
+
+
+@pytest.mark.parametrize(
+    "conv", [Conv(16, 8, 3), Conv(16, 8, 3, 2, relu=True), Conv(16, 16, 3, depthwise=True)]
+)
+def test_exact_conv_equals_integer_arithmetic(conv: Conv) -> None:
+    """The float64 convolution equals the same sums computed in int64, at magnitudes near
+    the limits (activations near the clamp, weights at their largest integer scale)."""
+    torch.manual_seed(3)
+    with torch.no_grad():
+        conv.conv.weight.uniform_(-2.0, 2.0)
+        conv.conv.bias.uniform_(-2.0, 2.0)
+    x = torch.randint(-int(ACT_LIMIT), int(ACT_LIMIT) + 1, (2, 16, 7, 9)).double()
+    out = conv.exact(x)
+    iw = conv._ints()
+    k, s, c = conv.k, conv.stride, x.shape[1]
+    xi = F.pad(x.long(), (k // 2,) * 4)
+    w = iw.weight.long().reshape(iw.weight.shape[0], -1, k, k)
+    taps = F.unfold(xi.double(), k, stride=s).long()  # (B, C*k*k, L), integers, exact
+    if conv.depthwise:
+        acc = (taps.reshape(2, c, k * k, -1) * w.reshape(1, c, k * k, 1)).sum(2)
+    else:
+        acc = torch.matmul(w.reshape(w.shape[0], -1), taps)
+    acc = acc + iw.bias.long()[None, :, None]
+    acc = torch.div(acc + (1 << (iw.bits - 1)), 1 << iw.bits, rounding_mode="floor")
+    ho, wo = out.shape[2], out.shape[3]
+    ref = acc.reshape(2, -1, ho, wo).double().clamp(0.0 if conv.relu else -ACT_LIMIT, ACT_LIMIT)
+    assert iw.bits > 0 and torch.equal(out, ref)
 
 
 def test_exact_warp_matches_float_warp() -> None:
