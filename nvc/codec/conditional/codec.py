@@ -43,7 +43,14 @@ from nvc.codec.base import CodecSpec, StreamInfo
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional import weights as wt
 from nvc.codec.conditional.layers import ONE, clamp_act, fixed_round_shift
-from nvc.codec.conditional.model import Q_LEVELS, VARIANTS, Contexts, FMModel, lambda_of
+from nvc.codec.conditional.model import (
+    Q_LEVELS,
+    RESIDUAL_SHIFTS,
+    VARIANTS,
+    Contexts,
+    FMModel,
+    lambda_of,
+)
 from nvc.codec.conditional.motion import estimate_motion
 from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import BitstreamError, CodecError
@@ -54,7 +61,6 @@ FLAG_INTRA = 1
 FLAG_REFRESH = 2
 FLAG_RESIDUAL = 4
 DEFAULT_Q = 40
-RESIDUAL_SHIFTS = (1, 2)  # the encoder tries the residual amplified 2x and 4x (see _residual)
 # No residual is tried when lambda(q) MSE is below this (in bits per pixel): a residual that
 # removed all the error would still have to cost less. Residuals measured on natural content
 # cost 0.3-1.6 bpp (benchmarks/results/fm_rd.json), so this only saves encoding time.

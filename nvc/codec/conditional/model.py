@@ -71,6 +71,10 @@ Q_LEVELS = 64  # quality indices 0 (lowest rate) .. 63 (highest quality)
 SCALE_BITS = 16  # fraction bits of the fixed-point quantization scalers
 LAMBDA_MIN = 16.0  # rate-distortion trade-off at q = 0: loss = lambda * MSE + bits per pixel
 LAMBDA_MAX = 4096.0  # ... at q = 63 (MSE of values in [0, 1]); log-linear in between
+# Inter residuals are amplified by 2**shift before the residual coder's analysis and
+# attenuated by as much after its synthesis (a finer step than q alone gives a small
+# signal); the encoder tries these shifts, training samples them (codec.py, train.py).
+RESIDUAL_SHIFTS = (1, 2)
 
 
 def lambda_of(q: Tensor) -> Tensor:

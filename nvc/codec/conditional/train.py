@@ -16,8 +16,9 @@ Stages (DCVC-FM trains in stages too; this is the CPU-sized version):
    adaptor (the periodic refresh), so that path is trained too.
 4. residual (optional, `residual_steps`): everything above frozen, a separate image codec
    (the intra architecture, started from the intra codec's weights) learns to code what an
-   inter frame leaves: the source minus the frozen model's inter reconstruction, added back
-   to that reconstruction, with the same lambda(q) MSE + bpp loss. The encoder sends such a
+   inter frame leaves: the source minus the frozen model's inter reconstruction, amplified
+   as the encoder amplifies it, added back to that reconstruction, with the same
+   lambda(q) MSE + bpp loss. The encoder sends such a
    residual where it pays (codec.py).
 
 `init` starts from a weights file (e.g. the shipped model) instead of random weights, with
@@ -52,7 +53,14 @@ from torch import Tensor
 
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional.data import TrainingData
-from nvc.codec.conditional.model import Q_LEVELS, VARIANTS, FMModel, ModelConfig, lambda_of
+from nvc.codec.conditional.model import (
+    Q_LEVELS,
+    RESIDUAL_SHIFTS,
+    VARIANTS,
+    FMModel,
+    ModelConfig,
+    lambda_of,
+)
 from nvc.codec.conditional.motion import estimate_motion
 from nvc.codec.conditional.weights import save_weights
 from nvc.errors import NvcError
@@ -169,10 +177,13 @@ def frame_losses(
     return torch.stack(losses), torch.stack(bpps), torch.stack(mses)
 
 
-def residual_losses(model: FMModel, clip: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def residual_losses(
+    model: FMModel, clip: Tensor, q: Tensor, rng: np.random.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 4: an intra frame and one inter frame through the frozen model (rounded
     latents, reconstructions rounded to codes, as the codec does), then the residual codec
-    on what the inter frame left; returns (loss, bpp, mse), each (B,)."""
+    on what the inter frame left, amplified by 2**shift (shift drawn per sample from the
+    encoder's RESIDUAL_SHIFTS) and attenuated back; returns (loss, bpp, mse), each (B,)."""
     if model.residual is None:
         raise NvcError("the model has no residual codec to train")
     depth = 8
@@ -186,8 +197,10 @@ def residual_losses(model: FMModel, clip: Tensor, q: Tensor) -> tuple[Tensor, Te
         flow = estimate_motion(fr.split_96(x)[0] + 0.5, fr.split_96(ref)[0] + 0.5)
         out = model.inter(x, ref, model.inter.adaptor(ref), flow, q)
         pred = fr.net_to_codes_ste(out.x_hat, depth)  # (B, 96, h, w)
-    res = model.residual(x - pred, q)
-    mse = torch.mean((pred + res.x_hat - x) ** 2, dim=(1, 2, 3))
+    shifts = rng.choice(np.array(RESIDUAL_SHIFTS), size=x.shape[0])
+    gain = torch.from_numpy(np.exp2(shifts)).to(x.device, x.dtype).view(-1, 1, 1, 1)
+    res = model.residual((x - pred) * gain, q)
+    mse = torch.mean((pred + res.x_hat / gain - x) ** 2, dim=(1, 2, 3))
     bpp = res.bits / pixels
     return lambda_of(q) * mse + bpp, bpp, mse
 
@@ -349,7 +362,7 @@ class Trainer:
                 # trained from scratch: the residual codec starts as a copy of the intra one
                 assert self.model.residual is not None
                 self.model.residual.load_state_dict(self.model.intra.state_dict())
-            loss, bpp, mse = residual_losses(self.model, clip, q)
+            loss, bpp, mse = residual_losses(self.model, clip, q, self.rng)
         else:
             # stage 2 trains the motion coder with its own losses and the latents with the
             # noise proxy on the decoder side too; stage 3 drops both (rounding, end to end)
