@@ -322,6 +322,11 @@ class Trainer:
             "frames": self.config.frames,
             "device": self.config.device,
         }
+        if self.config.init:  # what the steps above started from, and how that was trained
+            from nvc.codec.conditional.weights import load_info
+
+            info["init"] = Path(self.config.init).name
+            info["init_info"] = load_info(self.config.init)
         info.update(extra or {})
         model = FMModel(self.model.config)
         model.load_state_dict({k: v.cpu() for k, v in self.model.state_dict().items()})

@@ -176,5 +176,7 @@ def test_residual_stage_trains_only_the_residual_codec(
     digest = c.export_weights(out)
     assert wt.short_hash(wt.load_weights(base)) != digest[:16]
     assert wt.load_weights(out).residual is not None
+    info = wt.load_info(out)
+    assert info["init"] == "base.pt" and info["init_info"]["stage_steps"] == [1, 1, 0, 0]
     with pytest.raises(NvcError, match="--init"):
         Trainer(_config(tmp_path / "d", variant="realtime", residual_steps=1, init=str(base)))
