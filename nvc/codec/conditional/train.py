@@ -15,8 +15,9 @@ Stages (DCVC-FM trains in stages too; this is the CPU-sized version):
    training). With probability 1/4 an inter frame takes its temporal feature from the
    adaptor (the periodic refresh), so that path is trained too.
 4. residual (optional, `residual_steps`): everything above frozen, a separate image codec
-   (the intra architecture, started from the intra codec's weights) learns to code what an
-   inter frame leaves: the source minus the frozen model's inter reconstruction, amplified
+   (the intra architecture, started from the intra codec's weights) learns to code what
+   each inter frame of a `frames`-long chain leaves (the corrected picture is the next
+   frame's reference): the source minus the frozen model's inter reconstruction, amplified
    as the encoder amplifies it, added back to that reconstruction, with the same
    lambda(q) MSE + bpp loss. The encoder sends such a
    residual where it pays (codec.py).
@@ -180,29 +181,42 @@ def frame_losses(
 def residual_losses(
     model: FMModel, clip: Tensor, q: Tensor, rng: np.random.Generator
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Stage 4: an intra frame and one inter frame through the frozen model (rounded
-    latents, reconstructions rounded to codes, as the codec does), then the residual codec
-    on what the inter frame left, amplified by 2**shift (shift drawn per sample from the
-    encoder's RESIDUAL_SHIFTS) and attenuated back; returns (loss, bpp, mse), each (B,)."""
+    """Stage 4: an intra frame, then inter frames through the frozen model (rounded
+    latents, reconstructions rounded to codes, as the codec does), each followed by the
+    residual codec on what it left, amplified by 2**shift (shift drawn per sample from the
+    encoder's RESIDUAL_SHIFTS) and attenuated back; the corrected picture is the next
+    frame's reference (its feature re-derived by the adaptor, as the codec does after a
+    residual), so the residual codec also learns to undo errors that accumulate along the
+    chain (chroma drift). Returns (loss, bpp, mse), each (frames - 1, B)."""
     if model.residual is None:
         raise NvcError("the model has no residual codec to train")
     depth = 8
-    x_all = fr.codes_to_net(clip, depth)  # (B, 2, 96, h, w)
-    x = x_all[:, 1]
-    pixels = float(x.shape[2] * x.shape[3] * 64)
+    x_all = fr.codes_to_net(clip, depth)  # (B, T, 96, h, w)
+    b, frames = x_all.shape[:2]
+    pixels = float(x_all.shape[3] * x_all.shape[4] * 64)
+    lam = lambda_of(q)
+    shifts = rng.choice(np.array(RESIDUAL_SHIFTS), size=b)
+    gain = torch.from_numpy(np.exp2(shifts)).to(x_all.device, x_all.dtype).view(-1, 1, 1, 1)
     model.intra.eval()
     model.inter.eval()
     with torch.no_grad():
         ref = fr.net_to_codes_ste(model.intra(x_all[:, 0], q).x_hat, depth)
-        flow = estimate_motion(fr.split_96(x)[0] + 0.5, fr.split_96(ref)[0] + 0.5)
-        out = model.inter(x, ref, model.inter.adaptor(ref), flow, q)
-        pred = fr.net_to_codes_ste(out.x_hat, depth)  # (B, 96, h, w)
-    shifts = rng.choice(np.array(RESIDUAL_SHIFTS), size=x.shape[0])
-    gain = torch.from_numpy(np.exp2(shifts)).to(x.device, x.dtype).view(-1, 1, 1, 1)
-    res = model.residual((x - pred) * gain, q)
-    mse = torch.mean((pred + res.x_hat / gain - x) ** 2, dim=(1, 2, 3))
-    bpp = res.bits / pixels
-    return lambda_of(q) * mse + bpp, bpp, mse
+    losses, bpps, mses = [], [], []
+    for t in range(1, frames):
+        x = x_all[:, t]
+        with torch.no_grad():
+            flow = estimate_motion(fr.split_96(x)[0] + 0.5, fr.split_96(ref)[0] + 0.5)
+            out = model.inter(x, ref, model.inter.adaptor(ref), flow, q)
+            pred = fr.net_to_codes_ste(out.x_hat, depth)  # (B, 96, h, w)
+        res = model.residual((x - pred) * gain, q)
+        corrected = pred + res.x_hat / gain
+        mse = torch.mean((corrected - x) ** 2, dim=(1, 2, 3))
+        bpp = res.bits / pixels
+        losses.append(lam * mse + bpp)
+        bpps.append(bpp)
+        mses.append(mse)
+        ref = fr.net_to_codes_ste(corrected.detach(), depth)
+    return torch.stack(losses), torch.stack(bpps), torch.stack(mses)
 
 
 def _model_config(config: TrainConfig) -> ModelConfig:
@@ -356,7 +370,7 @@ class Trainer:
         c = self.config
         start = time.perf_counter()
         stage = c.stage(self.step)
-        frames = {1: 1, 2: 2, 3: c.frames, 4: 2}[stage]
+        frames = {1: 1, 2: 2, 3: c.frames, 4: c.frames}[stage]
         clip = self.data.batch(c.batch, frames, c.crop).to(c.device)
         q = torch.from_numpy(self.rng.integers(0, Q_LEVELS, size=c.batch)).to(c.device)
         self.model.train()
