@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="residual",
         action="store_const",
         const=False,
-        help="fm: never add intra-coded residuals to inter frames (faster encoding; by "
+        help="fm: never add coded residuals to inter frames (faster encoding; by "
         "default the encoder adds one where it lowers the rate-distortion cost)",
     )
     p.add_argument(

@@ -112,7 +112,7 @@ def add_parsers(subparsers: Any) -> None:
         dest="residual",
         action="store_const",
         const=False,
-        help="fm: no intra-coded residuals on inter frames (encodes faster)",
+        help="fm: no coded residuals on inter frames (encodes faster)",
     )
     _add_network(p)
     p.set_defaults(run=run_live)
