@@ -22,8 +22,10 @@ from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.errors import NvcError
 from nvc.media import Frame, bpp, open_writer, psnr_rgb, psnr_yuv, synthetic_clip
 
-# Best first: the demo uses the first of these that this nvc has.
-PREFERENCE = ("inr", "fm", "lossless")
+# Best first: the demo uses the first of these that this nvc has. fm leads: on the demo's
+# clip it beats inr in rate-distortion (benchmarks/results/rd_natural.md) and encodes in
+# seconds, where inr trains for minutes.
+PREFERENCE = ("fm", "inr", "lossless")
 
 
 @dataclass(frozen=True)
