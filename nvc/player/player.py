@@ -477,7 +477,8 @@ class Player:
                     self.stats.loss_events += 1
                     self._decoder_dirty = True
                     continue
-                assert isinstance(item, tuple)
+                if not isinstance(item, tuple):
+                    raise NvcError(f"player: unexpected queue item {item!r}")
                 await self._decode_unit(*item)
         except asyncio.CancelledError:
             raise

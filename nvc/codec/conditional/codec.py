@@ -322,7 +322,8 @@ class FmEncoder:
             recon = coder._finish(x_fp, None, True)
         else:
             st = coder.state
-            assert st.ref_codes is not None and st.ref is not None
+            if st.ref_codes is None or st.ref is None:
+                raise CodecError("an inter frame needs a reference: the first frame is intra")
             scale = float(1 << coder.depth)
             cur_y = fr.split_96(codes)[0] / scale
             ref_y = fr.split_96(st.ref_codes)[0] / scale
@@ -481,7 +482,8 @@ class FmDecoder:
             else:
                 feature = coder.temporal_feature(bool(flags & FLAG_REFRESH))
                 st = coder.state
-                assert st.ref is not None
+                if st.ref is None:  # temporal_feature has refused this already
+                    raise BitstreamError("inter frame without a reference")
                 inter = m.inter
                 mv_shape, y_shape = inter.latent_shapes(coder.grid)
                 m_hat = inter.mv_prior.decode(reader, mv_shape, None)

@@ -379,8 +379,8 @@ class Trainer:
         if stage == 4:
             if self.step == c.total_steps - c.residual_steps and not c.init:
                 # trained from scratch: the residual codec starts as a copy of the intra one
-                assert self.model.residual is not None
-                self.model.residual.load_state_dict(self.model.intra.state_dict())
+                # (residual_steps > 0 configures the model with one)
+                self.model.residual_coder.load_state_dict(self.model.intra.state_dict())
             loss, bpp, mse = residual_losses(self.model, clip, q, self.rng)
         else:
             # stage 2 trains the motion coder with its own losses and the latents with the

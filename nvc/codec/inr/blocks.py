@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nvc.codec.inr.quant import fake_quant, laplace_bits
+from nvc.errors import CodecError
 
 PE_BASE = 1.25  # NeRV's frequency base: frequencies PE_BASE^l * pi
 
@@ -327,7 +328,8 @@ class UpBlock(nn.Module):
         (acc * m + b) * (1 + g) is evaluated as acc * (m (1 + g)) + b (1 + g)."""
         acc = self.conv.exact_acc(x)  # (1, 4 cout, h, w)
         scale, offset = self.conv.exact_mult, self.conv.exact_bias
-        assert scale is not None and offset is not None
+        if scale is None or offset is None:
+            raise CodecError("exact inference before the layer's integer weights were set")
         if self.mod is not None and tfeat is not None:
             g = (self.mod(tfeat, True).reshape(-1) + 1.0).repeat(4)  # per shuffle input channel
             scale = scale * g

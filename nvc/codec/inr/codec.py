@@ -185,7 +185,8 @@ class InrEncoder:
         self, data: GroupData, n: int, residual: bool, budget: float
     ) -> tuple[bytes, list[bytes]]:
         """(MODEL payload, FRAME payloads); coarsens the weight steps while over budget."""
-        assert self.trainer is not None
+        if self.trainer is None:
+            raise CodecError("inr: a group is coded before its network was trained")
         ref = self.renderer.group
         coarser = 0
         for _ in range(6):

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from nvc.codec.inr.blocks import ACT, QConv, UpBlock, hswish, positional_encoding, shuffle
 from nvc.codec.inr.config import ModelConfig
+from nvc.errors import CodecError
 
 
 class InrNet(nn.Module):
@@ -89,27 +90,31 @@ class InrNet(nn.Module):
             x = act(self.stem_mlp[1](x, exact))  # (B, C0 * h0 * w0, 1, 1)
             x = x.reshape(x.shape[0], self.cfg.channels[0], *self.grid)  # (B, C0, h0, w0)
         else:
-            assert self.stem_conv is not None and emb is not None
+            if emb is None:
+                raise CodecError("an embedding-stem INR needs the frame's embedding")
             step = None if exact else self.embed_step()
-            x = act(
-                self.stem_conv(emb, exact, quantized_input=exact, a_step=step)
-            )  # (B, C0, h0, w0)
+            x = act(self.stem(emb, exact, quantized_input=exact, a_step=step))  # (B, C0, h0, w0)
         x = x.contiguous(memory_format=torch.channels_last)
         for block in self.blocks:
             x = block(x, tfeat, exact)  # (B, C_i+1, 2h, 2w)
         out = self.head(x, exact)  # (B, 3 or 12, H'', W'')
         return shuffle(out) if self.cfg.head_shuffle else out  # (B, 3, H', W')
 
+    @property
+    def stem(self) -> QConv:
+        """The embedding stem's convolution (configurations with stem "embed" only)."""
+        if self.stem_conv is None:
+            raise CodecError(f"the INR stem is {self.cfg.stem!r}, not an embedding stem")
+        return self.stem_conv
+
     def embed_step(self) -> Tensor:
         """The embedding step: the embeddings' running maximum maps to embed_hi."""
-        assert self.stem_conv is not None
-        return self.stem_conv.a_max / self.embed_hi
+        return self.stem.a_max / self.embed_hi
 
     def quantize_embedding(self, emb: Tensor) -> tuple[Tensor, Tensor]:
         """Training: (the embedding as the stem sees it, its integers), straight-through."""
-        assert self.stem_conv is not None
         if self.training:
-            self.stem_conv.observe(emb)
+            self.stem.observe(emb)
         step = self.embed_step()
         q = torch.clamp(emb / step, -self.embed_hi - 1, self.embed_hi)
         q = q + (torch.round(q) - q).detach()

@@ -60,11 +60,11 @@ class Renderer:
             pe = positional_encoding_exact(t, self.cfg.pe_levels)
         emb = None
         if self.cfg.stem == "embed":
-            assert self.group.embed_model is not None
+            if self.group.embed_model is None:
+                raise BitstreamError("inr group has no embedding model for its frames")
             h0, w0 = self.grid
             ints = decode_embedding(payload, self.group.embed_model, self.cfg.embed_dim * h0 * w0)
-            stem = self.net.stem_conv
-            assert stem is not None
+            stem = self.net.stem
             if ints.size and (ints.min() < stem.lo or ints.max() > stem.hi):
                 raise BitstreamError("inr embedding value out of range")
             emb = torch.from_numpy(ints.astype(np.float32).reshape(1, self.cfg.embed_dim, h0, w0))

@@ -311,8 +311,7 @@ class Trainer:
         """The group's embeddings as the integers FRAME units carry: (N, d, h0, w0)."""
         if self.encoder is None or data.inputs is None:
             return None
-        stem = self.net.stem_conv
-        assert stem is not None
+        stem = self.net.stem
         step = float(codes[self.net.layers.index(stem)].a_step)
         out = []
         with torch.no_grad():

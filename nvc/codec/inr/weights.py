@@ -86,7 +86,8 @@ def _code_group(values: np.ndarray) -> tuple[int, bytes, bytes]:
         cand = (kind, params.to_bytes(), data)
         if best is None or len(cand[1]) + len(cand[2]) < len(best[1]) + len(best[2]):
             best = cand
-    assert best is not None
+    if best is None:
+        raise CodecError("no entropy model can code these values")
     return best
 
 
@@ -188,8 +189,7 @@ def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) 
     frames = cur.uleb()
     n = len(shapes)
     a_steps = [cur.f32() for _ in range(n)]
-    if residual:
-        assert ref is not None
+    if residual and ref is not None:  # (a residual without ref was refused above)
         w_base = [x.w_base for x in ref.layers]
         b_step = [x.b_step for x in ref.layers]
     else:
@@ -238,7 +238,8 @@ def fit_embedding_model(ints: np.ndarray) -> tuple[int, object]:
         bits = model.cost_bits(ints, params) + 8 * len(params.to_bytes())  # type: ignore[arg-type]
         if best is None or bits < best_bits:
             best, best_bits = (kind, params), bits
-    assert best is not None
+    if best is None:
+        raise CodecError("no entropy model for the embedding")
     return best
 
 

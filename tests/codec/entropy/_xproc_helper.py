@@ -101,7 +101,7 @@ def decode(d: Path) -> None:
     decoded: dict[str, np.ndarray] = {}
 
     prior = FactorizedPrior(16)
-    prior.load_state_dict(torch.load(d / "factorized.pt"))
+    prior.load_state_dict(torch.load(d / "factorized.pt", weights_only=True))
     decoded["factorized"] = prior.decompress(
         (d / "factorized.bin").read_bytes(), (2, 16, 24, 24)
     ).numpy()
@@ -125,7 +125,7 @@ def decode(d: Path) -> None:
         decoded[name] = cm.decompress((d / f"{name}.bin").read_bytes(), cp, count)
 
     hp = _hyperprior()
-    hp.load_state_dict(torch.load(d / "hyperprior.pt"))
+    hp.load_state_dict(torch.load(d / "hyperprior.pt", weights_only=True))
     streams = HyperpriorStreams.from_bytes((d / "hyperprior.bin").read_bytes())
     decoded["hyperprior"] = hp.decompress(streams).numpy()
 

@@ -88,7 +88,7 @@ def test_tables_are_rebuilt_identically_from_saved_weights(tmp_path) -> None:  #
     prior = FactorizedPrior(3)
     torch.save(prior.state_dict(), tmp_path / "p.pt")
     other = FactorizedPrior(3)
-    other.load_state_dict(torch.load(tmp_path / "p.pt"))
+    other.load_state_dict(torch.load(tmp_path / "p.pt", weights_only=True))
     a, b = prior.tables, other.tables
     assert np.array_equal(a.counts, b.counts) and np.array_equal(a.lo, b.lo)
 

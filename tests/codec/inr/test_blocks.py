@@ -25,6 +25,7 @@ from nvc.codec.inr.blocks import (
 from nvc.codec.inr.config import ModelConfig
 from nvc.codec.inr.model import ContentEncoder, InrNet
 from nvc.codec.inr.quant import code_steps, quantize_weight, steps_from_code
+from nvc.errors import CodecError
 
 
 def _cl(x: torch.Tensor) -> torch.Tensor:
@@ -177,6 +178,13 @@ def test_network_output_covers_the_padded_frame(stem: str, head_shuffle: bool) -
     assert out.shape == (2, 3, grid[0] * cfg.stride, grid[1] * cfg.stride)
     assert net.macs() > 0
     assert len(net.layers) == len({id(x) for x in net.layers})
+    if stem == "pe":  # no embedding stem: asking for one is a typed error, not an assert
+        with pytest.raises(CodecError, match="not an embedding stem"):
+            net.embed_step()
+    else:
+        assert net.stem is net.stem_conv
+        with pytest.raises(CodecError, match="needs the frame's embedding"):
+            net(net.pe(t), None)
 
 
 def test_content_encoder_reaches_the_stem_grid() -> None:
