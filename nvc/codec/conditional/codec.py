@@ -15,14 +15,15 @@ One FRAME unit per frame, payload:
       with the frame's sections in order:
       intra: z, y anchors, y non-anchors;
       inter: motion z, motion latent, z, y anchors, y non-anchors
-    | [residual only: a second range-coder stream, the rest of the payload: the intra
+    | [residual only: a second range-coder stream, the rest of the payload: the residual
       codec's z, y anchors, y non-anchors, at quality q_r].
 
 The residual (inter frames only) is the difference between the picture and the inter
-codec's reconstruction, times 2**shift, coded with the intra image codec; the decoder
-divides the intra codec's output by 2**shift (rounding half up) and adds it back. The encoder sends
-it when it lowers lambda(q) MSE + bpp (the training loss); it carries the quality of inter
-frames up with q where the inter codec's own latent cannot (see MODEL_CARD.md).
+codec's reconstruction, times 2**shift, coded with the model's residual codec (its intra
+codec when it has none); the decoder divides that codec's output by 2**shift (rounding half
+up) and adds it back. The encoder sends it when it lowers lambda(q) MSE + bpp (the training
+loss); it carries the quality of inter frames up with q where the inter codec's own latent
+cannot (see weights/MODEL_CARD.md).
 
 Intra frames are random-access points (rap=True); inter frames, refreshes included, are not.
 """
@@ -61,10 +62,6 @@ FLAG_INTRA = 1
 FLAG_REFRESH = 2
 FLAG_RESIDUAL = 4
 DEFAULT_Q = 40
-# No residual is tried when lambda(q) MSE is below this (in bits per pixel): a residual that
-# removed all the error would still have to cost less. Residuals measured on natural content
-# cost 0.3-1.6 bpp (benchmarks/results/fm_rd.json), so this only saves encoding time.
-RESIDUAL_MIN_GAIN = 0.05
 DECODER_THREADS = 1  # torch threads while decoding (see _torch_threads)
 
 
@@ -81,7 +78,7 @@ class FmConfig:
     weights: str | None = None  # a weights file from `nvc train fm` instead of the shipped one
     device: str = "cpu"  # device of the encoder-only float networks (analysis, refinement)
     threads: int = 1  # torch threads while coding (results are identical for any count)
-    residual: bool = True  # inter frames: add an intra-coded residual where it pays (RD)
+    residual: bool = True  # inter frames: add a coded residual where it pays (RD)
 
     def __post_init__(self) -> None:
         if self.q is not None and not 0 <= int(self.q) < Q_LEVELS:
@@ -359,9 +356,9 @@ class FmEncoder:
     def _residual(
         self, codes: Tensor, x: Tensor, x_fp: Tensor, q: int
     ) -> tuple[int, bytes, Tensor] | None:
-        """Code x - x_fp with the intra codec, amplified by 2**shift before the analysis and
-        attenuated by as much after the synthesis (a finer quantization of a small signal
-        than the intra codec's own q gives); returns (residual byte, stream, corrected
+        """Code x - x_fp with the residual codec, amplified by 2**shift before the analysis
+        and attenuated by as much after the synthesis (a finer quantization of a small
+        signal than q alone gives); returns (residual byte, stream, corrected
         picture) for the shift in RESIDUAL_SHIFTS that lowers lambda(q) MSE + bpp the most,
         or None when none lowers it."""
         m, depth = self.model, self.coder.depth
@@ -374,8 +371,6 @@ class FmEncoder:
 
         best: tuple[int, bytes, Tensor] | None = None
         best_cost = cost(x_fp, 0)
-        if best_cost < RESIDUAL_MIN_GAIN:  # even a perfect residual could not pay: skip it
-            return None
         r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
         for shift in RESIDUAL_SHIFTS:
             with torch.no_grad():

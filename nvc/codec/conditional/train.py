@@ -19,8 +19,7 @@ Stages (DCVC-FM trains in stages too; this is the CPU-sized version):
    each inter frame of a `frames`-long chain leaves (the corrected picture is the next
    frame's reference): the source minus the frozen model's inter reconstruction, amplified
    as the encoder amplifies it, added back to that reconstruction, with the same
-   lambda(q) MSE + bpp loss. The encoder sends such a
-   residual where it pays (codec.py).
+   lambda(q) MSE + bpp loss. The encoder sends such a residual where it pays (codec.py).
 
 `init` starts from a weights file (e.g. the shipped model) instead of random weights, with
 a fresh optimizer and step count: `--init fm-realtime.pt --residual-steps N` with the
@@ -186,8 +185,9 @@ def residual_losses(
     residual codec on what it left, amplified by 2**shift (shift drawn per sample from the
     encoder's RESIDUAL_SHIFTS) and attenuated back; the corrected picture is the next
     frame's reference (its feature re-derived by the adaptor, as the codec does after a
-    residual), so the residual codec also learns to undo errors that accumulate along the
-    chain (chroma drift). Returns (loss, bpp, mse), each (frames - 1, B)."""
+    residual), so the residual codec sees the errors that accumulate along the chain (meant
+    against chroma drift; 3-frame chains did not cure it, see MODEL_CARD.md). Returns
+    (loss, bpp, mse), each (frames - 1, B)."""
     if model.residual is None:
         raise NvcError("the model has no residual codec to train")
     depth = 8
@@ -232,9 +232,8 @@ def _load_init(model: FMModel, path: str) -> None:
         src = load_weights(path)
     except NvcError as e:
         raise NvcError(f"--init: {e}") from None
-    ours = dataclasses.replace(model.config, residual_codec=False, latent_skip=False)
-    theirs = dataclasses.replace(src.config, residual_codec=False, latent_skip=False)
-    if ours != theirs or src.config.latent_skip != model.config.latent_skip:
+    ours = dataclasses.replace(model.config, residual_codec=False)
+    if dataclasses.replace(src.config, residual_codec=False) != ours:
         raise NvcError(f"--init: {path} holds another model variant than {model.config.variant!r}")
     state = src.state_dict()
     if model.residual is not None and src.residual is None:
