@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nvc import __version__
+from nvc.argtypes import count as _count
 from nvc.argtypes import fps as _fps
 from nvc.argtypes import percent as _quality
 from nvc.argtypes import positive_float as _positive_float
@@ -175,14 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--intra-period",
-        type=int,
+        type=_count(0),
         metavar="N",
         help="fm: an intra frame (random-access point) every N frames, 0: only the first "
         "(default: 128)",
     )
     p.add_argument(
         "--refresh",
-        type=int,
+        type=_count(0),
         metavar="N",
         help="fm: re-derive the temporal feature from the picture every N frames, 0: never "
         "(default: 32)",

@@ -102,7 +102,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--q", type=int, metavar="0-63", help="fm: quality index (default 40)")
     p.add_argument(
         "--intra-period",
-        type=int,
+        type=_count(0),
         metavar="N",
         help="fm: a random-access point every N frames (default 128): late joiners and "
         "lost units wait for the next one",

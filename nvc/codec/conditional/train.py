@@ -258,13 +258,13 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.config = config
-        self.dir = Path(config.out)
-        self.dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         self.model = FMModel(_model_config(config))
-        if config.init:
+        if config.init:  # before anything is written: a bad --init leaves nothing behind
             _load_init(self.model, config.init)
         self.model.to(config.device)
+        self.dir = Path(config.out)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.step = 0
         self.elapsed = 0.0

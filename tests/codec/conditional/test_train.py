@@ -180,3 +180,6 @@ def test_residual_stage_trains_only_the_residual_codec(
     assert info["init"] == "base.pt" and info["init_info"]["stage_steps"] == [1, 1, 0, 0]
     with pytest.raises(NvcError, match="--init"):
         Trainer(_config(tmp_path / "d", variant="realtime", residual_steps=1, init=str(base)))
+    with pytest.raises(NvcError, match="--init: cannot read"):
+        Trainer(_config(tmp_path / "e", variant="tiny", init=str(tmp_path / "missing.pt")))
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()  # nothing written
