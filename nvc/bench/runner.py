@@ -49,7 +49,8 @@ from nvc.errors import NvcError
 from nvc.media import Frame, bpp, ms_ssim, psnr_rgb, psnr_yuv
 
 PSNR_CAP = 100.0  # dB counted for a frame decoded exactly
-STATE_VERSION = 1
+# 2: anchors' streams are counted without informational SEI (rows of version 1 had it).
+STATE_VERSION = 2
 
 
 @dataclass
@@ -327,7 +328,7 @@ def _measure_row(
         if r == 0:
             nbytes = size
             if contender.anchor_config is not None:
-                version = anchors.encoder_version(path)
+                version = anchors.library_version(contender.anchor_config)
         elif size != nbytes:
             notes.append(f"repeat {r + 1} produced {size} bytes, not {nbytes}")
         on_progress("decode", 0, len(frames))
@@ -356,7 +357,9 @@ def _measure_row(
         "fps": str(clip.fps),
         "bytes": nbytes,
         "bytes_counted": (
-            "raw elementary stream file" if contender.kind == "anchor" else ".nvc file"
+            "raw elementary stream file, informational SEI removed"
+            if contender.kind == "anchor"
+            else ".nvc file"
         ),
         "bpp": bpp(nbytes, n, clip.width, clip.height),
         **quality,
