@@ -101,3 +101,27 @@ def percent(text: str) -> float:
     if not 0 <= value <= 100:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, not {text!r}")
     return value
+
+
+def timestamp(text: str) -> float:
+    """A time in seconds, as ffmpeg writes it: `12.5`, `MM:SS[.ms]` or `HH:MM:SS[.ms]`."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a time in seconds or HH:MM:SS.ms, not {text!r}"
+        ) from None
+    *whole, secs = values
+    if any(v < 0 or v != int(v) for v in whole) or (whole and not secs < 60):
+        raise argparse.ArgumentTypeError(
+            f"expected HH:MM:SS.ms (whole hours and minutes, seconds below 60), not {text!r}"
+        )
+    if len(whole) == 2 and whole[1] >= 60:
+        raise argparse.ArgumentTypeError(f"minutes must be below 60 in {text!r}")
+    value = secs + sum(v * 60 ** (len(whole) - i) for i, v in enumerate(whole))
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative finite time, not {text!r}")
+    return value

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a user error (one line on stderr), 2 a usage error,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from nvc.argtypes import percent as _quality
 from nvc.argtypes import positive_float as _positive_float
 from nvc.argtypes import positive_int as _positive
 from nvc.argtypes import size as _size
+from nvc.argtypes import timestamp as _time
 from nvc.errors import NvcError
 from nvc.progress import Progress
 
@@ -30,10 +32,39 @@ def _progress(label: str) -> tuple[Progress, Callable[[int, int | None], None]]:
 
 def _codec_options(args: argparse.Namespace) -> dict[str, object]:
     """Encode flags that become codec options, only those given (fm: q, bpp, refine,
-    intra_period, refresh, residual, device; inr: preset, bpp, quality, time_budget, device)."""
-    fm = ("q", "refine", "intra_period", "refresh", "residual")
+    intra_period, refresh, residual, weights, device; inr: preset, bpp, quality, time_budget,
+    device; --threads for codecs that have a `threads` option)."""
+    fm = ("q", "refine", "intra_period", "refresh", "residual", "weights")
     names = (*fm, "preset", "bpp", "quality", "time_budget", "device")
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    options = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if "weights" in options:
+        options["weights"] = _weights_file(str(options["weights"]))
+    if getattr(args, "threads", None) is not None and "threads" in _config_fields(args.codec):
+        options["threads"] = args.threads
+    return options
+
+
+def _weights_file(path: str) -> str:
+    """A --weights path, checked before any codec reads it: a readable torch.save archive."""
+    import zipfile
+
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise NvcError(f"--weights {path}: {e.strerror or e}") from None
+    if not zipfile.is_zipfile(path):
+        raise NvcError(f"--weights {path} is not a weights file (from 'nvc train fm --export')")
+    return path
+
+
+def _config_fields(codec: str) -> set[str]:
+    """The option names of a codec's config (imports that codec)."""
+    import dataclasses
+
+    from nvc.codec.registry import get
+
+    return {f.name for f in dataclasses.fields(get(codec).config_type)}
 
 
 class _Training:
@@ -62,13 +93,42 @@ class _Training:
 
     def hook(self, codec: str, options: dict[str, object]) -> dict[str, object]:
         """options plus `on_progress` when the codec's config has that field."""
-        import dataclasses
-
-        from nvc.codec.registry import get
-
-        if "on_progress" in {f.name for f in dataclasses.fields(get(codec).config_type)}:
+        if "on_progress" in _config_fields(codec):
             return {**options, "on_progress": self.status}
         return options
+
+    def psnr(self) -> float | None:
+        """Mean PSNR of the coded groups as the training codec reported them (inr)."""
+        if not self.groups:
+            return None
+        return sum(s.psnr for s in self.groups) / len(self.groups)
+
+
+def _encode_summary(output: str, report: Any, training: _Training) -> dict[str, Any]:
+    """The encode report as JSON-ready values, the training codec's PSNR filled in."""
+    summary = {"output": output, **report.to_dict()}
+    if summary["psnr"] is None and summary["exact"] is None and training.psnr() is not None:
+        from nvc.media import pixel_format
+
+        rgb = report.format is not None and pixel_format(report.format).family == "rgb"
+        summary.update(psnr=training.psnr(), psnr_metric="rgb" if rgb else "yuv", exact=False)
+    return summary
+
+
+def _report_line(s: dict[str, Any]) -> str:
+    """One line: frames, size, bpp, kbit/s, PSNR (or n/a), codec, time and speed."""
+    if s["exact"]:
+        quality = "exact (PSNR inf)"
+    elif s["psnr"] is not None:
+        quality = f"PSNR {s['psnr']:.2f} dB {s['psnr_metric'].upper()}"
+    else:
+        quality = "PSNR n/a"
+    rate = f"{s['kbps']:.1f} kbit/s" if s["kbps"] is not None else "kbit/s n/a"
+    return (
+        f"{s['output']}: {s['frames']} frames {s['width']}x{s['height']}, {s['bytes']} bytes, "
+        f"{s['bpp']:.4f} bpp, {rate}, {quality}, codec {s['codec']}, "
+        f"{s['seconds']:.2f} s ({s['encode_fps']:.1f} fps)"
+    )
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -87,26 +147,39 @@ def cmd_encode(args: argparse.Namespace) -> int:
             pix_fmt=args.pix_fmt,
             options=training.hook(args.codec, _codec_options(args)),
             progress=training.frames,
+            start=args.start,
         )
     finally:
         bar.close()
-    print(
-        f"{args.output}: {report.frames} frames {report.width}x{report.height}, "
-        f"{report.bytes} bytes, {report.bpp:.4f} bpp, codec {report.codec}, "
-        f"{report.seconds:.2f} s ({report.fps:.1f} fps)"
-    )
-    if training.groups:
-        psnr = sum(s.psnr for s in training.groups) / len(training.groups)
-        print(f"  {len(training.groups)} group(s), PSNR of the decoded frames {psnr:.2f} dB")
+    summary = _encode_summary(args.output, report, training)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(_report_line(summary))
+        if training.groups:
+            print(f"  {len(training.groups)} group(s) trained and coded")
     return 0
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from nvc.codec.pipeline import decode_file
 
+    if args.weights:  # fm: make the stream's weights findable by their hash
+        from nvc.codec.conditional.weights import load_weights, register
+
+        register(load_weights(_weights_file(args.weights)))
     bar, update = _progress("decode")
     try:
-        report = decode_file(args.input, args.output, progress=update)
+        report = decode_file(
+            args.input,
+            args.output,
+            progress=update,
+            start=args.start,
+            frames=args.frames,
+            threads=args.threads,
+            max_pixels=args.max_pixels,
+        )
     finally:
         bar.close()
     print(
@@ -135,7 +208,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands defined in packages that import torch: (module, function, help). Their full
+# parsers are built only when they run (or for the full parser), so `nvc --help`,
+# `nvc --version`, `nvc info` and lossless work never import torch.
+_HEAVY_COMMANDS = {
+    "train": ("nvc.codec.conditional.cli", "add_parser", "train a learned codec's model (fm)"),
+}
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    """The subcommand named on a command line ("" when none): its first non-option word."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `nvc` parser. `command`: the subcommand about to run; other subcommands of
+    _HEAVY_COMMANDS get a stand-in that only lists them in the help. None: all in full."""
     from nvc.codec.registry import names
 
     codecs = ", ".join(names())
@@ -161,6 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--codec", default="lossless", help=f"codec to use: {codecs} (default: lossless)"
     )
     p.add_argument("--frames", type=_positive, help="encode at most N frames")
+    p.add_argument(
+        "--start",
+        type=_time,
+        metavar="TIME",
+        help="skip the input before TIME (seconds or HH:MM:SS.ms; the frames before it are "
+        "read and dropped, the stream starts at 0)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        metavar="N",
+        help="fm, inr: torch threads while coding (fm's output is the same for any N)",
+    )
+    p.add_argument("--json", action="store_true", help="print the encode report as JSON on stdout")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size of raw .yuv input")
     p.add_argument("--fps", type=_fps, help="frame rate of raw .yuv input (e.g. 30 or 30000/1001)")
     p.add_argument(
@@ -224,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         help="inr, fm: train/encode on cpu or cuda[:N] (default: cpu); decoding is on the CPU",
     )
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="fm: a weights file from 'nvc train fm --export' instead of the shipped model",
+    )
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser(
@@ -234,6 +341,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="input .nvc file")
     p.add_argument("-o", "--output", required=True, help="output video file or DIR/")
+    p.add_argument(
+        "--start",
+        type=_time,
+        metavar="TIME",
+        help="begin at TIME (seconds or HH:MM:SS.ms): decoding starts at the random-access "
+        "point before it and drops the frames before TIME",
+    )
+    p.add_argument("--frames", type=_positive, help="decode at most N frames")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        metavar="N",
+        help="inr: torch threads while decoding (fm's exact decoder always uses one)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive,
+        metavar="N",
+        help="refuse frames above N luma pixels (default: 3840x2160 = 8294400), "
+        "a guard against files that ask for huge frames",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="fm: the weights file the stream was coded with, when it is not the shipped one",
+    )
     p.set_defaults(run=cmd_decode)
 
     p = sub.add_parser(
@@ -263,13 +396,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_demo)
 
+    import importlib
+
     from nvc.bench.cli import add_parser as add_bench
-    from nvc.codec.conditional.cli import add_parser as add_train
     from nvc.player.cli import add_parsers as add_streaming
 
     add_streaming(sub)
-    add_train(sub)
+    for name, (module, function, summary) in _HEAVY_COMMANDS.items():
+        if command is None or command == name:
+            getattr(importlib.import_module(module), function)(sub)
+        else:
+            sub.add_parser(name, help=summary)
     add_bench(sub)
+    for each in sub.choices.values():  # --debug after the subcommand too
+        with contextlib.suppress(argparse.ArgumentError):  # unless it has its own --debug
+            each.add_argument(
+                "--debug",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="show tracebacks on errors",
+            )
     return parser
 
 
@@ -278,7 +424,8 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -1,7 +1,10 @@
 """`nvc demo`: the main job on built-in defaults, end to end, in well under two minutes.
 
 Generates a natural-looking clip, encodes it with the best codec available, decodes it
-from the file in a fresh decoder, and reports size, bpp, quality and timing.
+from the file in a fresh decoder, and reports size, bpp, quality and timing, next to x264
+at the same size: x264 medium in low delay (no B-frames, nvc's intra period), through
+PyAV, its CRF searched until its raw H.264 stream (video payload only, no container)
+brackets the .nvc file's size, its PSNR interpolated to that size.
 """
 
 from __future__ import annotations
@@ -16,16 +19,30 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from nvc.bench import anchors
 from nvc.codec import registry
 from nvc.codec.base import StreamInfo
 from nvc.codec.pipeline import decode_frames, encode_frames
-from nvc.errors import NvcError
+from nvc.errors import CodecError, NvcError
 from nvc.media import Frame, bpp, open_writer, psnr_rgb, psnr_yuv, synthetic_clip
 
 # Best first: the demo uses the first of these that this nvc has. fm leads: on the demo's
 # clip it beats inr in rate-distortion (benchmarks/results/rd_natural.md) and encodes in
 # seconds, where inr trains for minutes.
 PREFERENCE = ("fm", "inr", "lossless")
+X264_CRFS = (0, 51)  # the CRF range searched for x264 at the demo's size
+X264_KEYINT = 128  # x264's intra period, as fm's default
+
+
+@dataclass(frozen=True)
+class AnchorPoint:
+    """x264 at the demo's size: PSNR interpolated between the two CRFs that bracket it."""
+
+    crfs: tuple[int, int]  # the bracketing CRFs (equal when the size is outside x264's range)
+    bytes: tuple[int, int]  # their raw H.264 stream sizes
+    bpp: float  # bits per pixel at the interpolated point (nvc's bpp unless out of range)
+    psnr_rgb: float  # mean RGB PSNR at that point
+    psnr_yuv: float  # mean 6:1:1 YUV PSNR at that point
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class DemoReport:
     exact: bool  # every decoded frame equals its source
     encode_seconds: float
     decode_seconds: float
+    x264: AnchorPoint | None = None  # x264 at the same size (None: no libx264 in PyAV)
 
 
 def best_codec() -> str:
@@ -64,6 +82,59 @@ def _save(path: Path, frames: list[Frame], fps: Fraction) -> None:
             w.write(f)
 
 
+def x264_at_size(clip: list[Frame], fps: Fraction, target: int, workdir: Path) -> AnchorPoint:
+    """x264 at `target` bytes: a binary search over CRF for the two that bracket it, then
+    PSNR linear in log(bytes) between them (x264's sizes fall as its CRF rises)."""
+    config = anchors.ANCHORS["x264"]
+    sizes: dict[int, int] = {}
+
+    def path(crf: int) -> Path:
+        return workdir / f"x264-crf{crf}.h264"
+
+    def size_at(crf: int) -> int:
+        if crf not in sizes:
+            sizes[crf] = anchors.encode(
+                clip, config, crf, path(crf), fps=fps, gop="ld", keyint=X264_KEYINT
+            )
+        return sizes[crf]
+
+    def quality(crf: int) -> tuple[float, float]:
+        decoded = anchors.decode(path(crf), config, fps=fps)
+        if len(decoded) != len(clip):
+            raise NvcError(f"x264 decoded {len(decoded)} frames, expected {len(clip)}")
+        pairs = list(zip(clip, decoded, strict=True))
+        return _mean([psnr_rgb(a, b) for a, b in pairs]), _mean(
+            [psnr_yuv(a, b).weighted for a, b in pairs]
+        )
+
+    pixels = len(clip) * clip[0].width * clip[0].height
+    try:
+        lo, hi = X264_CRFS  # invariant: size_at(hi) <= target < size_at(lo)
+        if size_at(hi) > target:  # smaller than x264 can go: its smallest point
+            return AnchorPoint(
+                (hi, hi), (sizes[hi], sizes[hi]), 8 * sizes[hi] / pixels, *quality(hi)
+            )
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if size_at(mid) <= target else (mid, hi)
+        if size_at(lo) <= target:  # larger than x264 at its best CRF
+            return AnchorPoint(
+                (lo, lo), (sizes[lo], sizes[lo]), 8 * sizes[lo] / pixels, *quality(lo)
+            )
+        (rgb_lo, yuv_lo), (rgb_hi, yuv_hi) = quality(lo), quality(hi)
+    finally:
+        for crf in sizes:
+            path(crf).unlink(missing_ok=True)
+    w = (math.log(target) - math.log(sizes[hi])) / (math.log(sizes[lo]) - math.log(sizes[hi]))
+    return AnchorPoint(
+        (lo, hi),
+        (sizes[lo], sizes[hi]),
+        8 * target / pixels,
+        rgb_hi + w * (rgb_lo - rgb_hi),
+        yuv_hi + w * (yuv_lo - yuv_hi),
+    )
+
+
 def run_demo(
     *,
     frames: int = 48,
@@ -71,6 +142,7 @@ def run_demo(
     codec: str | None = None,
     keep: str | None = None,
     out: Callable[[str], None] = print,
+    anchor: bool = True,
 ) -> DemoReport:
     codec = codec or best_codec()
     registry.get(codec)
@@ -97,6 +169,12 @@ def run_demo(
         rgb = [psnr_rgb(a, b) for a, b in zip(clip, decoded, strict=True)]
         yuv = [psnr_yuv(a, b).weighted for a, b in zip(clip, decoded, strict=True)]
         exact = all(a.equal(b) for a, b in zip(clip, decoded, strict=True))
+        x264 = None
+        if anchor and not exact and width % 2 == 0 and height % 2 == 0:
+            try:
+                x264 = x264_at_size(clip, fps, enc.bytes, workdir)
+            except CodecError as e:  # a PyAV without libx264: say so, report nvc alone
+                out(f"  (no x264 comparison: {e})")
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -113,6 +191,7 @@ def run_demo(
         exact=exact,
         encode_seconds=enc.seconds,
         decode_seconds=dec_seconds,
+        x264=x264,
     )
     quality = (
         "exact (lossless)"
@@ -121,6 +200,19 @@ def run_demo(
     )
     out(f"  size     {report.bytes} bytes, {report.bpp:.4f} bpp")
     out(f"  quality  {quality}")
+    if x264 is not None:
+        lo, hi = x264.crfs
+        where = (
+            f"crf {lo}..{hi} ({x264.bytes[0]}..{x264.bytes[1]} bytes) interpolated to "
+            f"{report.bytes} bytes"
+            if lo != hi
+            else f"crf {lo}, {x264.bytes[0]} bytes: x264's nearest size"
+        )
+        gain = report.psnr_yuv - x264.psnr_yuv
+        out(
+            f"  x264     PSNR {x264.psnr_rgb:.2f} dB RGB, {x264.psnr_yuv:.2f} dB YUV at "
+            f"{x264.bpp:.4f} bpp (medium, low delay; {where}); nvc {gain:+.2f} dB YUV"
+        )
     out(f"  encode   {report.encode_seconds:.2f} s ({frames / report.encode_seconds:.1f} fps)")
     out(f"  decode   {report.decode_seconds:.2f} s ({frames / report.decode_seconds:.1f} fps)")
     if keep:
