@@ -408,6 +408,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         else:
             sub.add_parser(name, help=summary)
     add_bench(sub)
+    from nvc.bench.batch import add_parser as add_batch
+
+    add_batch(sub)
     for each in sub.choices.values():  # --debug after the subcommand too
         with contextlib.suppress(argparse.ArgumentError):  # unless it has its own --debug
             each.add_argument(

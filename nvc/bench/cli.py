@@ -125,6 +125,18 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="discard finished rows in the output folder and start over",
     )
     out.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_ray_argument(p)
+
+
+def add_ray_argument(p: argparse.ArgumentParser) -> None:
+    """--ray ADDRESS (shared by bench and batch)."""
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the independent jobs as Ray tasks (pip install 'nvc[ray]'): 'local' starts "
+        "Ray on this machine, 'auto' joins this machine's cluster, HOST:PORT or "
+        "ray://HOST:10001 a remote one; same outputs, same resumable state as a local run",
+    )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -215,6 +227,7 @@ def _command(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed `nvc bench` arguments; 0 on success."""
     from nvc.bench import codecs, datasets, environment, report, runner
+    from nvc.bench.executor import RayTarget
 
     sequences: list[datasets.Sequence] = []
     if args.uvg:
@@ -257,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         gop=args.gop,
         keyint=args.keyint,
         threads=args.threads,
+        ray=RayTarget(args.ray, task_cpus=args.threads) if args.ray else None,
     )
     git = environment.git_info()
     config.stamp = {"git_revision": git["revision"], "git_dirty": git["dirty"]}
@@ -279,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
         "gop": args.gop,
         "keyint": args.keyint,
         "threads": args.threads,
+        "executor": f"ray {args.ray}" if args.ray else "local",
         "codecs": [
             {
                 "name": c.name,

@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import resource
 import statistics
 import sys
@@ -43,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from nvc.bench import anchors, datasets
+from nvc.bench import anchors, datasets, executor
 from nvc.bench.codecs import Contender, point_key, point_label
 from nvc.errors import NvcError
 from nvc.media import Frame, bpp, ms_ssim, psnr_rgb, psnr_yuv
@@ -68,6 +69,11 @@ class BenchConfig:
     keyint: int = 128  # anchors' intra period (recorded)
     threads: int = 1  # anchors' threads (recorded)
     stamp: dict[str, Any] = field(default_factory=dict)  # added to every new row (git revision)
+    ray: executor.RayTarget | None = None  # run rows as Ray tasks there (None: in this process)
+
+    @property
+    def measure(self) -> Measure:
+        return Measure(repeats=self.repeats, ms_ssim=self.ms_ssim)
 
     def fingerprint(self, sequence: datasets.Sequence) -> str:
         """What must match for a stored row of `sequence` to be reused."""
@@ -291,11 +297,23 @@ class RunOutcome:
     new_rows: int  # rows measured by this call (the rest came from the state file)
 
 
+@dataclass(frozen=True)
+class Measure:
+    """How each row is measured (what a Ray task needs of the BenchConfig)."""
+
+    repeats: int = 1  # encode+decode cycles (timings are medians)
+    ms_ssim: bool = True  # compute MS-SSIM
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
 def _measure_row(
     contender: Contender,
     point: dict[str, Any],
     clip: datasets.Clip,
-    config: BenchConfig,
+    config: Measure,
     workdir: Path,
     on_progress: Callable[[str, int, int], None],
 ) -> dict[str, Any]:
@@ -375,6 +393,7 @@ def _measure_row(
         "decode_peak_rss_mib": max(m.peak_mib for m in dec_mem),
         "decode_rss_increase_mib": max(m.delta_mib for m in dec_mem),
         "memory_method": enc_mem[0].method,
+        "host": platform.node(),
         "encoder_version": version,
         "notes": notes,
     }
@@ -392,28 +411,38 @@ def describe_row(row: dict[str, Any]) -> str:
     )
 
 
-def run(
+def _key(item: tuple[datasets.Sequence, str, Contender, dict[str, Any]]) -> str:
+    seq, _fp, contender, point = item
+    return row_key(seq.name, contender.name, point)
+
+
+def _finish_row(
+    row: dict[str, Any], config: BenchConfig, key: str, fingerprint: str, where: str
+) -> dict[str, Any]:
+    row.update(config.stamp)
+    row.update(
+        key=key,
+        fingerprint=fingerprint,
+        executor=where,
+        measured_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return row
+
+
+def _why(e: BaseException) -> str:
+    return str(e) if isinstance(e, NvcError) else f"{type(e).__name__}: {e}"
+
+
+def _run_here(
     config: BenchConfig,
-    *,
-    reporter: Reporter | None = None,
-    fresh: bool = False,
-    stop_after: int | None = None,
-) -> RunOutcome:
-    """Measure every row not yet in the state file; `stop_after` rows at most (tests)."""
-    reporter = reporter or Reporter(quiet=True)
-    if config.repeats < 1:
-        raise NvcError(f"--repeats must be at least 1, got {config.repeats}")
-    state = State(config.state_path, fresh=fresh)
-    plan: list[tuple[datasets.Sequence, str, Contender, dict[str, Any]]] = []
-    for seq in config.sequences:
-        fp = config.fingerprint(seq)
-        for contender in config.contenders:
-            for point in contender.points:
-                plan.append((seq, fp, contender, point))
-    total = len(plan)
-    done_before = sum(1 for seq, fp, c, p in plan if state.has(fp, row_key(seq.name, c.name, p)))
-    if done_before:
-        reporter.line(f"resuming: {done_before} of {total} rows already measured")
+    state: State,
+    plan: list[tuple[datasets.Sequence, str, Contender, dict[str, Any]]],
+    done_before: int,
+    total: int,
+    reporter: Reporter,
+    stop_after: int | None,
+) -> tuple[int, list[str]]:
+    """Measure the plan's missing rows in this process, one after another."""
     skipped: list[str] = []
     new_rows = 0
     index = done_before
@@ -439,21 +468,117 @@ def run(
                 reporter.status(f"{label} {stage} {done}/{n}" if done else f"{label} {stage}")
 
             try:
-                row = _measure_row(contender, point, clip, config, workdir, on_progress)
+                row = _measure_row(contender, point, clip, config.measure, workdir, on_progress)
             except Exception as e:  # one failing codec must not stop the others
-                why = str(e) if isinstance(e, NvcError) else f"{type(e).__name__}: {e}"
+                why = _why(e)
                 skipped.append(f"{seq.name} {contender.name} {point_label(point)} failed: {why}")
                 reporter.line(f"{label}: FAILED: {why}")
                 continue
-            row.update(config.stamp)
-            row.update(
-                key=key,
-                fingerprint=fp,
-                measured_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-            )
-            state.add_row(row)
+            state.add_row(_finish_row(row, config, key, fp, "local"))
             new_rows += 1
             reporter.line(f"[{index}/{total}] {describe_row(row)}")
+    return new_rows, skipped
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every Ray task of one sequence gets from the object store."""
+
+    clip: datasets.Clip  # the loaded frames
+    measure: Measure  # how to measure
+
+
+def _ray_row(job: tuple[Contender, dict[str, Any]], shared: _Shared) -> dict[str, Any]:
+    """One row, measured in a Ray worker (in its own temporary folder)."""
+    contender, point = job
+    with tempfile.TemporaryDirectory(prefix="nvc-bench-") as tmp:
+        return _measure_row(contender, point, shared.clip, shared.measure, Path(tmp), _no_progress)
+
+
+def _run_on_ray(
+    config: BenchConfig,
+    state: State,
+    pending: list[tuple[datasets.Sequence, str, Contender, dict[str, Any]]],
+    done_before: int,
+    total: int,
+    reporter: Reporter,
+) -> tuple[int, list[str]]:
+    """Measure the pending rows as Ray tasks, one sequence's frames in the object store at a time.
+
+    The driver loads each sequence, puts its frames into Ray's object store once, submits
+    one task per row and records each row in the state file as it comes back.
+    """
+    target = config.ray
+    if target is None:
+        raise NvcError("no Ray address")
+    skipped: list[str] = []
+    counter = {"new": 0, "index": done_before}
+    where = f"ray {target.address}"
+    with executor.ray_session(target):
+        for seq in config.sequences:
+            items = [item for item in pending if item[0] is seq]
+            if not items:
+                continue
+            reporter.status(f"loading {seq.name} ...", force=True)
+            clip = datasets.load(seq, config.protocol)
+            fp = items[0][1]
+            if fp not in state.sequences:
+                state.add_sequence(fp, clip.info())
+            reporter.line(f"{seq.name}: {len(items)} rows submitted to Ray at {target.address}")
+
+            def done(i: int, row: dict[str, Any], items: list[Any] = items) -> None:
+                state.add_row(_finish_row(row, config, _key(items[i]), items[i][1], where))
+                counter["new"] += 1
+                counter["index"] += 1
+                reporter.line(f"[{counter['index']}/{total}] {describe_row(row)}")
+
+            def failed(i: int, e: BaseException, items: list[Any] = items) -> None:
+                seq_i, _fp, contender, point = items[i]
+                what = f"{seq_i.name} {contender.name} {point_label(point)}"
+                skipped.append(f"{what} failed: {_why(e)}")
+                reporter.line(f"{what}: FAILED: {_why(e)}")
+
+            executor.run_jobs(
+                _ray_row,
+                [(item[2], item[3]) for item in items],
+                shared=_Shared(clip, config.measure),
+                ray=target,
+                on_done=done,
+                on_error=failed,
+            )
+            del clip
+    return counter["new"], skipped
+
+
+def run(
+    config: BenchConfig,
+    *,
+    reporter: Reporter | None = None,
+    fresh: bool = False,
+    stop_after: int | None = None,
+) -> RunOutcome:
+    """Measure every row not yet in the state file; `stop_after` rows at most (tests)."""
+    reporter = reporter or Reporter(quiet=True)
+    if config.repeats < 1:
+        raise NvcError(f"--repeats must be at least 1, got {config.repeats}")
+    state = State(config.state_path, fresh=fresh)
+    plan: list[tuple[datasets.Sequence, str, Contender, dict[str, Any]]] = []
+    for seq in config.sequences:
+        fp = config.fingerprint(seq)
+        for contender in config.contenders:
+            for point in contender.points:
+                plan.append((seq, fp, contender, point))
+    total = len(plan)
+    done_before = sum(1 for seq, fp, c, p in plan if state.has(fp, row_key(seq.name, c.name, p)))
+    if done_before:
+        reporter.line(f"resuming: {done_before} of {total} rows already measured")
+    if config.ray is not None:
+        pending = [item for item in plan if not state.has(item[1], _key(item))]
+        if stop_after is not None:
+            pending = pending[:stop_after]
+        new_rows, skipped = _run_on_ray(config, state, pending, done_before, total, reporter)
+    else:
+        new_rows, skipped = _run_here(config, state, plan, done_before, total, reporter, stop_after)
     rows = [
         state.rows[f"{fp}|{row_key(seq.name, c.name, p)}"]
         for seq, fp, c, p in plan
