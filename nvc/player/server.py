@@ -10,8 +10,11 @@ signaling endpoint (nvc.player.signaling). Each offer becomes one aiortc peer wi
 data channel, negotiated out of band (label "nvc", id 0, created by both sides; the
 server's reliability settings govern what it sends), on which the broadcast
 (nvc.player.broadcast) sends the stream. A viewer is removed and its peer closed when
-its channel closes, its connection fails, its channel does not open in time, or, after
-the end of the stream, when it hangs up (or a grace period passes).
+its channel closes, its connection fails, its channel does not open in time
+(`open_timeout`: an offer that never connects frees its slot then), or, after the end of
+the stream, when it hangs up (or a grace period passes). `max_connecting` can keep
+connecting peers from taking every `max_viewers` slot. The HTTP limits (timeouts, the
+connection cap, the Host/Origin check) are nvc.player.site's.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -30,13 +33,8 @@ from nvc.bitstream import SequenceHeader
 from nvc.codec import registry
 from nvc.player import rtc, wire
 from nvc.player.broadcast import Broadcast, ViewerConfig
-from nvc.player.signaling import (
-    Offer,
-    SignalingError,
-    new_app,
-    offer_route,
-    start_site,
-)
+from nvc.player.signaling import Offer, SignalingError, offer_route
+from nvc.player.site import GuardedSite, HttpLimits, new_app, start_site
 from nvc.player.source import UnitSource
 
 log = logging.getLogger("nvc.player")
@@ -49,9 +47,11 @@ class ServeConfig:
     host: str = "127.0.0.1"  # address to bind; loopback unless told otherwise
     port: int = 8080  # TCP port (0: any free port)
     max_viewers: int = 16  # peers at once (connecting ones included); more get 503
-    open_timeout: float = 15.0  # seconds for a viewer's channel to open before it is dropped
+    max_connecting: int | None = None  # peers whose channel is not open yet (None: any)
+    open_timeout: float = 10.0  # seconds for a viewer's channel to open before it is dropped
     end_grace: float = 5.0  # seconds to wait for a viewer to hang up after the stream's end
     wait_for: int = 1  # viewers that must be connected before a run starts
+    http: HttpLimits = field(default_factory=HttpLimits)  # header/body timeouts, caps, hosts
 
 
 def header_info(header: SequenceHeader | None) -> dict[str, Any] | None:
@@ -72,6 +72,7 @@ class _Peer:
     def __init__(self, pc: RTCPeerConnection) -> None:
         self.pc = pc
         self.task: asyncio.Task[None] | None = None
+        self.connecting = True  # its channel has not opened yet
 
 
 class StreamServer:
@@ -92,15 +93,22 @@ class StreamServer:
         self.broadcast = Broadcast(source, vc, wait_for=self.config.wait_for)
         self.peers: set[_Peer] = set()
         self.url: str | None = None
+        self.site: GuardedSite | None = None  # the listening site (sockets, connections)
         self._runner: web.AppRunner | None = None
         self._closing = False
 
     async def start(self) -> str:
         """Start listening; returns the base URL viewers are given."""
-        app = new_app()
+        limits = self.config.http
+        app = new_app(limits)
         app.router.add_get("/", self._get_info)
-        app.router.add_post("/offer", offer_route(self._on_offer, need="application"))
-        self._runner, self.url = await start_site(app, self.config.host, self.config.port)
+        app.router.add_post(
+            "/offer",
+            offer_route(self._on_offer, need="application", body_timeout=limits.body_timeout),
+        )
+        self._runner, self.site, self.url = await start_site(
+            app, self.config.host, self.config.port, limits
+        )
         return self.url
 
     async def close(self) -> None:
@@ -140,6 +148,11 @@ class StreamServer:
             raise SignalingError(503, "the server is shutting down")
         if len(self.peers) >= self.config.max_viewers:
             raise SignalingError(503, f"the server is full ({self.config.max_viewers} viewers)")
+        connecting = sum(p.connecting for p in self.peers)
+        if self.config.max_connecting is not None and connecting >= self.config.max_connecting:
+            raise SignalingError(
+                503, f"{connecting} viewers are connecting already: try again in a few seconds"
+            )
         pc = rtc.new_peer()
         peer = _Peer(pc)
         self.peers.add(peer)
@@ -187,8 +200,12 @@ class StreamServer:
         viewer = None
         try:
             if not await _first(opened, gone, timeout=self.config.open_timeout) or gone.is_set():
-                log.info("a viewer's channel did not open: dropped")
+                log.info(
+                    "a viewer's channel did not open within %g s: dropped",
+                    self.config.open_timeout,
+                )
                 return
+            peer.connecting = False
             viewer = self.broadcast.add(channel)
             log.info("viewer %d joined (%d watching)", viewer.number, len(self.broadcast.viewers))
             await _first(viewer.done, gone)

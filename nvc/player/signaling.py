@@ -5,15 +5,17 @@
     error:    {"error": "one line"}                            (4xx / 503)
 
 Requests are checked before any peer connection is made: a body over `MAX_BODY` bytes is
-413, a Content-Type other than JSON 415 (which also keeps other web sites from posting
-offers cross-origin without a CORS preflight), malformed JSON or a malformed or unsuitable
-SDP 400; a full server answers 503. A rejected request changes nothing and the server
-keeps serving. Servers bind to 127.0.0.1 unless told otherwise.
+413, one that does not arrive in time 408, a Content-Type other than JSON 415 (which also
+keeps other web sites from posting offers cross-origin without a CORS preflight),
+malformed or too deeply nested JSON or a malformed or unsuitable SDP 400; a full server
+answers 503. A rejected request changes nothing and the server keeps serving. The HTTP
+limits around this (header timeouts, the connection cap, the Host/Origin check) are in
+site.py.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import json
 import logging
 import re
@@ -21,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+
+from nvc.player.site import MAX_BODY, json_error
 
 log = logging.getLogger("nvc.player")
 
-MAX_BODY = 64 * 1024  # largest signaling request body, bytes
 MAX_SDP = 48 * 1024  # largest SDP, characters
 _SDP_LINE = re.compile(r"^[a-z]=[^\x00]*$")
 
@@ -59,6 +62,8 @@ def parse_offer(body: bytes, *, need: str) -> Offer:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise SignalingError(400, "the body is not valid JSON") from None
+    except RecursionError:  # "[[[[..." deeper than the parser's stack
+        raise SignalingError(400, "the body's JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise SignalingError(400, "the body must be a JSON object")
     if data.get("type") != "offer":
@@ -82,64 +87,47 @@ def parse_offer(body: bytes, *, need: str) -> Offer:
     return Offer(sdp, {k: v for k, v in data.items() if k not in ("type", "sdp")})
 
 
-def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 OfferHandler = Callable[[Offer], Awaitable[dict[str, Any]]]
 
 
-def offer_route(handler: OfferHandler, *, need: str) -> Callable[[web.Request], Awaitable[Any]]:
+async def read_body(request: web.Request, *, limit: int, timeout: float) -> bytes:
+    """The request's body: at most `limit` bytes (else 413), within `timeout` seconds of the
+    headers (else 408). Raises SignalingError."""
+    if request.content_length is not None and request.content_length > limit:
+        raise SignalingError(413, f"request body over {limit} bytes")
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await request.content.read(limit + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > limit:
+                    raise SignalingError(413, f"request body over {limit} bytes")
+    except TimeoutError:
+        raise SignalingError(408, f"the request body did not arrive within {timeout:g} s") from None
+    except (ClientPayloadError, ConnectionError):
+        raise SignalingError(400, "the request body was cut short") from None
+    return bytes(body)
+
+
+def offer_route(
+    handler: OfferHandler, *, need: str, body_timeout: float = 10.0
+) -> Callable[[web.Request], Awaitable[Any]]:
     """An aiohttp handler for POST /offer that checks the request, then calls `handler`,
     which returns the answer (a JSON object) or raises SignalingError."""
 
     async def post_offer(request: web.Request) -> web.Response:
         if request.content_type != "application/json":
             return json_error(415, "Content-Type must be application/json")
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return json_error(413, f"request body over {MAX_BODY} bytes")
         try:
-            body = await request.read()
+            body = await read_body(request, limit=MAX_BODY, timeout=body_timeout)
             offer = parse_offer(body, need=need)
             answer = await handler(offer)
-        except web.HTTPRequestEntityTooLarge:
-            return json_error(413, f"request body over {MAX_BODY} bytes")
         except SignalingError as e:
             log.info("signaling: %d %s", e.status, e.message)
-            return json_error(e.status, e.message)
+            return json_error(e.status, e.message, close=e.status in (408, 413))
         return web.json_response(answer)
 
     return post_offer
-
-
-def new_app() -> web.Application:
-    """An aiohttp application with the body size limit set."""
-    return web.Application(client_max_size=MAX_BODY)
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve `app` on host:port (0: any free port); returns the runner and the base URL."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    bound_port = port
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            bound_port = int(address[1])
-            break
-    if not is_loopback(host):
-        log.warning("serving on %s: reachable from other machines", host)
-    shown = f"[{host}]" if ":" in host else host
-    return runner, f"http://{shown}:{bound_port}"

@@ -1,12 +1,19 @@
 """`nvc play --view`: watch the decoded video in a browser.
 
 The player publishes each presented frame to a `FrameHub`; a small local web server
-(`ViewServer`, 127.0.0.1) serves a page whose script makes a WebRTC offer to it and
-plays the answer's video track, an aiortc `VideoStreamTrack` (`HubTrack`) that sends the
-latest presented frame, encoded by aiortc like any camera track (VP8 or H.264, whatever
-the browser picks). The page reports its playback state (current time, frames decoded,
-a luma sample of the picture) to `POST /status` twice a second; `GET /status` returns
-the last report, so a person or a test can see that the browser really plays.
+(`ViewServer`, 127.0.0.1) serves a page (view_page.py) whose script makes a WebRTC offer
+to it and plays the answer's video track, an aiortc `VideoStreamTrack` (`HubTrack`) that
+sends the latest presented frame, encoded by aiortc like any camera track (VP8 or H.264,
+whatever the browser picks).
+
+Routes: `GET /` the page; `POST /offer` its offer; `GET /stats` the player's state and
+numbers for the page (`player_report`); `POST /status` the page's playback state (current
+time, frames decoded, a luma sample of the picture, twice a second), which `GET /status`
+returns, so a person or a test can see that the browser really plays.
+
+A page's peer that does not connect within `offer_timeout` is closed and frees its slot
+(at most `max_peers` at once); one whose connection fails or closes (the tab went away)
+is closed too.
 """
 
 from __future__ import annotations
@@ -17,24 +24,25 @@ import json
 import logging
 import time
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from nvc.bitstream import SequenceHeader
+from nvc.codec import registry
+from nvc.errors import NvcError
 from nvc.media import Frame
 from nvc.media.pyav_io import av_frame_from
 from nvc.player import rtc
-from nvc.player.signaling import (
-    Offer,
-    SignalingError,
-    json_error,
-    new_app,
-    offer_route,
-    start_site,
-)
+from nvc.player.signaling import Offer, SignalingError, offer_route, read_body
+from nvc.player.site import GuardedSite, HttpLimits, json_error, new_app, start_site
+from nvc.player.view_page import PAGE
+
+if TYPE_CHECKING:
+    from nvc.player.player import Player
 
 log = logging.getLogger("nvc.player")
 
@@ -42,6 +50,7 @@ VIDEO_TIME_BASE = Fraction(1, 90000)  # RTP video clock
 REPEAT_AFTER = 0.5  # seconds without a new frame before the last one is sent again
 MAX_STATUS = 4096  # largest status report, bytes
 MAX_PEERS = 4  # browser tabs at once
+OFFER_TIMEOUT = 10.0  # seconds for a page's peer to connect before it is closed
 
 
 class FrameHub:
@@ -105,116 +114,125 @@ class HubTrack(VideoStreamTrack):
         return image
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>nvc view</title>
-<style>
- body { background: #111; color: #ddd; font: 14px system-ui, sans-serif; margin: 1em; }
- video { max-width: 100%; background: #000; display: block; }
- #state { margin-top: .5em; white-space: pre; font-family: monospace; }
-</style></head>
-<body>
-<video id="video" autoplay muted playsinline></video>
-<div id="state">connecting...</div>
-<script>
-"use strict";
-const video = document.getElementById("video");
-const state = document.getElementById("state");
-const canvas = document.createElement("canvas");
-canvas.width = 32; canvas.height = 18;
-let pc = null;
+def model_label(header: SequenceHeader) -> str:
+    """What model decodes the stream, in a few words (the codec's summary by default)."""
+    name = registry.name_of(header.codec_id)
+    if name == "fm":
+        from nvc.codec.conditional.codec import FmParams  # torch: loaded by the decoder anyway
 
-async function connect() {
-  pc = new RTCPeerConnection({iceServers: []});
-  pc.addTransceiver("video", {direction: "recvonly"});
-  pc.ontrack = (e) => {
-    video.srcObject = e.streams[0] || new MediaStream([e.track]);
-    video.play().catch(() => {});
-  };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((done) => {
-    if (pc.iceGatheringState === "complete") return done();
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") done();
-    });
-    setTimeout(done, 3000);
-  });
-  const response = await fetch("offer", {
-    method: "POST",
-    headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({type: "offer", sdp: pc.localDescription.sdp}),
-  });
-  if (!response.ok) throw new Error("offer refused: HTTP " + response.status);
-  await pc.setRemoteDescription(await response.json());
-}
+        try:
+            params = FmParams.from_bytes(header.codec_params)
+        except NvcError:
+            return "unreadable fm parameters"
+        return f"{params.variant}, weights {params.weights_hash.hex()[:12]}"
+    try:
+        return registry.get(header.codec_id).summary
+    except NvcError:
+        return f"unknown (codec id {header.codec_id})"
 
-function sample() {
-  if (video.readyState < 2 || !video.videoWidth) return null;
-  const ctx = canvas.getContext("2d", {willReadFrequently: true});
-  ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
-  const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-  let sum = 0, sum2 = 0, n = 0;
-  for (let i = 0; i < px.length; i += 4) {
-    const y = 0.2126 * px[i] + 0.7152 * px[i + 1] + 0.0722 * px[i + 2];
-    sum += y; sum2 += y * y; n += 1;
-  }
-  const mean = sum / n;
-  return {mean: mean, std: Math.sqrt(Math.max(0, sum2 / n - mean * mean))};
-}
 
-async function report() {
-  const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
-  const status = {
-    currentTime: video.currentTime,
-    paused: video.paused,
-    readyState: video.readyState,
-    width: video.videoWidth,
-    height: video.videoHeight,
-    framesDecoded: quality ? quality.totalVideoFrames : null,
-    connection: pc ? pc.connectionState : "new",
-    sample: sample(),
-  };
-  state.textContent = JSON.stringify(status, null, 1);
-  try {
-    await fetch("status", {method: "POST", headers: {"Content-Type": "application/json"},
-                           body: JSON.stringify(status)});
-  } catch (e) { /* the player has stopped */ }
-}
+REPORTED = (  # PlayerStats.summary() fields the page shows
+    "frames_presented",
+    "frames_late",
+    "frames_dropped",
+    "units_lost",
+    "units_skipped",
+    "decode_fps",
+    "bitrate_kbps",
+    "latency_ms_median",
+    "latency_ms_p95",
+)
 
-connect().catch((e) => { state.textContent = "error: " + e; });
-setInterval(report, 500);
-</script>
-</body></html>
-"""
+
+def player_report(player: Player | None) -> dict[str, Any]:
+    """The player's state for the page: `state` is connecting (no answer from the server
+    yet), waiting (connected, nothing shown yet), playing or ended (`message`: why)."""
+    if player is None:
+        return {"state": "connecting", "message": "", "stream": None, "live": None, "stats": {}}
+    summary = player.stats.summary()
+    header = player.header
+    if player.stats.end_reason:
+        state = "ended"
+    elif player.stats.frames_presented:
+        state = "playing"
+    elif player.hello is not None or header is not None:
+        state = "waiting"
+    else:
+        state = "connecting"
+    stream = None
+    if header is not None:
+        stream = {
+            "codec": registry.name_of(header.codec_id) or f"id {header.codec_id}",
+            "model": model_label(header),
+            "width": header.width,
+            "height": header.height,
+            "fps": round(float(header.fps), 3),
+        }
+    return {
+        "state": state,
+        "message": player.stats.end_reason,
+        "stream": stream,
+        "live": player.hello.live if player.hello is not None else None,
+        "stats": {k: summary.get(k) for k in REPORTED},
+    }
 
 
 class ViewServer:
     """The local page and its WebRTC peers (see the module docstring)."""
 
-    def __init__(self, hub: FrameHub, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        hub: FrameHub,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: HttpLimits | None = None,
+        offer_timeout: float = OFFER_TIMEOUT,
+        max_peers: int = MAX_PEERS,
+    ) -> None:
         self.hub = hub
         self.host, self.port = host, port
+        self.limits = limits or HttpLimits()
+        self.offer_timeout = offer_timeout
+        self.max_peers = max_peers
         self.url: str | None = None
+        self.site: GuardedSite | None = None  # the listening site (sockets, connections)
+        self.player: Player | None = None  # whose state GET /stats reports
         self.status: dict[str, Any] | None = None  # the page's last report
         self.reports = 0  # reports received
         self._peers: set[Any] = set()
         self._tracks: set[MediaStreamTrack] = set()
+        self._timers: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
 
+    def watch(self, player: Player) -> None:
+        """Report this player's state and numbers on the page."""
+        self.player = player
+
+    @property
+    def peers(self) -> int:
+        return len(self._peers)
+
     async def start(self) -> str:
-        app = new_app()
+        app = new_app(self.limits)
         app.router.add_get("/", self._page)
-        app.router.add_post("/offer", offer_route(self._on_offer, need="video"))
+        app.router.add_post(
+            "/offer",
+            offer_route(self._on_offer, need="video", body_timeout=self.limits.body_timeout),
+        )
+        app.router.add_get("/stats", self._get_stats)
         app.router.add_post("/status", self._post_status)
         app.router.add_get("/status", self._get_status)
-        self._runner, url = await start_site(app, self.host, self.port)
+        self._runner, self.site, url = await start_site(app, self.host, self.port, self.limits)
         self.url = url + "/"
         return self.url
 
     async def close(self) -> None:
-        for track in list(self._tracks):
-            track.stop()
+        for timer in list(self._timers):
+            timer.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
         for pc in list(self._peers):
-            await pc.close()
+            await self._drop(pc)
         self._peers.clear()
         self._tracks.clear()
         if self._runner is not None:
@@ -224,9 +242,28 @@ class ViewServer:
     async def _page(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
+    async def _drop(self, pc: Any) -> None:
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
+                self._tracks.discard(sender.track)
+        self._peers.discard(pc)
+        with contextlib.suppress(Exception):
+            await pc.close()
+
+    async def _expire(self, pc: Any) -> None:
+        """Close a page's peer that has not connected within offer_timeout."""
+        try:
+            await asyncio.sleep(self.offer_timeout)
+            if pc in self._peers and pc.connectionState != "connected":
+                log.info("a view page did not connect within %g s: dropped", self.offer_timeout)
+                await self._drop(pc)
+        finally:
+            self._timers.discard(asyncio.current_task())
+
     async def _on_offer(self, offer: Offer) -> dict[str, Any]:
-        if len(self._peers) >= MAX_PEERS:
-            raise SignalingError(503, f"at most {MAX_PEERS} pages at once")
+        if len(self._peers) >= self.max_peers:
+            raise SignalingError(503, f"at most {self.max_peers} pages at once")
         pc = rtc.new_peer()
         track = HubTrack(self.hub)
         self._peers.add(pc)
@@ -234,32 +271,37 @@ class ViewServer:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                track.stop()
-                self._tracks.discard(track)
-                self._peers.discard(pc)
-                await pc.close()
+            if pc.connectionState in ("failed", "closed") and pc in self._peers:
+                await self._drop(pc)
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
             pc.addTrack(track)
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as e:
+        except Exception as e:  # aiortc rejects what it cannot use with assorted errors
             track.stop()
             self._tracks.discard(track)
             self._peers.discard(pc)
             await pc.close()
             raise SignalingError(400, f"cannot use the offer: {' '.join(str(e).split())}") from None
+        timer = asyncio.create_task(self._expire(pc), name="nvc-view-offer-timeout")
+        self._timers.add(timer)
         return {"type": "answer", "sdp": pc.localDescription.sdp}
 
+    async def _get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(player_report(self.player))
+
     async def _post_status(self, request: web.Request) -> web.Response:
-        body = await request.content.read(MAX_STATUS + 1)
-        if len(body) > MAX_STATUS:
-            return json_error(413, "status report too large")
+        try:
+            body = await read_body(request, limit=MAX_STATUS, timeout=self.limits.body_timeout)
+        except SignalingError as e:
+            return json_error(e.status, e.message, close=e.status in (408, 413))
         try:
             status = json.loads(body)
         except ValueError:
             return json_error(400, "the body is not valid JSON")
+        except RecursionError:  # "[[[[..." deeper than the parser's stack
+            return json_error(400, "the body's JSON is nested too deeply")
         if not isinstance(status, dict):
             return json_error(400, "the body must be a JSON object")
         self.status = status

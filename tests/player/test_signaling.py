@@ -28,6 +28,8 @@ def body(**fields) -> bytes:
         (b"\xff\xfe", 400, "JSON"),
         (b"{not json", 400, "JSON"),
         (b"[]", 400, "object"),
+        (b"[" * 60000, 400, "nested too deeply"),
+        (b'{"type": "offer", "sdp": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested"),
         (body(type="answer", sdp=GOOD_SDP), 400, "offer"),
         (body(type="offer"), 400, "sdp"),
         (body(type="offer", sdp=5), 400, "sdp"),
