@@ -8,8 +8,11 @@ import argparse
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 from typing import Any
 
+import aiohttp
 import pytest
 
 from nvc.player import rtc
@@ -340,8 +343,6 @@ async def _channel_offer() -> tuple[Any, str]:
 
 def test_offers_that_never_connect_free_their_slots(lossless_file):
     async def go():
-        import aiohttp
-
         serve = dict(max_viewers=3, max_connecting=2, open_timeout=1.0)
         clients = []
         async with Serving(FileSource(lossless_file), **serve) as (server, url):
@@ -369,3 +370,80 @@ def test_offers_that_never_connect_free_their_slots(lossless_file):
     assert "connecting" in statuses[2][1]
     assert held == 2 and left == 0 and freed_after < 2.5  # dropped after open_timeout (1 s)
     assert stats.frames_presented == 3  # a real viewer gets in afterwards
+
+
+def test_the_serve_command_takes_allow_host_and_offer_timeout(lossless_file):
+    cmd = [sys.executable, "-m", "nvc.player", "serve", str(lossless_file), "--loop"]
+    cmd += ["--port", "0", "--allow-host", "media.lan", "--offer-timeout", "0.5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split(" at ", 1)[1].split()[0]
+        port = port_of(url)
+
+        async def go():
+            out = {}
+            for host in ("media.lan", "evil.example", "localhost"):
+                out[host] = parse(await exchange(port, request("GET", "/", host=host)))[0]
+            pc, sdp = await _channel_offer()
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url + "/offer", json={"type": "offer", "sdp": sdp}) as r:
+                    out["offer"] = r.status
+                async with http.get(url + "/") as r:
+                    out["peers then"] = (await r.json())["peers"]
+                await asyncio.sleep(1.5)
+                async with http.get(url + "/") as r:
+                    out["peers later"] = (await r.json())["peers"]
+            await pc.close()
+            return out
+
+        out = run(go(), 30)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert out == {
+        "media.lan": 200,
+        "evil.example": 403,
+        "localhost": 200,
+        "offer": 200,
+        "peers then": 1,
+        "peers later": 0,
+    }
+
+
+def test_play_view_reports_the_player_and_takes_allow_host(lossless_file):
+    async def go():
+        async with Serving(FileSource(lossless_file, loop=True)) as (_, url):
+            cmd = [sys.executable, "-m", "nvc.player", "play", url, "--view", "--view-port", "0"]
+            cmd += ["--allow-host", "media.lan", "--duration", "30"]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            )
+            try:
+                assert proc.stdout is not None
+                line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+                page = line.split(" at ", 1)[1].split()[0]
+                port = port_of(page)
+                out = {}
+                for host in ("media.lan", "evil.example"):
+                    out[host] = parse(await exchange(port, request("GET", "/stats", host=host)))[0]
+                async with aiohttp.ClientSession() as http:
+                    for _ in range(100):
+                        async with http.get(page + "stats") as r:
+                            report = await r.json()
+                        if report["state"] == "playing":
+                            break
+                        await asyncio.sleep(0.1)
+                out["report"] = report
+            finally:
+                proc.terminate()
+                await asyncio.wait_for(proc.wait(), 15)
+            return out
+
+    out = run(go(), 40)
+    assert out["media.lan"] == 200 and out["evil.example"] == 403
+    report = out["report"]
+    assert report["state"] == "playing", report
+    assert report["stream"]["codec"] == "lossless" and report["stream"]["width"] == 64
+    assert report["stats"]["frames_presented"] > 0 and report["live"] is False
