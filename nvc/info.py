@@ -8,6 +8,7 @@ from typing import Any
 
 from nvc.bitstream import Reader, UnitType
 from nvc.codec import registry
+from nvc.media.colorspace import BT709, ColorSpace
 
 
 def _type_name(value: int) -> str:
@@ -52,6 +53,9 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         "fps": str(header.fps),
         "pix_fmt": header.pix_fmt,
         "full_range": header.full_range,
+        "colorspace": str(
+            ColorSpace.from_codes(header.matrix, header.primaries, header.transfer)
+        ),  # matrix/primaries/transfer, FFmpeg's names
         "frames": frames,
         "duration_s": duration,
         "bitrate_kbps": 8 * total / duration / 1000 if duration else None,
@@ -71,7 +75,8 @@ def format_text(info: dict[str, Any], *, units: bool = True) -> str:
         f"codec     {info['codec']} (id {info['codec_id']}, "
         f"{info['codec_params_bytes']} bytes of parameters)",
         f"video     {info['width']}x{info['height']} {info['pix_fmt']}"
-        f"{' full range' if info['full_range'] else ''} at {info['fps']} fps",
+        f"{' full range' if info['full_range'] else ''} at {info['fps']} fps"
+        f"{'' if info['colorspace'] == str(BT709) else ', colour ' + info['colorspace']}",
     ]
     if info["frames"]:
         lines.append(

@@ -10,7 +10,8 @@ from nvc.bitstream.units import MAX_UNIT_SIZE, Unit, UnitType
 from nvc.errors import BitstreamError
 
 MAGIC = b"\x89NVC\r\n"  # first 6 bytes of every .nvc file
-FORMAT_VERSION = 1  # the format version this package reads and writes
+FORMAT_VERSION = 2  # the format version this package writes
+READ_VERSIONS = (1, 2)  # the format versions it reads (1: no colour description)
 FILE_HEADER_SIZE = 8  # magic + u16le version
 
 MAX_DIMENSION = 65536  # largest width or height
@@ -18,6 +19,8 @@ MAX_PIX_FMT_LENGTH = 32  # longest pixel format name
 
 _FLAG_FULL_RANGE = 0x01
 _FLAG_FRAME_COUNT = 0x02
+_FLAG_COLOUR = 0x04  # version 2: a colour description follows the codec parameters
+BT709_CODE = 1  # H.273 code point of BT.709 in all three colour tables: the default
 
 
 def encode_file_header(version: int = FORMAT_VERSION) -> bytes:
@@ -36,9 +39,10 @@ def decode_file_header(data: Buffer) -> int:
     if len(data) < FILE_HEADER_SIZE:
         raise Truncated("file is shorter than the 8-byte file header", len(data))
     version = int.from_bytes(data[len(MAGIC) : FILE_HEADER_SIZE], "little")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
+        known = " and ".join(str(v) for v in READ_VERSIONS)
         raise BitstreamError(
-            f"unsupported .nvc format version {version} (this nvc reads version {FORMAT_VERSION})",
+            f"unsupported .nvc format version {version} (this nvc reads versions {known})",
             len(MAGIC),
         )
     return version
@@ -68,16 +72,28 @@ class SequenceHeader:
     pix_fmt: str  # FFmpeg pixel format name, e.g. "yuv420p10le"; not interpreted here
     full_range: bool = False  # full-range (PC/JPEG) levels rather than limited range
     frame_count: int | None = None  # number of frames, when known in advance
+    # Colour description, ITU-T H.273 code points (0 .. 255; 1 is BT.709 in each table):
+    matrix: int = BT709_CODE  # matrix_coefficients (1 BT.709, 5/6 BT.601, 9 BT.2020 ncl)
+    primaries: int = BT709_CODE  # colour_primaries (1 BT.709, 5/6 BT.601, 9 BT.2020)
+    transfer: int = BT709_CODE  # transfer_characteristics (1 BT.709, 16 PQ, 18 HLG, ...)
+
+    @property
+    def has_colour_description(self) -> bool:
+        """True when the colour is not BT.709, so the header carries a colour description."""
+        return (self.matrix, self.primaries, self.transfer) != (BT709_CODE,) * 3
 
     def __post_init__(self) -> None:
         if isinstance(self.codec_params, bytearray | memoryview):
             object.__setattr__(self, "codec_params", bytes(self.codec_params))
         if not isinstance(self.codec_params, bytes):
             raise TypeError("codec_params must be bytes")
-        for name in ("codec_id", "width", "height"):
+        for name in ("codec_id", "width", "height", "matrix", "primaries", "transfer"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int")
+        for name in ("matrix", "primaries", "transfer"):
+            if not 0 <= getattr(self, name) <= 255:
+                raise BitstreamError(f"colour {name} {getattr(self, name)} is outside 0 .. 255")
         if not 0 <= self.codec_id <= U32_MAX:
             raise BitstreamError(f"codec id {self.codec_id} is outside 0 .. {U32_MAX}")
         if not (1 <= self.width <= MAX_DIMENSION and 1 <= self.height <= MAX_DIMENSION):
@@ -107,8 +123,10 @@ class SequenceHeader:
 
     def to_unit(self) -> Unit:
         """The SEQUENCE_HEADER unit carrying these parameters."""
-        flags = (_FLAG_FULL_RANGE if self.full_range else 0) | (
-            _FLAG_FRAME_COUNT if self.frame_count is not None else 0
+        flags = (
+            (_FLAG_FULL_RANGE if self.full_range else 0)
+            | (_FLAG_FRAME_COUNT if self.frame_count is not None else 0)
+            | (_FLAG_COLOUR if self.has_colour_description else 0)
         )
         pix_fmt = self.pix_fmt.encode("ascii")
         parts = [
@@ -127,6 +145,8 @@ class SequenceHeader:
             encode_uleb128(len(self.codec_params)),
             self.codec_params,
         ]
+        if self.has_colour_description:
+            parts.append(bytes((self.matrix, self.primaries, self.transfer)))
         return Unit(UnitType.SEQUENCE_HEADER, b"".join(parts))
 
     @classmethod
@@ -178,6 +198,12 @@ def _parse_sequence_header(data: bytes, base: int) -> SequenceHeader:
     pos = end
     codec_params = data[pos : pos + params_len]
     pos += params_len
+    colour = (BT709_CODE,) * 3
+    if flags & _FLAG_COLOUR:
+        if pos + 3 > len(data):
+            raise Truncated("sequence header ends inside its colour description", base + len(data))
+        colour = (data[pos], data[pos + 1], data[pos + 2])
+        pos += 3
     if pos != len(data):
         raise BitstreamError(
             f"{len(data) - pos} unexpected bytes after the sequence header", base + pos
@@ -191,4 +217,7 @@ def _parse_sequence_header(data: bytes, base: int) -> SequenceHeader:
         pix_fmt=raw_name.decode("ascii"),
         full_range=bool(flags & _FLAG_FULL_RANGE),
         frame_count=frame_count,
+        matrix=colour[0],
+        primaries=colour[1],
+        transfer=colour[2],
     )

@@ -1,9 +1,13 @@
-"""Colour conversion: RGB <-> Y'CbCr (BT.709), chroma resampling and bit depth.
+"""Colour conversion: RGB <-> Y'CbCr (the signalled matrix), chroma resampling, bit depth.
 
 Conventions, all explicit:
 
-- Matrix: ITU-R BT.709 (Kr = 0.2126, Kb = 0.0722), on gamma-encoded values (no
-  linearisation): Y' = Kr R + Kg G + Kb B, Cb = (B - Y') / 1.8556, Cr = (R - Y') / 1.5748.
+- Matrix: the frame's (`Frame.colorspace.matrix`, BT.709 unless signalled otherwise), on
+  gamma-encoded values (no linearisation): Y' = Kr R + Kg G + Kb B, Cb = (B - Y') / (2 - 2 Kb),
+  Cr = (R - Y') / (2 - 2 Kr), with Kg = 1 - Kr - Kb. BT.709: Kr = 0.2126, Kb = 0.0722;
+  BT.601 (bt470bg, smpte170m): 0.299, 0.114; BT.2020 non-constant luminance: 0.2627, 0.0593
+  (also fcc and smpte240m; other matrices are a MediaError). Primaries and transfer are
+  metadata only: nothing here converts between them.
 - Levels of an n-bit sample, with s = 2 ** (n - 8):
   limited ("studio", the default) Y = 16 s + 219 s Y', C = 128 s + 224 s C;
   full ("JPEG") Y = (2 ** n - 1) Y', C = 2 ** (n - 1) + (2 ** n - 1) C.
@@ -27,14 +31,9 @@ from dataclasses import replace
 import numpy as np
 
 from nvc.errors import MediaError
+from nvc.media.colorspace import BT709, MATRICES, ColorSpace
 from nvc.media.formats import PixelFormat, pixel_format
 from nvc.media.frame import Frame
-
-KR = 0.2126  # BT.709 red weight in luma
-KB = 0.0722  # BT.709 blue weight in luma
-KG = 1.0 - KR - KB
-_CB_DIV = 2.0 * (1.0 - KB)  # 1.8556
-_CR_DIV = 2.0 * (1.0 - KR)  # 1.5748
 
 
 def _levels(bit_depth: int, full_range: bool) -> tuple[float, float, float, float]:
@@ -113,21 +112,33 @@ def upsample_chroma(
     return up + residual
 
 
-def rgb_float_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rgb_float_to_ycbcr(
+    rgb: np.ndarray, colorspace: ColorSpace = BT709
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float RGB in [0, 1] -> (Y' in [0, 1], Cb and Cr in [-0.5, 0.5]), all full resolution."""
+    kr, kb = colorspace.luma_weights
+    kg = 1.0 - kr - kb
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = np.float32(KR) * r + np.float32(KG) * g + np.float32(KB) * b
-    cb = (b - y) * np.float32(1.0 / _CB_DIV)
-    cr = (r - y) * np.float32(1.0 / _CR_DIV)
+    y = np.float32(kr) * r + np.float32(kg) * g + np.float32(kb) * b
+    cb = (b - y) * np.float32(1.0 / (2.0 * (1.0 - kb)))
+    cr = (r - y) * np.float32(1.0 / (2.0 * (1.0 - kr)))
     return y, cb, cr
 
 
-def ycbcr_to_rgb_float(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+def ycbcr_to_rgb_float(
+    y: np.ndarray, cb: np.ndarray, cr: np.ndarray, colorspace: ColorSpace = BT709
+) -> np.ndarray:
     """Inverse of rgb_float_to_ycbcr on full-resolution planes; the result is not clipped."""
-    r = y + np.float32(_CR_DIV) * cr
-    b = y + np.float32(_CB_DIV) * cb
-    g = (y - np.float32(KR) * r - np.float32(KB) * b) * np.float32(1.0 / KG)
+    kr, kb = colorspace.luma_weights
+    r = y + np.float32(2.0 * (1.0 - kr)) * cr
+    b = y + np.float32(2.0 * (1.0 - kb)) * cb
+    g = (y - np.float32(kr) * r - np.float32(kb) * b) * np.float32(1.0 / (1.0 - kr - kb))
     return np.stack([r, g, b], axis=-1)
+
+
+def same_matrix(a: ColorSpace, b: ColorSpace) -> bool:
+    """True when Y'CbCr samples mean the same RGB under both (BT.601's two codes agree)."""
+    return a.matrix == b.matrix or MATRICES[a.matrix][1] == MATRICES[b.matrix][1] is not None
 
 
 def _yuv_format(format: str) -> PixelFormat:
@@ -168,10 +179,11 @@ def decode_ycbcr(
 
 
 def rgb_to_yuv(
-    rgb: np.ndarray, format: str, full_range: bool = False
+    rgb: np.ndarray, format: str, full_range: bool = False, colorspace: ColorSpace = BT709
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RGB (H, W, 3) uint8 / uint16 / float in [0, 1] -> the three planes of a YUV `format`."""
-    y, cb, cr = rgb_float_to_ycbcr(rgb_as_float(rgb))
+    """RGB (H, W, 3) uint8 / uint16 / float in [0, 1] -> the three planes of a YUV `format`
+    (with the matrix of `colorspace`)."""
+    y, cb, cr = rgb_float_to_ycbcr(rgb_as_float(rgb), colorspace)
     return encode_ycbcr(y, cb, cr, format, full_range)
 
 
@@ -190,51 +202,77 @@ def yuv_to_rgb(
     format: str,
     full_range: bool = False,
     out_dtype: type | np.dtype | str = np.uint8,
+    colorspace: ColorSpace = BT709,
 ) -> np.ndarray:
     """The planes of a YUV `format` -> RGB (H, W, 3): uint8 0..255, uint16 0..65535 or float [0, 1].
 
-    Subsampled chroma is upsampled with the bilinear filter of the module docstring.
+    Subsampled chroma is upsampled with the bilinear filter of the module docstring; the
+    matrix is that of `colorspace`.
     """
     fmt = _yuv_format(format)
     y, cb, cr = decode_ycbcr(planes, format, full_range)
     height, width = y.shape
     cb = upsample_chroma(cb, fmt.chroma_shift_x, fmt.chroma_shift_y, width, height)
     cr = upsample_chroma(cr, fmt.chroma_shift_x, fmt.chroma_shift_y, width, height)
-    return _rgb_from_float(ycbcr_to_rgb_float(y, cb, cr), np.dtype(out_dtype))
+    return _rgb_from_float(ycbcr_to_rgb_float(y, cb, cr, colorspace), np.dtype(out_dtype))
 
 
 def to_rgb_float(frame: Frame) -> np.ndarray:
-    """The frame as (H, W, 3) float32 RGB in [0, 1] (YUV through BT.709 at its own range)."""
+    """The frame as (H, W, 3) float32 RGB in [0, 1] (YUV through its own matrix and range)."""
     if frame.pixel_format.family == "rgb":
         return rgb_as_float(frame.planes[0])
-    return yuv_to_rgb(frame.planes, frame.format, frame.full_range, np.float32)
+    return yuv_to_rgb(frame.planes, frame.format, frame.full_range, np.float32, frame.colorspace)
 
 
-def convert(frame: Frame, format: str, *, full_range: bool | None = None) -> Frame:
-    """The frame in another pixel format (and, for YUV targets, range); pts and time_base kept.
+def convert(
+    frame: Frame,
+    format: str,
+    *,
+    full_range: bool | None = None,
+    colorspace: ColorSpace | None = None,
+) -> Frame:
+    """The frame in another pixel format (and, for YUV targets, range and matrix); pts and
+    time_base kept.
 
     `full_range=None` keeps the frame's range for YUV -> YUV and means limited range for
-    RGB -> YUV. YUV -> YUV stays in Y'CbCr (no RGB round trip): bit depth changes rescale
-    the levels (for limited range exactly a shift by 2 bits), chroma is resampled as in the
-    module docstring. The frame itself is returned when nothing changes.
+    RGB -> YUV; `colorspace=None` keeps the frame's colour metadata (its matrix is used both
+    ways). YUV -> YUV with the same matrix stays in Y'CbCr (no RGB round trip): bit depth
+    changes rescale the levels (for limited range exactly a shift by 2 bits), chroma is
+    resampled as in the module docstring; with another matrix it goes through unclipped
+    float RGB. The frame itself is returned when nothing changes.
     """
     dst = pixel_format(format)
     src = frame.pixel_format
+    target = frame.colorspace if colorspace is None else colorspace
     if dst.family == "rgb":
         full_range = False
     elif full_range is None:
         full_range = frame.full_range if src.family == "yuv" else False
-    if frame.format == format and frame.full_range == full_range:
+    if frame.format == format and frame.full_range == full_range and frame.colorspace == target:
         return frame
+    rematrix = src.family == dst.family == "yuv" and not same_matrix(frame.colorspace, target)
+    if frame.format == format and frame.full_range == full_range and not rematrix:
+        return replace(frame, colorspace=target)  # only metadata changes
     planes: tuple[np.ndarray, ...]
     if dst.family == "rgb":
         if src.family == "rgb":
             rgb = rgb_as_float(frame.planes[0])
             planes = (_rgb_from_float(rgb, dst.dtype),)
         else:
-            planes = (yuv_to_rgb(frame.planes, frame.format, frame.full_range, dst.dtype),)
+            planes = (
+                yuv_to_rgb(
+                    frame.planes, frame.format, frame.full_range, dst.dtype, frame.colorspace
+                ),
+            )
     elif src.family == "rgb":
-        planes = rgb_to_yuv(frame.planes[0], format, full_range)
+        planes = rgb_to_yuv(frame.planes[0], format, full_range, target)
+    elif rematrix:
+        y, cb, cr = decode_ycbcr(frame.planes, frame.format, frame.full_range)
+        w, h = frame.width, frame.height
+        cb = upsample_chroma(cb, src.chroma_shift_x, src.chroma_shift_y, w, h)
+        cr = upsample_chroma(cr, src.chroma_shift_x, src.chroma_shift_y, w, h)
+        rgb = ycbcr_to_rgb_float(y, cb, cr, frame.colorspace)
+        planes = encode_ycbcr(*rgb_float_to_ycbcr(rgb, target), format, full_range)
     else:
         y, cb, cr = decode_ycbcr(frame.planes, frame.format, frame.full_range)
         if (src.chroma_shift_x, src.chroma_shift_y) != (dst.chroma_shift_x, dst.chroma_shift_y):
@@ -250,4 +288,4 @@ def convert(frame: Frame, format: str, *, full_range: bool | None = None) -> Fra
                 quantize(cb * np.float32(cs) + np.float32(co), top, dst.dtype),
                 quantize(cr * np.float32(cs) + np.float32(co), top, dst.dtype),
             )
-    return replace(frame, planes=planes, format=format, full_range=full_range)
+    return replace(frame, planes=planes, format=format, full_range=full_range, colorspace=target)

@@ -6,14 +6,20 @@ full_range=True. Anything else is converted with FFmpeg's scaler to the nearest 
 format: RGB-like (rgb, bgr, gbrp, palette) to rgb24 or, above 8 bits, rgb48le; YUV and
 grey to yuv444p(10le) when chroma is not subsampled, else yuv420p(10le); 10 bits and up
 become 10 bits. The rate is the stream's average frame rate (25 when the file has none).
+Colour tags (matrix, primaries, transfer; H.273 code points) come from the first frame, or
+the stream when the frame has none; unspecified ones read as BT.709. Audio is not read: a
+file with audio gets one warning on the "nvc.media" logger (printed on stderr when logging
+is not configured) saying it is dropped.
 
 Writing is lossless, for inspection: libx264 with qp=0 for the YUV formats (4:2:0 needs
-an even width and height), libx264rgb for rgb24, and FFV1 for rgb48le (.mkv only).
+an even width and height), libx264rgb for rgb24, and FFV1 for rgb48le (.mkv only). The
+stream is tagged with the writer's range and colour space.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from fractions import Fraction
@@ -28,13 +34,17 @@ from av.video.stream import VideoStream
 
 from nvc.errors import MediaError
 from nvc.media.base import VideoReader, VideoWriter, as_fps
+from nvc.media.color import convert
+from nvc.media.colorspace import ColorSpace
 from nvc.media.formats import FORMATS, pixel_format
 from nvc.media.frame import Frame
+
+log = logging.getLogger("nvc.media")
 
 DEFAULT_FPS = Fraction(25)  # used when a file states no frame rate
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
-_BT709 = 1  # AVCOL_SPC_BT709 / AVCOL_PRI_BT709 / AVCOL_TRC_BT709
+_RGB_MATRIX = 0  # AVCOL_SPC_RGB: what an RGB frame is tagged with
 
 # full-range ("j") YUV formats FFmpeg still reports -> (nvc format, full range)
 _JPEG_FORMATS = {"yuvj420p": "yuv420p", "yuvj444p": "yuv444p"}
@@ -104,9 +114,48 @@ def av_frame_from(frame: Frame, av_format: str | None = None) -> av.VideoFrame:
         data = np.ascontiguousarray(data, dtype=dtype)
         rows = data.reshape(data.shape[0], -1).view(np.uint8)
         dst[: rows.shape[0], : rows.shape[1]] = rows
-    if frame.pixel_format.family == "yuv":
+    yuv = frame.pixel_format.family == "yuv"
+    if yuv:
         out.color_range = _FULL_RANGE if frame.full_range else _LIMITED_RANGE
+    out.colorspace = frame.colorspace.matrix if yuv else _RGB_MATRIX
+    out.color_primaries = frame.colorspace.primaries
+    out.color_trc = frame.colorspace.transfer
     return out
+
+
+def colorspace_of(frame: av.VideoFrame, stream: Any = None, *, rgb: bool = False) -> ColorSpace:
+    """The colour tags of a PyAV frame, those of `stream`'s codec context where the frame
+    leaves one unspecified; unspecified in both reads as BT.709. Frames that nvc reads as
+    RGB (`rgb`) get the BT.709 matrix whatever their tag (RGB samples have none; BT.709 is
+    the one nvc's codecs use both ways when they convert RGB to Y'CbCr and back)."""
+    ctx = getattr(stream, "codec_context", None)
+    codes = []
+    for name in ("colorspace", "color_primaries", "color_trc"):
+        value = int(getattr(frame, name))
+        if value == 2 and ctx is not None:  # unspecified on the frame: ask the stream
+            value = int(getattr(ctx, name, 2))
+        codes.append(value)
+    if rgb:
+        codes[0] = 1
+    return ColorSpace.from_codes(*codes)
+
+
+def frame_from_av(frame: av.VideoFrame, format: str | None = None) -> Frame:
+    """An nvc Frame from a PyAV frame (see Frame.from_av)."""
+    if not isinstance(frame, av.VideoFrame):
+        raise TypeError(f"expected an av.VideoFrame, got {type(frame).__name__}")
+    importer = FrameImporter(frame)
+    planes = importer.planes(frame, "an av.VideoFrame")
+    time_base = Fraction(frame.time_base) if frame.time_base else Fraction(1, 25)
+    out = Frame(
+        planes,
+        importer.format,
+        int(frame.pts) if frame.pts is not None else 0,
+        time_base,
+        importer.full_range,
+        importer.colorspace,
+    )
+    return out if format is None else convert(out, format)
 
 
 class FrameImporter:
@@ -118,6 +167,7 @@ class FrameImporter:
         self.format, full = target_format(first.format.name, first.width, first.height)
         family = pixel_format(self.format).family
         self.full_range = family == "yuv" and (full or first.color_range == _FULL_RANGE)
+        self.colorspace = colorspace_of(first, rgb=family == "rgb")  # refined by PyAVReader
         self._reformatter = VideoReformatter()
 
     def planes(self, frame: av.VideoFrame, where: Path | str) -> tuple[np.ndarray, ...]:
@@ -168,6 +218,10 @@ class PyAVReader(VideoReader):
                 raise MediaError(f"{p} holds no video frames")
             self._importer = FrameImporter(first)
             stream = self._container.streams.video[0]
+            rgb = pixel_format(self._importer.format).family == "rgb"
+            self._importer.colorspace = colorspace_of(first, stream, rgb=rgb)
+            if self._container.streams.audio:
+                log.warning("%s: the audio is dropped (nvc codes the first video stream only)", p)
             fps = _stream_rate(stream)
             frame_count = int(stream.frames) if stream.frames else None
         except BaseException:
@@ -183,6 +237,7 @@ class PyAVReader(VideoReader):
             full_range=self._importer.full_range,
             frame_count=frame_count,
         )
+        self.colorspace = self._importer.colorspace
 
     def _open(self, p: Path) -> None:
         try:
@@ -232,6 +287,7 @@ class PyAVWriter(VideoWriter):
     """Writes a lossless .mp4 / .mov / .mkv (see the module docstring for the codecs)."""
 
     formats = ("yuv420p", "yuv420p10le", "yuv444p", "yuv444p10le", "rgb24", "rgb48le")
+    streams = True  # through a device (/dev/null); through a FIFO for .mkv only
 
     def _storage_format(self, format: str) -> str:
         format = super()._storage_format(format)
@@ -261,9 +317,14 @@ class PyAVWriter(VideoWriter):
 
     def _open(self) -> None:
         muxer = MUXERS[self.path.suffix.lower()]
+        if self.pipe and muxer != "matroska":
+            raise MediaError(
+                f"cannot write {self.path}: {self.path.suffix} needs a seekable output, "
+                "not a pipe; write .mkv or .y4m to a pipe"
+            )
         codec, options = self._codec()
         try:
-            self._container = av.open(str(self._tmp), mode="w", format=muxer)
+            self._container = av.open(str(self._target), mode="w", format=muxer)
             stream = self._container.add_stream(codec, rate=self.fps)
             if not isinstance(stream, VideoStream):
                 raise MediaError(f"{codec} is not a video encoder")
@@ -272,11 +333,14 @@ class PyAVWriter(VideoWriter):
             stream.pix_fmt = self.format
             stream.options = dict(options)
             ctx = stream.codec_context
+            colour = self.colorspace
             if pixel_format(self.format).family == "yuv":
                 ctx.color_range = _FULL_RANGE if self.full_range else _LIMITED_RANGE
-                ctx.colorspace = _BT709
-                ctx.color_primaries = _BT709
-                ctx.color_trc = _BT709
+                ctx.colorspace = colour.matrix
+            else:
+                ctx.colorspace = _RGB_MATRIX
+            ctx.color_primaries = colour.primaries
+            ctx.color_trc = colour.transfer
             self._stream = stream
         except (av.error.FFmpegError, OSError, ValueError) as e:
             if getattr(self, "_container", None) is not None:

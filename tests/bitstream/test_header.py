@@ -24,15 +24,16 @@ def test_file_header_is_eight_bytes() -> None:
     data = encode_file_header()
     assert len(data) == 8
     assert data.startswith(MAGIC)
-    assert decode_file_header(data) == FORMAT_VERSION == 1
+    assert decode_file_header(data) == FORMAT_VERSION == 2
+    assert decode_file_header(encode_file_header(1)) == 1  # version 1 files stay readable
 
 
 def test_file_header_errors() -> None:
     with pytest.raises(BitstreamError, match="magic") as info:
         decode_file_header(b"RIFF\x00\x00\x00\x00")
     assert info.value.offset == 0
-    with pytest.raises(BitstreamError, match="version 2") as info:
-        decode_file_header(MAGIC + b"\x02\x00")
+    with pytest.raises(BitstreamError, match="version 3") as info:
+        decode_file_header(MAGIC + b"\x03\x00")
     assert info.value.offset == 6
     with pytest.raises(BitstreamError, match="shorter"):
         decode_file_header(MAGIC[:4])
@@ -48,6 +49,8 @@ def test_file_header_errors() -> None:
         make_header(frame_count=0, fps=Fraction(25), pix_fmt="gray"),
         make_header(width=65536, height=1, codec_id=(1 << 32) - 1, frame_count=(1 << 63) - 1),
         make_header(codec_params=bytes(range(256)) * 40),
+        make_header(matrix=5, primaries=5, transfer=6, frame_count=None),
+        make_header(matrix=0, primaries=1, transfer=13, pix_fmt="rgb24"),
     ],
 )
 def test_sequence_header_round_trip(header: SequenceHeader) -> None:
@@ -136,6 +139,39 @@ def test_malformed_fields(payload: bytes, message: str) -> None:
 
 
 def test_reserved_header_flags_are_ignored() -> None:
-    payload = _payload(1, 10, 10, 25, 1, tail=b"\xfc\x04gray\x00")
+    payload = _payload(1, 10, 10, 25, 1, tail=b"\xf8\x04gray\x00")
     header = SequenceHeader.from_unit(Unit(UnitType.SEQUENCE_HEADER, payload))
     assert header.full_range is False and header.frame_count is None
+    assert (header.matrix, header.primaries, header.transfer) == (1, 1, 1)
+
+
+def test_version_1_header_bytes_read_as_bt709_limited() -> None:
+    # a sequence header exactly as nvc wrote it before colour metadata (format version 1)
+    payload = _payload(3, 64, 48, 25, 1, tail=b"\x02\x05\x07yuv420p\x02ab")
+    header = SequenceHeader.from_unit(Unit(UnitType.SEQUENCE_HEADER, payload))
+    assert (header.width, header.frame_count, header.pix_fmt, header.codec_params) == (
+        64,
+        5,
+        "yuv420p",
+        b"ab",
+    )
+    assert header.full_range is False
+    assert (header.matrix, header.primaries, header.transfer) == (1, 1, 1)
+    assert not header.has_colour_description
+    assert header.to_unit().payload == payload  # BT.709 headers keep their version 1 bytes
+
+
+def test_colour_description_is_three_bytes_after_the_codec_params() -> None:
+    header = make_header(codec_params=b"xyz", matrix=6, primaries=6, transfer=6, full_range=True)
+    payload = header.to_unit().payload
+    assert payload[-6:] == b"xyz\x06\x06\x06"
+    assert SequenceHeader.from_unit(Unit(UnitType.SEQUENCE_HEADER, payload)) == header
+    bt2020 = make_header(matrix=9, primaries=9, transfer=16)
+    parsed = SequenceHeader.from_unit(bt2020.to_unit())
+    assert (parsed.matrix, parsed.primaries, parsed.transfer) == (9, 9, 16)
+    with pytest.raises(BitstreamError, match="truncated"):
+        SequenceHeader.from_unit(Unit(UnitType.SEQUENCE_HEADER, payload[:-1]))
+    with pytest.raises(BitstreamError, match="outside 0 .. 255"):
+        make_header(matrix=256)
+    with pytest.raises(TypeError):
+        make_header(transfer=1.0)
