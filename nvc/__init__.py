@@ -17,7 +17,18 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = {"encode_file", "decode_file", "open", "EncodeReport", "DecodeReport"}
+# the names of nvc.api.__all__ (tests/nvc/test_api.py checks that they agree)
+_API = {
+    "encode_file",
+    "decode_file",
+    "encode_frames",
+    "decode_frames",
+    "open",
+    "EncodeReport",
+    "DecodeReport",
+    "NvcReader",
+    "NvcWriter",
+}
 
 
 def __getattr__(name: str) -> Any:
