@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 
 from nvc.player.site import MAX_BODY, json_error
 
@@ -107,8 +107,8 @@ async def read_body(request: web.Request, *, limit: int, timeout: float) -> byte
                     raise SignalingError(413, f"request body over {limit} bytes")
     except TimeoutError:
         raise SignalingError(408, f"the request body did not arrive within {timeout:g} s") from None
-    except (ClientPayloadError, ConnectionError):
-        raise SignalingError(400, "the request body was cut short") from None
+    except (web.RequestPayloadError, ConnectionError):
+        raise SignalingError(400, "the request body was cut short or malformed") from None
     return bytes(body)
 
 

@@ -19,7 +19,8 @@ What a client can hold or cause, and where it ends (`HttpLimits`):
   When bound to a wildcard address (0.0.0.0, ::), any IP-literal Host is accepted (a
   literal address cannot be rebound).
 - client errors (bad HTTP, dropped connections) are logged as one line at INFO on the
-  "nvc.player" logger, never as a traceback.
+  "nvc.player" logger, never as a traceback (a fault of the server's own: one line at
+  WARNING).
 
 Servers bind to 127.0.0.1 unless told otherwise.
 """
@@ -36,6 +37,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from nvc.errors import NvcError
 
 log = logging.getLogger("nvc.player")
 
@@ -151,8 +155,18 @@ def new_app(limits: HttpLimits | None = None) -> web.Application:
     return app
 
 
+_CLIENT_ERRORS: tuple[type[BaseException], ...] = (
+    HttpProcessingError,  # bad HTTP: request line, headers, TLS on the HTTP port
+    web.RequestPayloadError,  # a body cut short or badly chunked
+    ConnectionError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
+
+
 class QuietLog(logging.LoggerAdapter):
-    """aiohttp's server logger: client errors become one INFO line, without a traceback."""
+    """aiohttp's server logger, in one line and never with a traceback: a client's error
+    (bad HTTP, a dropped connection) at INFO, anything else (a fault of ours) at WARNING."""
 
     def __init__(self) -> None:
         super().__init__(log, {})
@@ -164,13 +178,16 @@ class QuietLog(logging.LoggerAdapter):
         elif isinstance(exc, tuple):
             exc = exc[1]
         text = str(msg) % args if args else str(msg)
+        quiet = min(level, logging.INFO)
         if isinstance(exc, BaseException):
             detail = " ".join(str(exc).split())[:200]
             text = f"{text}: {type(exc).__name__}" + (f": {detail}" if detail else "")
-        self.logger.log(min(level, logging.INFO), "http: %s", text)
+            if not isinstance(exc, _CLIENT_ERRORS) and level >= logging.WARNING:
+                quiet = logging.WARNING
+        self.logger.log(quiet, "http: %s", " ".join(text.split()))
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
-        return self.logger.isEnabledFor(min(level, logging.INFO))
+        return self.logger.isEnabledFor(min(level, logging.WARNING))
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         return msg, kwargs
@@ -268,7 +285,7 @@ async def start_site(
     listening sockets, its connection count) and the base URL."""
     limits = limits or HttpLimits()
     if limits.max_connections < 1 or limits.header_timeout <= 0 or limits.body_timeout <= 0:
-        raise ValueError("HTTP limits must be positive")
+        raise NvcError("HTTP limits must be positive")
     app[_GUARD].bound = host
     runner = web.AppRunner(
         app,

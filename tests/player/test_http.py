@@ -106,6 +106,10 @@ def test_nested_and_malformed_bodies_are_4xx_with_one_line(lossless_file):
                 + b"0\r\n\r\n"
             )
             out["status chunked big"] = parse(await exchange(view, chunked))
+            for name, port, path in (("offer", server, "/offer"), ("status", view, "/status")):
+                bad_chunks = chunked.replace(b"/status", path.encode()).split(b"\r\n\r\n")[0]
+                bad_chunks += b"\r\n\r\n5\r\n[1, 2\r\nzz\r\n"  # a chunk size that is not hex
+                out[name + " bad chunks"] = parse(await exchange(port, bad_chunks))
             out["offer big"] = parse(
                 await exchange(server, request("POST", "/offer", b" " * (70 * 1024)))
             )
@@ -124,6 +128,7 @@ def test_nested_and_malformed_bodies_are_4xx_with_one_line(lossless_file):
     assert out["status big"][0] == 413
     assert out["status utf8"][0] == 400 and out["status list"][0] == 400
     assert out["status chunked big"][0] == 413
+    assert out["offer bad chunks"][0] == 400 and out["status bad chunks"][0] == 400
     assert out["offer big"][0] == 413
     assert out["bad request line"][0] == 400
     assert out["info"][0] == 200 and out["info"][1]["name"] == "nvc"
