@@ -115,6 +115,13 @@ class Frame:
             if array.dtype.kind != "u" or array.dtype.itemsize != fmt.dtype.itemsize:
                 raise MediaError(f"a {format} array must be {fmt.dtype}, got {array.dtype}")
             array = array.astype(fmt.dtype)
+        if (
+            fmt.dtype.itemsize > 1
+            and fmt.bit_depth < 16
+            and array.size
+            and array.max() > fmt.max_value
+        ):
+            raise MediaError(f"a {format} array holds {int(array.max())}, above {fmt.max_value}")
         planes: tuple[np.ndarray, ...]
         if fmt.family == "rgb":
             if array.ndim != 3 or array.shape[2] != 3:

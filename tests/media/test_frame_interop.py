@@ -99,6 +99,8 @@ def test_interop_errors() -> None:
         Frame.from_ndarray(np.zeros((4, 4), np.uint8), "rgb24")
     with pytest.raises(MediaError, match="must be uint8"):
         Frame.from_ndarray(np.zeros((4, 4, 3), np.float32), "rgb24")
+    with pytest.raises(MediaError, match="above 1023"):
+        Frame.from_ndarray(np.full((6, 4), 1024, np.uint16), "yuv420p10le")
     with pytest.raises(MediaError, match=r"\(3, H, W\)"):
         Frame.from_ndarray(np.zeros((4, 4, 3), np.uint8), "yuv444p")
     with pytest.raises(MediaError, match="unsupported pixel format"):
