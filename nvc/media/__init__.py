@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from nvc.media.base import VideoReader, VideoWriter
 from nvc.media.color import convert, rgb_to_yuv, to_rgb_float, yuv_to_rgb
+from nvc.media.colorspace import ColorSpace
 from nvc.media.formats import FORMATS, PixelFormat, pixel_format
 from nvc.media.frame import Frame
 from nvc.media.metrics import YuvPsnr, bpp, mean_psnr, ms_ssim, psnr, psnr_rgb, psnr_yuv
@@ -22,6 +23,7 @@ from nvc.media.synth import iter_synthetic_clip, synthetic_clip
 
 __all__ = [
     "FORMATS",
+    "ColorSpace",
     "Frame",
     "PixelFormat",
     "VideoReader",
