@@ -392,9 +392,10 @@ def test_offers_that_never_connect_free_their_slots(lossless_file):
     assert stats.frames_presented == 3  # a real viewer gets in afterwards
 
 
-def test_the_serve_command_takes_allow_host_and_offer_timeout(lossless_file):
+def test_the_serve_command_takes_allow_host_offer_timeout_and_max_connecting(lossless_file):
     cmd = [sys.executable, "-m", "nvc.player", "serve", str(lossless_file), "--loop"]
     cmd += ["--port", "0", "--allow-host", "media.lan", "--offer-timeout", "0.5"]
+    cmd += ["--max-connecting", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -410,6 +411,8 @@ def test_the_serve_command_takes_allow_host_and_offer_timeout(lossless_file):
             async with aiohttp.ClientSession() as http:
                 async with http.post(url + "/offer", json={"type": "offer", "sdp": sdp}) as r:
                     out["offer"] = r.status
+                async with http.post(url + "/offer", json={"type": "offer", "sdp": sdp}) as r:
+                    out["second offer"] = r.status  # one connecting already
                 async with http.get(url + "/") as r:
                     out["peers then"] = (await r.json())["peers"]
                 await asyncio.sleep(1.5)
@@ -427,6 +430,7 @@ def test_the_serve_command_takes_allow_host_and_offer_timeout(lossless_file):
         "evil.example": 403,
         "localhost": 200,
         "offer": 200,
+        "second offer": 503,
         "peers then": 1,
         "peers later": 0,
     }
