@@ -363,13 +363,13 @@ async def _channel_offer() -> tuple[Any, str]:
 
 def test_offers_that_never_connect_free_their_slots(lossless_file):
     async def go():
-        serve = dict(max_viewers=3, max_connecting=2, open_timeout=1.0)
+        serve = dict(max_viewers=3, max_connecting=2, open_timeout=2.0)
         clients = []
         async with Serving(FileSource(lossless_file), **serve) as (server, url):
             statuses = []
+            offers = [await _channel_offer() for _ in range(3)]
             async with aiohttp.ClientSession() as http:
-                for _ in range(3):
-                    pc, sdp = await _channel_offer()
+                for pc, sdp in offers:
                     clients.append(pc)
                     async with http.post(url + "/offer", json={"type": "offer", "sdp": sdp}) as r:
                         statuses.append((r.status, (await r.json()).get("error", "")))
@@ -388,7 +388,7 @@ def test_offers_that_never_connect_free_their_slots(lossless_file):
     statuses, held, left, freed_after, stats = run(go(), 40)
     assert [s for s, _ in statuses] == [200, 200, 503]
     assert "connecting" in statuses[2][1]
-    assert held == 2 and left == 0 and freed_after < 2.5  # dropped after open_timeout (1 s)
+    assert held == 2 and left == 0 and 1.0 < freed_after < 3.5  # dropped at open_timeout (2 s)
     assert stats.frames_presented == 3  # a real viewer gets in afterwards
 
 

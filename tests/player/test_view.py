@@ -98,7 +98,7 @@ async def _video_offer() -> tuple[object, str]:
 def test_view_pages_are_limited_unconnected_ones_expire_and_gone_ones_free_their_slot():
     async def go():
         hub = FrameHub()
-        view = ViewServer(hub, offer_timeout=1.0)
+        view = ViewServer(hub, offer_timeout=2.0)
         page = await view.start()
         clients = []
         statuses = []
@@ -110,8 +110,8 @@ def test_view_pages_are_limited_unconnected_ones_expire_and_gone_ones_free_their
                     async with http.post(page + "offer", json=body) as r:
                         return r.status, await r.json()
 
-                for _ in range(view.max_peers + 1):  # answered, never connected
-                    pc, sdp = await _video_offer()
+                offers = [await _video_offer() for _ in range(view.max_peers + 1)]
+                for pc, sdp in offers:  # answered, never connected
                     clients.append(pc)
                     statuses.append((await offer(sdp))[0])
                 full = view.peers
@@ -138,7 +138,7 @@ def test_view_pages_are_limited_unconnected_ones_expire_and_gone_ones_free_their
                 status, answer = await offer(sdp)
                 await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
                 await asyncio.wait_for(got.wait(), 10)
-                await asyncio.sleep(1.2)  # past offer_timeout: a connected page stays
+                await asyncio.sleep(2.2)  # past offer_timeout: a connected page stays
                 connected = view.peers
                 await pc.close()
                 t0 = loop.time()
@@ -154,7 +154,7 @@ def test_view_pages_are_limited_unconnected_ones_expire_and_gone_ones_free_their
     statuses, full, expired_after, left, status, connected, after, freed_after = run(go(), 40)
     assert statuses == [200] * 4 + [503]  # at most 4 pages (MAX_PEERS)
     assert full == 4
-    assert left == 0 and expired_after < 2.0  # unconnected peers dropped after offer_timeout
+    assert left == 0 and 1.0 < expired_after < 3.5  # unconnected: dropped at offer_timeout
     assert status == 200 and connected == 1
     assert after == 0 and freed_after < 3.0
 
