@@ -162,6 +162,11 @@ def test_view_pages_are_limited_unconnected_ones_expire_and_gone_ones_free_their
 NUMBER = r"\d+(\.\d+)?"
 
 
+def _change(first: list[int], second: list[int]) -> float:
+    """Mean absolute difference of two luma samples."""
+    return sum(abs(a - b) for a, b in zip(first, second, strict=True)) / len(first)
+
+
 def _quantized_png(png: bytes) -> bytes:
     """The screenshot with a 256-colour palette: small enough to commit."""
     from PIL import Image
@@ -200,8 +205,11 @@ def test_headless_chromium_shows_the_view_page(tmp_path):
                 await b.wait_for("badge.dataset.state === 'playing'", 30, "playback")
                 await asyncio.sleep(1.0)  # let the numbers settle
                 first = await b.evaluate("nvcSample()")
-                await asyncio.sleep(0.6)
-                second = await b.evaluate("nvcSample()")
+                for _ in range(50):  # the picture moves (within 10 s on a busy machine)
+                    await asyncio.sleep(0.2)
+                    second = await b.evaluate("nvcSample()")
+                    if _change(first, second) > 1.0:
+                        break
                 seen["samples"] = (first, second)
                 seen["fields"] = await b.evaluate(
                     "Object.fromEntries([...document.querySelectorAll('dd')]"
@@ -260,7 +268,7 @@ def test_headless_chromium_shows_the_view_page(tmp_path):
     mean = sum(second) / len(second)
     std = (sum((v - mean) ** 2 for v in second) / len(second)) ** 0.5
     assert std > 5 and 20 < mean < 240, f"blank picture: mean {mean}, std {std}"
-    change = sum(abs(a - b) for a, b in zip(first, second, strict=True)) / len(first)
+    change = _change(first, second)
     assert change > 1.0, f"the picture does not change ({change:.2f})"
 
     fields = seen["fields"]
