@@ -209,12 +209,14 @@ def encode_frames(
     options: Mapping[str, Any] | None = None,
     progress: ProgressFn | None = None,
     expected_frames: int | None = None,
+    psnr: bool = False,
 ) -> EncodeReport:
     """Encode nvc Frames or av.VideoFrames into a .nvc file or binary stream.
 
     With `stream` None the stream is the first frame's: its size, pixel format, range and
     colour space, at `fps` (needed for PyAV frames; for nvc Frames it defaults to
     1 / time_base). Frames that differ from the stream are converted (see NvcWriter).
+    `psnr` puts the PSNR of the codec's reconstruction in the report (where it gives one).
     """
     it = iter(frames)
     first = next(it, None)
@@ -249,6 +251,7 @@ def encode_frames(
         options=options,
         progress=progress,
         expected_frames=expected_frames,
+        psnr=psnr,
     )
 
 

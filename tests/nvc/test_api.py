@@ -14,7 +14,7 @@ from nvc.codec import registry
 from nvc.codec.base import StreamInfo
 from nvc.errors import MediaError, NvcError
 from nvc.info import describe
-from nvc.media import Frame, convert, open_video, open_writer, synthetic_clip
+from nvc.media import Frame, convert, open_video, open_writer, psnr_yuv, synthetic_clip
 from nvc.media.colorspace import BT601, BT709
 from tests.conftest import write_frames
 
@@ -188,8 +188,19 @@ def test_version_1_files_decode_as_bt709(tmp_path, clip):
 def test_seek_in_an_fm_stream_decodes_what_a_full_decode_gives(tmp_path):
     clip = list(synthetic_clip(64, 48, 7, seed=1))
     options = {"intra_period": 3, "q": 20}
-    nvc.encode_frames(clip, None, tmp_path / "fm.nvc", codec="fm", options=options)
+    report = nvc.encode_frames(
+        [f.to_av() for f in clip],
+        None,
+        tmp_path / "fm.nvc",
+        fps=25,
+        codec="fm",
+        options=options,
+        psnr=True,
+    )
     full = list(nvc.decode_frames(tmp_path / "fm.nvc"))
+    assert report.psnr == pytest.approx(
+        np.mean([psnr_yuv(a, b).weighted for a, b in zip(clip, full, strict=True)])
+    )
     with nvc.open(tmp_path / "fm.nvc") as f:
         assert f.seek(0.2) == pytest.approx(0.12)  # frame 5 -> the intra frame 3
         after = list(f)
