@@ -27,6 +27,7 @@ REQUIRED = [
     "ms_ssim",
     "bpp",
     "synthetic_clip",
+    "ColorSpace",
 ]
 
 
