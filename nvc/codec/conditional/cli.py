@@ -2,6 +2,7 @@
 
 nvc train fm --out runs/fm --images /usr/share/wallpapers --minutes 45
 nvc train fm --out runs/fm --resume --minutes 30          # continue the same run
+torchrun --nproc_per_node 2 -m nvc.cli train fm --out runs/fm ...   # data parallel (DDP)
 nvc train fm --out runs/res --init fm-realtime.pt --intra-steps 0 --inter-steps 0 \
     --multi-steps 0 --residual-steps 8000 --export fm-res.pt   # add a residual codec
 """
@@ -46,6 +47,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="stage 4 steps: a residual codec for inter frames, the rest frozen (default 0: none)",
     )
     p.add_argument(
+        "--mixed-steps",
+        type=count(0),
+        default=0,
+        help="after stage 4: steps alternating intra and residual steps (an image codec "
+        "trained on the inter codec of --init)",
+    )
+    p.add_argument(
         "--init",
         metavar="WEIGHTS",
         help="start from a weights file (e.g. the shipped one) instead of random weights",
@@ -71,6 +79,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--minutes", type=positive_float, help="stop after this many minutes (resumable)"
     )
+    p.add_argument(
+        "--steps", type=count(1), help="stop after this many steps of this run (resumable)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.add_argument("--export", metavar="FILE", help="write the trained weights to FILE at the end")
     p.set_defaults(run=run_train)
@@ -91,6 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
         inter_steps=args.inter_steps,
         multi_steps=args.multi_steps,
         residual_steps=args.residual_steps,
+        mixed_steps=args.mixed_steps,
         init=args.init,
         frames=args.frames,
         rate_warmup=args.rate_warmup,
@@ -102,31 +114,40 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
         time_limit=args.minutes * 60 if args.minutes else None,
+        steps=args.steps,
     )
     trainer = Trainer(config, resume=args.resume)
-    print(
-        f"training fm-{config.variant} from step {trainer.step} to {config.total_steps} on "
-        f"{config.device}; data: {trainer.data.describe()}",
-        flush=True,
-    )
-    bar = Progress("train")
+    lead = trainer.world.rank == 0  # under torchrun only rank 0 talks and writes
+    if lead:
+        print(
+            f"training fm-{config.variant} from step {trainer.step} to {config.total_steps} on "
+            f"{trainer.device} x {trainer.world.size} process(es); data: "
+            f"{trainer.data.describe()}",
+            flush=True,
+        )
+    bar = Progress("train") if lead else None
     total = config.total_steps
 
     def on_step(stats: Any) -> None:
-        bar.extra = f"stage {stats.stage} bpp {stats.bpp:.3f} PSNR {stats.psnr:.2f} dB"
-        bar.update(stats.step, total)
+        if bar is not None:
+            bar.extra = f"stage {stats.stage} bpp {stats.bpp:.3f} PSNR {stats.psnr:.2f} dB"
+            bar.update(stats.step, total)
 
     def log(line: str) -> None:
-        if bar.enabled:
-            bar.close()
-        print(line, file=sys.stdout, flush=True)
+        if bar is not None:
+            if bar.enabled:
+                bar.close()
+            print(line, file=sys.stdout, flush=True)
 
     try:
         trainer.run(on_step=on_step, log=log)
     finally:
-        bar.close()
-    print(f"checkpoint: {trainer.dir / 'checkpoint.pt'} (step {trainer.step})", flush=True)
-    if args.export:
+        if bar is not None:
+            bar.close()
+        trainer.world.close()
+    if lead:
+        print(f"checkpoint: {trainer.dir / 'checkpoint.pt'} (step {trainer.step})", flush=True)
+    if lead and args.export:
         digest = trainer.export_weights(args.export)
         print(f"weights: {args.export} (sha256 {digest.hex()[:16]})", flush=True)
     return 0

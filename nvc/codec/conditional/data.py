@@ -20,7 +20,7 @@ as code values in the model's 96-channel layout: (frames, 96, crop / 8, crop / 8
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -50,8 +50,8 @@ def _files(folders: Sequence[str | os.PathLike[str]], extensions: set[str]) -> l
 
 
 def _planes_to_codes(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Tensor:
-    yt = torch.from_numpy(y.astype(np.float32))[None, None]
-    uv = torch.from_numpy(np.stack([u, v]).astype(np.float32))[None]
+    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None, None]
+    uv = torch.from_numpy(np.ascontiguousarray(np.stack([u, v]), dtype=np.float32))[None]
     return fr.planes_to_96(yt, uv)[0]
 
 
@@ -63,17 +63,20 @@ def _rgb_to_codes(rgb: np.ndarray) -> Tensor:
 def _bilinear_crop(
     img: np.ndarray, x0: float, y0: float, scale: float, width: int, height: int
 ) -> np.ndarray:
-    """width x height window of img (H, W, 3) float32 whose top-left is (x0, y0) and whose
-    pixels are `scale` source pixels apart (bilinear, edges clamped)."""
+    """width x height window of img (H, W, 3) float32, or uint8 scaled to [0, 1], whose
+    top-left is (x0, y0) and whose pixels are `scale` source pixels apart (bilinear, edges
+    clamped)."""
     h, w = img.shape[:2]
     xs = np.clip(x0 + scale * np.arange(width, dtype=np.float32), 0, w - 1.001)
     ys = np.clip(y0 + scale * np.arange(height, dtype=np.float32), 0, h - 1.001)
     xi, yi = xs.astype(np.int64), ys.astype(np.int64)
     ax, ay = (xs - xi)[None, :, None], (ys - yi)[:, None, None]
-    a = img[yi][:, xi]
-    b = img[yi][:, xi + 1]
-    c = img[yi + 1][:, xi]
-    d = img[yi + 1][:, xi + 1]
+    unit = np.float32(1 / 255 if img.dtype == np.uint8 else 1)  # uint8 photographs
+    rows, rows1 = img[yi], img[yi + 1]
+    a = rows[:, xi].astype(np.float32) * unit
+    b = rows[:, xi + 1].astype(np.float32) * unit
+    c = rows1[:, xi].astype(np.float32) * unit
+    d = rows1[:, xi + 1].astype(np.float32) * unit
     return (a * (1 - ax) + b * ax) * (1 - ay) + (c * (1 - ax) + d * ax) * ay
 
 
@@ -94,7 +97,7 @@ class ImageAnimator:
                 frame = frame.reformat(
                     width=int(frame.width / scale), height=int(frame.height / scale)
                 )
-            self.images.append(frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0)
+            self.images.append(frame.to_ndarray(format="rgb24"))  # uint8: 4x less memory
         if not self.images:
             raise NvcError(f"no readable images in {', '.join(str(f) for f in folders)}")
 
@@ -122,7 +125,7 @@ class ImageAnimator:
             size = int(rng.integers(small // 4, small // 2 + 1))
             sy = int(rng.integers(0, src.shape[0] - size))
             sx = int(rng.integers(0, src.shape[1] - size))
-            patch = src[sy : sy + size, sx : sx + size]
+            patch = src[sy : sy + size, sx : sx + size].astype(np.float32) / 255.0
             yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) * 2 - 1
             alpha = np.clip((1 - np.sqrt(xx**2 + yy**2)) * 4, 0, 1)[:, :, None]  # soft disc
             pos = rng.uniform(0, 1, size=2) * (np.array([width, height]) - size)
@@ -146,65 +149,107 @@ class ImageAnimator:
         return out
 
 
+def parse_span(item: str | os.PathLike[str]) -> tuple[Path, int, int | None]:
+    """'clip.avi' -> (clip.avi, 0, None); 'clip.avi@0-600' -> frames 0..599 only;
+    'clip.avi@600-' -> from frame 600 on (so that one clip can be split in time between
+    training and testing)."""
+    text = str(item)
+    if "@" not in text:
+        return Path(text), 0, None
+    path, _, span = text.rpartition("@")
+    first, sep, last = span.partition("-")
+    try:
+        start = int(first)
+        stop = int(last) if last else None
+    except ValueError:
+        raise NvcError(f"bad frame span {span!r} in {text!r} (write FILE@FIRST-LAST)") from None
+    if not sep or start < 0 or (stop is not None and stop <= start):
+        raise NvcError(f"bad frame span {span!r} in {text!r} (write FILE@FIRST-LAST)")
+    return Path(path), start, stop
+
+
 class VideoClips:
-    """Windows of consecutive frames from a folder of videos, kept in a small pool that is
-    refilled as it is used (reading a video once gives many samples)."""
+    """Windows of consecutive frames from videos, all decoded once into memory (8-bit
+    4:2:0 planes), so that a sample is a pure function of the random generator: a run that
+    resumes from a checkpoint draws exactly the samples an uninterrupted run draws.
 
-    def __init__(self, folders: Sequence[str | os.PathLike[str]], pool: int = 64) -> None:
-        self.files = _files(folders, VIDEO_EXTENSIONS)
-        if not self.files:
-            raise NvcError(f"no videos in {', '.join(str(f) for f in folders)}")
-        self.pool_size = pool
-        self.pool: list[list[Frame]] = []
-        self._readers: Iterator[list[Frame]] | None = None
+    Items are folders (every video in them), files, or `FILE@FIRST-LAST` (frames FIRST to
+    LAST - 1 of one file). A window starts at a uniformly drawn frame of all the clips;
+    frames whose shorter side is at least twice the crop are halved (2x2 mean) half the
+    time, for a second scale. Clips smaller than the crop are left out (and named)."""
 
-    def _windows(self, rng: np.random.Generator, frames: int) -> Iterator[list[Frame]]:
-        while True:
-            path = self.files[rng.integers(len(self.files))]
-            try:
-                with open_video(path) as reader:
-                    window: list[Frame] = []
-                    gap = int(rng.integers(0, 30))
-                    for frame in reader:
-                        if gap > 0:
-                            gap -= 1
-                            continue
-                        window.append(frame)
-                        if len(window) == frames:
-                            yield window
-                            window = []
-                            gap = int(rng.integers(5, 60))
-            except NvcError:
-                continue
+    def __init__(self, items: Sequence[str | os.PathLike[str]], crop: int | None = None) -> None:
+        self.clips: list[tuple[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]] = []
+        self.skipped: list[str] = []
+        for item in items:
+            path, start, stop = parse_span(item)
+            for f in _files([path], VIDEO_EXTENSIONS) if path.is_dir() else [path]:
+                if not f.is_file():
+                    raise NvcError(f"training video {f} does not exist")
+                planes = _read_planes(f, start, stop)
+                name = f.name if "@" not in str(item) else f"{f.name}@{start}-{stop or ''}"
+                h, w = planes[0][0].shape if planes else (0, 0)
+                if not planes or (crop is not None and min(h, w) < crop):
+                    self.skipped.append(name)
+                    continue
+                self.clips.append((name, planes))
+        if not self.clips:
+            raise NvcError(f"no usable videos in {', '.join(str(i) for i in items)}")
+        self.files = [name for name, _ in self.clips]
+        self._lengths = np.array([len(p) for _, p in self.clips], dtype=np.int64)
 
     def sample(self, rng: np.random.Generator, frames: int, crop: int) -> Tensor:
-        if self._readers is None:
-            self._readers = self._windows(rng, frames)
-        while len(self.pool) < self.pool_size:
-            self.pool.append(next(self._readers))
-        window = self.pool.pop(int(rng.integers(len(self.pool))))
-        if len(window) < frames:
-            return self.sample(rng, frames, crop)
-        out = []
-        first = window[0]
-        half = min(first.width, first.height) >= 4 * crop and rng.random() < 0.5
-        w = first.width // (2 if half else 1)
-        h = first.height // (2 if half else 1)
+        starts = np.maximum(self._lengths - frames + 1, 0)
+        if starts.sum() == 0:
+            raise NvcError(f"no video has {frames} frames")
+        k = int(rng.choice(len(self.clips), p=starts / starts.sum()))
+        name, planes = self.clips[k]
+        t0 = int(rng.integers(int(starts[k])))
+        y0p = planes[t0][0]
+        half = min(y0p.shape) >= 2 * crop and rng.random() < 0.5
+        h, w = (y0p.shape[0] // 2, y0p.shape[1] // 2) if half else y0p.shape
         if w < crop or h < crop:
-            raise NvcError(f"video frames {first.width}x{first.height} are smaller than {crop}")
+            raise NvcError(f"video {name} frames {w}x{h} are smaller than the crop {crop}")
         x0 = int(rng.integers(0, w - crop + 1)) & ~1
         y0 = int(rng.integers(0, h - crop + 1)) & ~1
-        for frame in window[:frames]:
-            f = frame if frame.format == "yuv420p" else _convert(frame)
-            y, u, v = (p.astype(np.float32) for p in f.planes)
+        out = []
+        for y, u, v in planes[t0 : t0 + frames]:
+            yf, uf, vf = (p.astype(np.float32) for p in (y, u, v))
             if half:
-                y = _halve(y)
-                u, v = _halve(u), _halve(v)
-            ys = y[y0 : y0 + crop, x0 : x0 + crop]
-            us = u[y0 // 2 : (y0 + crop) // 2, x0 // 2 : (x0 + crop) // 2]
-            vs = v[y0 // 2 : (y0 + crop) // 2, x0 // 2 : (x0 + crop) // 2]
-            out.append(_planes_to_codes(np.round(ys), np.round(us), np.round(vs)))
+                yf, uf, vf = np.round(_halve(yf)), np.round(_halve(uf)), np.round(_halve(vf))
+            ys = yf[y0 : y0 + crop, x0 : x0 + crop]
+            us = uf[y0 // 2 : (y0 + crop) // 2, x0 // 2 : (x0 + crop) // 2]
+            vs = vf[y0 // 2 : (y0 + crop) // 2, x0 // 2 : (x0 + crop) // 2]
+            out.append(_planes_to_codes(ys, us, vs))
         return torch.stack(out)
+
+
+def _read_planes(
+    path: Path, start: int, stop: int | None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Frames start..stop-1 of a video as 8-bit 4:2:0 planes (uint8)."""
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    try:
+        with open_video(path) as reader:
+            for i, frame in enumerate(reader):
+                if stop is not None and i >= stop:
+                    break
+                if i < start:
+                    continue
+                f = frame if frame.format == "yuv420p" else _convert(frame)
+                y, u, v = (np.ascontiguousarray(p, dtype=np.uint8) for p in f.planes[:3])
+                if y.shape[0] % 2 or y.shape[1] % 2:  # even luma, whole chroma samples
+                    y = y[: y.shape[0] // 2 * 2, : y.shape[1] // 2 * 2]
+                out.append(
+                    (
+                        y,
+                        u[: y.shape[0] // 2, : y.shape[1] // 2],
+                        v[: y.shape[0] // 2, : y.shape[1] // 2],
+                    )
+                )
+    except NvcError as e:
+        raise NvcError(f"cannot read training video {path}: {e}") from None
+    return out
 
 
 def _convert(frame: Frame) -> Frame:
@@ -230,8 +275,13 @@ class SyntheticClips:
         return torch.stack([_planes_to_codes(*(p for p in f.planes)) for f in clip])
 
 
+VIDEO_WEIGHT = 3.0  # real video is drawn this many times as often as each other source
+
+
 class TrainingData:
-    """Mixes the sources; `batch()` gives (B, frames, 96, crop / 8, crop / 8) codes."""
+    """Mixes the sources (videos VIDEO_WEIGHT times as often as each other one); `batch()`
+    gives (B, frames, 96, crop / 8, crop / 8) codes. `crop` (when known) leaves out videos
+    smaller than the crops."""
 
     def __init__(
         self,
@@ -239,23 +289,30 @@ class TrainingData:
         images: Sequence[str] = (),
         synthetic: bool | None = None,
         seed: int = 0,
+        crop: int | None = None,
     ) -> None:
         self.sources: list[VideoClips | ImageAnimator | SyntheticClips] = []
         if videos:
-            self.sources.append(VideoClips(videos))
+            self.sources.append(VideoClips(videos, crop))
         if images:
             self.sources.append(ImageAnimator(images))
         if synthetic or (synthetic is None and not self.sources):
             self.sources.append(SyntheticClips())
         if not self.sources:
             raise NvcError("no training data: give video or image folders, or --synthetic")
+        weights = np.array(
+            [VIDEO_WEIGHT if isinstance(s, VideoClips) else 1.0 for s in self.sources]
+        )
+        self._p = weights / weights.sum()
         self.rng = np.random.default_rng(seed)
 
     def describe(self) -> str:
         parts = []
         for s in self.sources:
             if isinstance(s, VideoClips):
-                parts.append(f"{len(s.files)} videos")
+                parts.append(f"videos {', '.join(s.files)}")
+                if s.skipped:
+                    parts.append(f"left out (smaller than the crop): {', '.join(s.skipped)}")
             elif isinstance(s, ImageAnimator):
                 parts.append(f"{len(s.images)} animated images")
             else:
@@ -267,7 +324,7 @@ class TrainingData:
             raise NvcError(f"crop must be a multiple of {fr.ALIGN}, got {crop}")
         out = []
         for _ in range(size):
-            src = self.sources[int(self.rng.integers(len(self.sources)))]
+            src = self.sources[int(self.rng.choice(len(self.sources), p=self._p))]
             clip = src.sample(self.rng, frames, crop)
             if self.rng.random() < 0.5:  # random horizontal flip (a mirrored world)
                 y, uv = fr.split_96(clip)

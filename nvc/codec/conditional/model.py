@@ -36,13 +36,23 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from nvc.codec.conditional import frames as fr
+from nvc.codec.conditional.image import TransformCodec
+from nvc.codec.conditional.latent import (
+    Q_LEVELS,
+    SCALE_BITS,
+    FrameOutput,
+    LatentPrior,
+    PriorOutput,
+    QScale,
+    checkerboard,
+    scale_exact,
+    ste_round,
+)
 from nvc.codec.conditional.layers import (
-    FRAC_BITS,
     ONE,
     WARP_BITS,
     Block,
@@ -51,24 +61,13 @@ from nvc.codec.conditional.layers import (
     Seq,
     Up,
     clamp_act,
-    crop,
     exact_warp,
-    fixed_round_shift,
     upsample_nearest,
     warp,
 )
-from nvc.codec.entropy import (
-    FactorizedPrior,
-    GaussianConditional,
-    SymbolReader,
-    SymbolWriter,
-    detmath,
-)
-from nvc.codec.entropy.conditional import round_symbols
+from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import CodecError
 
-Q_LEVELS = 64  # quality indices 0 (lowest rate) .. 63 (highest quality)
-SCALE_BITS = 16  # fraction bits of the fixed-point quantization scalers
 LAMBDA_MIN = 16.0  # rate-distortion trade-off at q = 0: loss = lambda * MSE + bits per pixel
 LAMBDA_MAX = 4096.0  # ... at q = 63 (MSE of values in [0, 1]); log-linear in between
 # Inter residuals are amplified by 2**shift before the residual coder's analysis and
@@ -77,10 +76,12 @@ LAMBDA_MAX = 4096.0  # ... at q = 63 (MSE of values in [0, 1]); log-linear in be
 RESIDUAL_SHIFTS = (1, 2)
 
 
-def lambda_of(q: Tensor) -> Tensor:
-    """lambda(q), log-linear between LAMBDA_MIN (q = 0) and LAMBDA_MAX (q = 63)."""
+def lambda_of(q: Tensor, config: ModelConfig | None = None) -> Tensor:
+    """lambda(q), log-linear between the model's lambda_min (q = 0) and lambda_max (q = 63);
+    without a configuration, LAMBDA_MIN .. LAMBDA_MAX (the shipped model's range)."""
+    lo, hi = (LAMBDA_MIN, LAMBDA_MAX) if config is None else (config.lambda_min, config.lambda_max)
     t = q.float() / (Q_LEVELS - 1)
-    return torch.exp(math.log(LAMBDA_MIN) * (1 - t) + math.log(LAMBDA_MAX) * t)
+    return torch.exp(math.log(lo) * (1 - t) + math.log(hi) * t)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,17 @@ class ModelConfig:
     checkerboard: bool = True  # two-step checkerboard spatial context for y
     latent_skip: bool = False  # inter: a linear path from the latent to the picture (see below)
     residual_codec: bool = False  # a separate image codec for inter residuals (else: intra's)
+    # The image codec of intra frames and residuals: "v1" (IntraCodec below: 1/16 latent of
+    # `latent` channels after a 1x1 + ReLU stem, the shipped design, with a capacity ceiling)
+    # or "v2" (image.TransformCodec: no bottleneck before quantization, 96-channel latent at
+    # 1/8, DCT-initialised; the fields below size it)
+    image: str = "v1"
+    image_channels: int = 0  # v2: feature channels at 1/8 (>= 96)
+    image_blocks: int = 0  # v2: residual blocks at 1/8 on each side
+    image_hyper: int = 0  # v2: channels of its hyper-latent z (1/32)
+    image_prior: int = 0  # v2: channels of its entropy-parameter networks
+    lambda_min: float = LAMBDA_MIN  # training and encoder RD: lambda at q = 0
+    lambda_max: float = LAMBDA_MAX  # ... at q = 63 (log-linear in between)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -116,211 +128,28 @@ VARIANTS: dict[str, ModelConfig] = {
     "realtime": ModelConfig("realtime", 64, 64, 32, 32, 32, 16, 64, 1),
     # a larger model in the same design (train it on a GPU)
     "quality": ModelConfig("quality", 128, 128, 64, 64, 64, 32, 128, 3),
+    # the realtime inter codec with the v2 image codec (intra and residuals) and a lambda
+    # range that reaches high quality (lambda 65536: a step of ~4 codes, ~45 dB)
+    "realtime2": ModelConfig(
+        "realtime2",
+        64,
+        64,
+        32,
+        32,
+        32,
+        16,
+        64,
+        1,
+        residual_codec=True,
+        image="v2",
+        image_channels=96,
+        image_blocks=2,
+        image_hyper=32,
+        image_prior=64,
+        lambda_min=256.0,
+        lambda_max=65536.0,
+    ),
 }
-
-
-def ste_round(x: Tensor) -> Tensor:
-    return x + (torch.round(x) - x).detach()
-
-
-def checkerboard(h: int, w: int, device: torch.device | None = None) -> Tensor:
-    """(1, 1, h, w) bool: the anchors (coded first) where (row + col) is even."""
-    r = torch.arange(h, device=device).view(h, 1)
-    c = torch.arange(w, device=device).view(1, w)
-    return ((r + c) % 2 == 0).view(1, 1, h, w)
-
-
-class QScale(nn.Module):
-    """Per-channel quantization scaler s(q), q in 0..63 (DCVC-FM's feature modulation).
-
-    log s(q, c) = (1 - t) a[c] + t b[c] + o[q], t = q / 63: two learned per-channel ends
-    and a learned per-q offset. The coding path computes s(q) in reproducible float64
-    (detmath) from the float32 parameters and rounds it to 2**-16."""
-
-    def __init__(self, channels: int, low: float, high: float) -> None:
-        super().__init__()
-        self.log_low = nn.Parameter(torch.full((channels,), math.log(low)))
-        self.log_high = nn.Parameter(torch.full((channels,), math.log(high)))
-        self.offset = nn.Parameter(torch.zeros(Q_LEVELS))
-
-    def forward(self, q: Tensor) -> Tensor:
-        """q: (B,) long -> (B, C, 1, 1)."""
-        t = (q.float() / (Q_LEVELS - 1))[:, None]
-        log = self.log_low[None] * (1 - t) + self.log_high[None] * t + self.offset[q][:, None]
-        return log.exp()[:, :, None, None]
-
-    def fixed(self, q: int) -> Tensor:
-        """s(q) per channel as integers at 2**SCALE_BITS, (1, C, 1, 1) float64."""
-        lo = self.log_low.detach().to("cpu", torch.float32).numpy().astype(np.float64)
-        hi = self.log_high.detach().to("cpu", torch.float32).numpy().astype(np.float64)
-        off = float(self.offset.detach().to("cpu", torch.float32)[q])
-        t = q / float(Q_LEVELS - 1)
-        s = detmath.exp(lo * (1.0 - t) + hi * t + off)
-        ints = np.floor(s * float(1 << SCALE_BITS) + 0.5)
-        return torch.from_numpy(ints).view(1, -1, 1, 1)
-
-
-def scale_exact(x: Tensor, s: Tensor) -> Tensor:
-    """Fixed-point x times fixed-point scaler s (at 2**SCALE_BITS), rounded half up."""
-    return clamp_act(fixed_round_shift(x * s, SCALE_BITS))
-
-
-@dataclass
-class PriorOutput:
-    y_hat: Tensor  # (B, M, h, w) quantized latent (straight-through rounding around the mean)
-    bits: Tensor  # (B,) estimated bits of y and z
-
-
-class LatentPrior(nn.Module):
-    """Entropy model of one latent: hyperprior (Ballé 2018, mean-scale per Minnen 2018), an
-    optional temporal prior fused with it (DCVC), and an optional two-step checkerboard
-    spatial context (He et al. 2021; DCVC-DC/FM use a four-step variant)."""
-
-    def __init__(self, channels: int, hyper: int, temporal: int, width: int, spatial: bool) -> None:
-        super().__init__()
-        m = channels
-        self.channels, self.hyper, self.spatial = m, hyper, spatial
-        self.h_a = Seq(
-            Conv(m, hyper, 3, relu=True),
-            Conv(hyper, hyper, 3, 2, relu=True),
-            Conv(hyper, hyper, 3, 2),
-        )
-        self.h_s = Seq(Up(hyper, hyper, 3, relu=True), Up(hyper, width, 3, relu=True))
-        self.fuse = Seq(
-            Conv(width + temporal, width, 1, relu=True), Conv(width, width, 1, relu=True)
-        )
-        self.head1 = Conv(width, 2 * m, 1)
-        if spatial:
-            self.sctx = Conv(m, width, 3, relu=True)
-            self.head2 = Seq(Conv(2 * width, width, 1, relu=True), Conv(width, 2 * m, 1))
-        self.z_prior = FactorizedPrior(hyper)
-        self.cond = GaussianConditional()
-        bounds = self.cond.config.scale_table.fixed_point_boundaries(FRAC_BITS)
-        self.register_buffer("_bounds", torch.from_numpy(bounds), persistent=False)
-
-    # ------------------------------------------------------------------ training
-
-    def _base(self, z_hat: Tensor, temporal: Tensor | None, size: tuple[int, int]) -> Tensor:
-        hp = crop(self.h_s(z_hat), size)
-        return self.fuse(hp if temporal is None else torch.cat([hp, temporal], 1))
-
-    def forward(
-        self, y: Tensor, temporal: Tensor | None = None, noisy_decoder: bool = False
-    ) -> PriorOutput:
-        """Training: the rate uses additive uniform noise; what the decoder side sees is
-        y rounded around the mean with a straight-through gradient, or, with
-        `noisy_decoder`, the same noisy y (Ballé's proxy: it keeps a collapsed latent's
-        decoder weights learning, used in the first inter stage)."""
-        z = self.h_a(y)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
-        z_bits = -torch.log2(self.z_prior.likelihood(z_noisy)).sum(dim=(1, 2, 3))
-        base = self._base(ste_round(z), temporal, (y.shape[2], y.shape[3]))
-        mu, sc = self.head1(base).chunk(2, 1)
-        noise = torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else None
-        noisy = noisy_decoder and noise is not None
-        if self.spatial:
-            mask = checkerboard(y.shape[2], y.shape[3], y.device)
-            first = y + noise if noisy and noise is not None else ste_round(y - mu) + mu
-            mu2, sc2 = self.head2(torch.cat([base, self.sctx(first * mask)], 1)).chunk(2, 1)
-            mu = torch.where(mask, mu, mu2)
-            sc = torch.where(mask, sc, sc2)
-        y_hat = ste_round(y - mu) + mu
-        y_noisy = y + noise if noise is not None else y_hat
-        y_bits = -torch.log2(self.cond.likelihood(y_noisy, sc, mu)).sum(dim=(1, 2, 3))
-        return PriorOutput(y_noisy if noisy else y_hat, y_bits + z_bits)
-
-    # ------------------------------------------------------------------ coding
-
-    def z_shape(self, y_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        b, _, h, w = y_shape
-
-        def half(n: int) -> int:  # size after a stride-2 conv with padding 1
-            return (n + 1) // 2
-
-        return b, self.hyper, half(half(h)), half(half(w))
-
-    def _z_indices(self, shape: tuple[int, ...]) -> np.ndarray:
-        per = int(np.prod(shape)) // self.hyper
-        return np.repeat(np.arange(self.hyper, dtype=np.uint8), per)
-
-    def _exact_base(self, z_int: Tensor, temporal: Tensor | None, size: tuple[int, int]) -> Tensor:
-        hp = crop(self.h_s.exact(z_int * ONE), size)
-        return self.fuse.exact(hp if temporal is None else torch.cat([hp, temporal], 1))
-
-    def _levels(self, scales: Tensor) -> np.ndarray:
-        s = scales.reshape(-1).to(torch.int64)
-        bounds: Tensor = self._bounds  # type: ignore[assignment]
-        return torch.searchsorted(bounds, s, right=True).numpy().astype(np.uint8)
-
-    def encode(self, y: Tensor, temporal: Tensor | None, writer: SymbolWriter) -> Tensor:
-        """Code y (1, M, h, w) float; returns the decoder's y_hat in fixed point."""
-        with torch.no_grad():
-            z = self.h_a(y.float())
-        z_int = torch.from_numpy(round_symbols(z.to(torch.float64).numpy())).to(torch.float64)
-        z_int = z_int.reshape(z.shape)
-        zs = z_int.transpose(0, 1).reshape(-1).numpy().astype(np.int64)
-        writer.put_indexed(zs, self._z_indices(tuple(z.shape)), self.z_prior.tables)
-        base = self._exact_base(z_int, temporal, (y.shape[2], y.shape[3]))
-        y64 = y.detach().to("cpu", torch.float64)
-        mu, sc = self.head1.exact(base).chunk(2, 1)
-        if not self.spatial:
-            return self._put(y64, mu, sc, None, writer)
-        mask = checkerboard(y.shape[2], y.shape[3]).expand_as(y64)
-        first = self._put(y64, mu, sc, mask, writer)
-        mu2, sc2 = self.head2.exact(torch.cat([base, self.sctx.exact(first * mask)], 1)).chunk(2, 1)
-        second = self._put(y64, mu2, sc2, ~mask, writer)
-        return torch.where(mask, first, second)
-
-    def _put(
-        self, y64: Tensor, mu: Tensor, sc: Tensor, mask: Tensor | None, writer: SymbolWriter
-    ) -> Tensor:
-        sym = torch.from_numpy(round_symbols((y64 - mu / ONE).numpy())).to(torch.float64)
-        if mask is None:
-            writer.put_indexed(
-                sym.reshape(-1).numpy().astype(np.int64),
-                self._levels(sc),
-                self.cond.tables,
-                trusted=True,
-            )
-        else:
-            writer.put_indexed(
-                sym[mask].numpy().astype(np.int64),
-                self._levels(sc[mask]),
-                self.cond.tables,
-                trusted=True,
-            )
-        return clamp_act(sym * ONE + mu)
-
-    def decode(
-        self, reader: SymbolReader, y_shape: tuple[int, int, int, int], temporal: Tensor | None
-    ) -> Tensor:
-        """y_hat (fixed point) from the stream: bit-exactly the encoder's."""
-        zshape = self.z_shape(y_shape)
-        zs = reader.get_indexed(self._z_indices(zshape), self.z_prior.tables)
-        z_int = (
-            torch.from_numpy(zs.astype(np.float64))
-            .reshape(zshape[1], zshape[0], zshape[2], zshape[3])
-            .transpose(0, 1)
-        )
-        base = self._exact_base(z_int, temporal, (y_shape[2], y_shape[3]))
-        mu, sc = self.head1.exact(base).chunk(2, 1)
-        if not self.spatial:
-            return self._get(reader, mu, sc, None)
-        mask = checkerboard(y_shape[2], y_shape[3]).expand(y_shape)
-        first = self._get(reader, mu, sc, mask)
-        mu2, sc2 = self.head2.exact(torch.cat([base, self.sctx.exact(first * mask)], 1)).chunk(2, 1)
-        second = self._get(reader, mu2, sc2, ~mask)
-        return torch.where(mask, first, second)
-
-    def _get(self, reader: SymbolReader, mu: Tensor, sc: Tensor, mask: Tensor | None) -> Tensor:
-        if mask is None:
-            sym = reader.get_indexed(self._levels(sc), self.cond.tables, trusted=True)
-            q = torch.from_numpy(sym.astype(np.float64)).reshape(mu.shape)
-        else:
-            sym = reader.get_indexed(self._levels(sc[mask]), self.cond.tables, trusted=True)
-            q = torch.zeros(mu.shape, dtype=torch.float64)
-            q[mask] = torch.from_numpy(sym.astype(np.float64))
-        return clamp_act(q * ONE + mu)
 
 
 def _blocks(c: int, n: int) -> list[nn.Module]:
@@ -330,17 +159,10 @@ def _blocks(c: int, n: int) -> list[nn.Module]:
 # ---------------------------------------------------------------------------- intra
 
 
-@dataclass
-class FrameOutput:
-    x_hat: Tensor  # (B, 96, H/8, W/8) reconstruction, network values
-    feature: Tensor | None  # (B, C, H/8, W/8) decoder feature (inter) for the next frame
-    bits: Tensor  # (B,) estimated bits
-    flow_hat: Tensor | None = None  # (B, 2, H/8, W/8) decoded motion (inter)
-    pred: Tensor | None = None  # (B, 96, H/8, W/8) motion-compensated reference (inter)
-
-
 class IntraCodec(nn.Module):
-    """Image codec for the first frame and intra refreshes."""
+    """Image codec for the first frame and intra refreshes (v1: a 1x1 + ReLU stem to C
+    channels and a 1/16 latent of M channels; its unquantized autoencoder is lossy, see
+    capacity.py)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -358,7 +180,12 @@ class IntraCodec(nn.Module):
         return FrameOutput(x_hat, None, po.bits)
 
     def latent(self, x: Tensor, q: int) -> Tensor:
-        return self.enc(x) / self.q_enc(torch.tensor([q]))
+        return self.enc(x) / self.q_enc(torch.tensor([q], device=x.device))
+
+    def autoencode(self, x: Tensor, q: int) -> Tensor:
+        """Float analysis then synthesis without quantization (the capacity check)."""
+        qt = torch.tensor([q], device=x.device)
+        return self.head(self.dec(self.enc(x) / self.q_enc(qt) * self.q_dec(qt)))
 
     def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         return self.head.exact(self.dec.exact(scale_exact(y_hat, self.q_dec.fixed(q))))
@@ -500,23 +327,61 @@ class InterCodec(nn.Module):
         return (1, self.mv_prior.channels, h, w), (1, self.prior.channels, h, w)
 
 
+ImageCodec = IntraCodec | TransformCodec  # the two image codec designs
+
+
+def image_codec(config: ModelConfig) -> ImageCodec:
+    """The configured image codec (intra frames, residuals)."""
+    if config.image == "v1":
+        return IntraCodec(config)
+    if config.image == "v2":
+        return TransformCodec(config)
+    raise CodecError(f"unknown fm image codec {config.image!r}")
+
+
 class FMModel(nn.Module):
     """The whole codec model: intra + inter (+ a residual codec), one configuration."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.intra = IntraCodec(config)
+        self.intra = image_codec(config)
         self.inter = InterCodec(config)
         # the image codec of the encoder's inter-frame residuals (codec.py), the intra
         # codec's architecture trained on residuals (train.py stage 4), when configured
-        self.residual = IntraCodec(config) if config.residual_codec else None
+        self.residual = image_codec(config) if config.residual_codec else None
 
     @property
-    def residual_coder(self) -> IntraCodec:
+    def residual_coder(self) -> ImageCodec:
         """The codec that codes inter residuals: the residual codec, or else the intra one."""
         return self.intra if self.residual is None else self.residual
 
     def exact_adapt(self, ref: Tensor) -> Tensor:
         """Temporal feature from a decoded picture (after intra frames and on refresh)."""
         return self.inter.adaptor.exact(ref)
+
+
+__all__ = [
+    "LAMBDA_MAX",
+    "LAMBDA_MIN",
+    "Q_LEVELS",
+    "RESIDUAL_SHIFTS",
+    "SCALE_BITS",
+    "VARIANTS",
+    "Contexts",
+    "FMModel",
+    "FrameOutput",
+    "ImageCodec",
+    "InterCodec",
+    "IntraCodec",
+    "LatentPrior",
+    "ModelConfig",
+    "PriorOutput",
+    "QScale",
+    "TransformCodec",
+    "checkerboard",
+    "image_codec",
+    "lambda_of",
+    "scale_exact",
+    "ste_round",
+]

@@ -53,6 +53,7 @@ from torch import Tensor
 
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional.data import TrainingData
+from nvc.codec.conditional.distributed import World
 from nvc.codec.conditional.model import (
     Q_LEVELS,
     RESIDUAL_SHIFTS,
@@ -66,6 +67,7 @@ from nvc.codec.conditional.weights import save_weights
 from nvc.errors import NvcError
 
 CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"  # one JSON line per log interval and per run start / stop
 REFRESH_PROBABILITY = 0.25
 MOTION_WEIGHT = 0.5  # weight of the motion coder's own losses in stage 2
 RATE_WARMUP_FROM = 0.05  # weight of the inter rate at the start of the rate warm-up
@@ -84,6 +86,9 @@ class TrainConfig:
     inter_steps: int = 1000  # stage 2 steps
     multi_steps: int = 2000  # stage 3 steps
     residual_steps: int = 0  # stage 4 steps (0: the model has no residual codec)
+    # after stage 4: steps that alternate intra (stage 1) and residual (stage 4) steps, for
+    # a model whose inter codec comes from `init` (a v2 image codec on the v1 inter codec)
+    mixed_steps: int = 0
     init: str | None = None  # start from this weights file instead of random weights
     frames: int = 4  # frames per sample in stage 3 (one intra + frames - 1 inter)
     batch: int = 8  # samples per step
@@ -97,19 +102,33 @@ class TrainConfig:
     rewarm: bool = False  # warm the inter rate up again from where this run resumed
     checkpoint_every: float = 120.0  # seconds between checkpoints
     log_every: int = 20  # steps between log lines
+    steps: int | None = None  # stop (and checkpoint) after this many steps of this run
 
     @property
     def total_steps(self) -> int:
-        return self.intra_steps + self.inter_steps + self.multi_steps + self.residual_steps
+        stages = self.intra_steps + self.inter_steps + self.multi_steps + self.residual_steps
+        return stages + self.mixed_steps
 
     def stage(self, step: int) -> int:
+        """The stage of a step; in the mixed stage, even steps are intra (1) steps and odd
+        steps residual (4) steps."""
         if step < self.intra_steps:
             return 1
         if step < self.intra_steps + self.inter_steps:
             return 2
         if step < self.intra_steps + self.inter_steps + self.multi_steps:
             return 3
-        return 4
+        if step < self.total_steps - self.mixed_steps:
+            return 4
+        return 1 if step % 2 == 0 else 4
+
+    @property
+    def residual_start(self) -> int:
+        """The first step that trains the residual codec."""
+        if self.residual_steps:
+            return self.intra_steps + self.inter_steps + self.multi_steps
+        first = self.total_steps - self.mixed_steps
+        return first + (1 - first % 2)
 
 
 @dataclass
@@ -148,7 +167,7 @@ def frame_losses(
     x_all = fr.codes_to_net(clip, depth)  # (B, T, 96, h, w)
     b, _, _, h, w = x_all.shape
     pixels = float(h * w * 64)
-    lam = lambda_of(q)
+    lam = lambda_of(q, model.config)
     losses, bpps, mses = [], [], []
     out = model.intra(x_all[:, 0], q)
     ref = fr.net_to_codes_ste(out.x_hat, depth)
@@ -178,7 +197,7 @@ def frame_losses(
 
 
 def residual_losses(
-    model: FMModel, clip: Tensor, q: Tensor, rng: np.random.Generator
+    model: FMModel, clip: Tensor, q: Tensor, shifts: np.ndarray
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 4: an intra frame, then inter frames through the frozen model (rounded
     latents, reconstructions rounded to codes, as the codec does), each followed by the
@@ -186,7 +205,8 @@ def residual_losses(
     encoder's RESIDUAL_SHIFTS) and attenuated back; the corrected picture is the next
     frame's reference (its feature re-derived by the adaptor, as the codec does after a
     residual), so the residual codec sees the errors that accumulate along the chain (meant
-    against chroma drift; 3-frame chains did not cure it, see MODEL_CARD.md). Returns
+    against chroma drift; 3-frame chains did not cure it, see MODEL_CARD.md). `shifts`: the
+    amplification per sample (B,), drawn from RESIDUAL_SHIFTS by the caller. Returns
     (loss, bpp, mse), each (frames - 1, B)."""
     if model.residual is None:
         raise NvcError("the model has no residual codec to train")
@@ -194,8 +214,7 @@ def residual_losses(
     x_all = fr.codes_to_net(clip, depth)  # (B, T, 96, h, w)
     b, frames = x_all.shape[:2]
     pixels = float(x_all.shape[3] * x_all.shape[4] * 64)
-    lam = lambda_of(q)
-    shifts = rng.choice(np.array(RESIDUAL_SHIFTS), size=b)
+    lam = lambda_of(q, model.config)
     gain = torch.from_numpy(np.exp2(shifts)).to(x_all.device, x_all.dtype).view(-1, 1, 1, 1)
     model.intra.eval()
     model.inter.eval()
@@ -220,12 +239,29 @@ def residual_losses(
 
 
 def _model_config(config: TrainConfig) -> ModelConfig:
-    return dataclasses.replace(VARIANTS[config.variant], residual_codec=config.residual_steps > 0)
+    residual = config.residual_steps > 0 or config.mixed_steps > 0
+    return dataclasses.replace(VARIANTS[config.variant], residual_codec=residual)
 
 
-def _load_init(model: FMModel, path: str) -> None:
-    """Load a weights file's parameters into `model` (same variant; a residual codec the file
-    lacks starts as a copy of its intra codec)."""
+_INTER_FIELDS = (
+    "channels",
+    "latent",
+    "hyper",
+    "mv_channels",
+    "mv_hidden",
+    "mv_hyper",
+    "prior_width",
+    "blocks",
+    "checkerboard",
+    "latent_skip",
+)  # what the inter codec's shape depends on
+
+
+def _load_init(model: FMModel, path: str) -> bool:
+    """Load a weights file's parameters into `model`. Same design: everything (a residual
+    codec the file lacks starts as a copy of its intra codec). Another image codec design
+    with the same inter codec (a v1 file into a v2 model): the inter codec only, the image
+    codecs keep their initialisation. Returns whether the residual codec was loaded."""
     from nvc.codec.conditional.weights import load_weights
 
     try:
@@ -233,18 +269,63 @@ def _load_init(model: FMModel, path: str) -> None:
     except NvcError as e:
         raise NvcError(f"--init: {e}") from None
     ours = dataclasses.replace(model.config, residual_codec=False)
-    if dataclasses.replace(src.config, residual_codec=False) != ours:
-        raise NvcError(f"--init: {path} holds another model variant than {model.config.variant!r}")
+    theirs = dataclasses.replace(src.config, residual_codec=False, variant=ours.variant)
+    if theirs != ours:
+        same_inter = all(getattr(src.config, f) == getattr(ours, f) for f in _INTER_FIELDS)
+        if not same_inter or src.config.image == ours.image:
+            raise NvcError(
+                f"--init: {path} holds another model variant than {model.config.variant!r}"
+            )
+        inter = {k: v for k, v in src.state_dict().items() if k.startswith("inter.")}
+        model.load_state_dict({**model.state_dict(), **inter})
+        return False
     state = src.state_dict()
     if model.residual is not None and src.residual is None:
         state.update({f"residual.{k}": v for k, v in src.intra.state_dict().items()})
     if src.residual is not None and model.residual is None:
         state = {k: v for k, v in state.items() if not k.startswith("residual.")}
     model.load_state_dict(state)
+    return True
+
+
+class StageLosses(torch.nn.Module):
+    """The model and the losses of one step as one module, so that DistributedDataParallel
+    can wrap it (its forward is what DDP synchronises)."""
+
+    def __init__(self, model: FMModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        stage: int,
+        clip: Tensor,
+        q: Tensor,
+        frames: int,
+        rng: np.random.Generator,
+        shifts: np.ndarray,
+        rate_weight: float,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        if stage == 4:
+            return residual_losses(self.model, clip, q, shifts)
+        # stage 2 trains the motion coder with its own losses and the latents with the
+        # noise proxy on the decoder side too; stage 3 drops both (rounding, end to end)
+        warm = stage == 2
+        return frame_losses(
+            self.model,
+            clip,
+            q,
+            frames,
+            rng,
+            MOTION_WEIGHT if warm else 0.0,
+            warm,
+            rate_weight,
+        )
 
 
 class Trainer:
-    """Holds the model, optimizer and data; `run()` trains until done or out of time."""
+    """Holds the model, optimizer and data; `run()` trains until done or out of time.
+    Under torchrun every process holds one (see distributed.py); rank 0 writes."""
 
     def __init__(self, config: TrainConfig, resume: bool = False) -> None:
         if config.variant not in VARIANTS:
@@ -255,21 +336,41 @@ class Trainer:
             raise NvcError("frames must be at least 2")
         if config.device.startswith("cuda") and not torch.cuda.is_available():
             raise NvcError("--device cuda was asked for, but torch sees no CUDA device")
+        if config.steps is not None and config.steps < 0:
+            raise NvcError("steps must be >= 0")
         if config.threads:
             torch.set_num_threads(config.threads)
+        self.world = World.from_env(config.device)
+        self.world.share(config.batch)  # the batch must divide among the processes
+        self.device = self.world.device(config.device)
         self.config = config
         torch.manual_seed(config.seed)
         self.model = FMModel(_model_config(config))
+        # a residual codec that --init does not provide starts, at stage 4, as a copy of
+        # the (then trained) intra codec
+        self.copy_residual = True
         if config.init:  # before anything is written: a bad --init leaves nothing behind
-            _load_init(self.model, config.init)
-        self.model.to(config.device)
+            self.copy_residual = not _load_init(self.model, config.init)
+        self.model.to(self.device)
+        self.losses: torch.nn.Module = StageLosses(self.model)
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.world.local_rank] if self.device.startswith("cuda") else None
+            self.losses = DistributedDataParallel(
+                self.losses, device_ids=ids, find_unused_parameters=True
+            )
         self.dir = Path(config.out)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.world.rank == 0:
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.step = 0
-        self.elapsed = 0.0
+        self.elapsed = 0.0  # step time (seconds) of all runs so far
+        self.cpu_seconds = 0.0  # CPU time of all runs so far, all processes
         self.rng = np.random.default_rng(config.seed)
-        self.data = TrainingData(config.videos, config.images, config.synthetic, config.seed)
+        self.data = TrainingData(
+            config.videos, config.images, config.synthetic, config.seed, config.crop
+        )
         self.history: list[dict[str, float]] = []
         path = self.dir / CHECKPOINT
         if resume:
@@ -277,33 +378,40 @@ class Trainer:
                 raise NvcError(f"nothing to resume: {path} does not exist")
             self.load(path)
         self.start_step = self.step  # where this run (re)started
+        # the trainer's own CPU generator state: set around every step, so that whatever
+        # else draws from torch's global generator between steps changes nothing
+        self._torch_rng = torch.get_rng_state()
 
     # ------------------------------------------------------------------ checkpoints
 
     def save(self) -> Path:
+        """Write the checkpoint (rank 0 only; all processes hold the same state)."""
         path = self.dir / CHECKPOINT
+        if self.world.rank != 0:
+            return path
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(
-            {
-                "format": "nvc-fm-checkpoint",
-                "config": dataclasses.asdict(self.config),
-                "model_config": self.model.config.to_dict(),
-                "model": self.model.state_dict(),
-                "optimizer": self.opt.state_dict(),
-                "step": self.step,
-                "elapsed": self.elapsed,
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": json.dumps(self.rng.bit_generator.state),
-                "data_rng": json.dumps(self.data.rng.bit_generator.state),
-                "history": json.dumps(self.history[-2000:]),
-            },
-            tmp,
-        )
+        blob = {
+            "format": "nvc-fm-checkpoint",
+            "config": dataclasses.asdict(self.config),
+            "model_config": self.model.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "cpu_seconds": self.cpu_seconds,
+            "torch_rng": self._torch_rng,
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "data_rng": json.dumps(self.data.rng.bit_generator.state),
+            "history": json.dumps(self.history[-2000:]),
+        }
+        if self.device.startswith("cuda"):
+            blob["cuda_rng"] = torch.cuda.get_rng_state()
+        torch.save(blob, tmp)
         os.replace(tmp, path)
         return path
 
     def load(self, path: Path) -> None:
-        blob = torch.load(path, map_location=self.config.device, weights_only=True)
+        blob = torch.load(path, map_location=self.device, weights_only=True)
         if blob.get("format") != "nvc-fm-checkpoint":
             raise NvcError(f"{path} is not an fm training checkpoint")
         if ModelConfig.from_dict(dict(blob["model_config"])) != self.model.config:
@@ -312,10 +420,20 @@ class Trainer:
         self.opt.load_state_dict(blob["optimizer"])
         self.step = int(blob["step"])
         self.elapsed = float(blob["elapsed"])
+        self.cpu_seconds = float(blob.get("cpu_seconds", 0.0))
         torch.set_rng_state(blob["torch_rng"].cpu())
+        if "cuda_rng" in blob and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(blob["cuda_rng"].cpu())
         self.rng.bit_generator.state = json.loads(blob["numpy_rng"])
         self.data.rng.bit_generator.state = json.loads(blob["data_rng"])
         self.history = json.loads(blob["history"])
+
+    def _log_file(self, entry: dict[str, Any]) -> None:
+        """Append one line to DIR/log.jsonl (rank 0): the accumulating record of steps,
+        step time and CPU time across runs."""
+        if self.world.rank == 0:
+            with open(self.dir / LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, sort_keys=True) + "\n")
 
     def export_weights(
         self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
@@ -327,8 +445,10 @@ class Trainer:
                 self.config.inter_steps,
                 self.config.multi_steps,
                 self.config.residual_steps,
+                self.config.mixed_steps,
             ],
             "train_seconds": round(self.elapsed, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
             "data": self.data.describe(),
             "crop": self.config.crop,
             "batch": self.config.batch,
@@ -368,47 +488,44 @@ class Trainer:
     def train_step(self) -> StepStats:
         c = self.config
         start = time.perf_counter()
+        cpu0 = time.process_time()
         stage = c.stage(self.step)
         frames = {1: 1, 2: 2, 3: c.frames, 4: c.frames}[stage]
-        clip = self.data.batch(c.batch, frames, c.crop).to(c.device)
-        q = torch.from_numpy(self.rng.integers(0, Q_LEVELS, size=c.batch)).to(c.device)
+        # the global batch, drawn identically by every process; each trains on its share
+        clip = self.data.batch(c.batch, frames, c.crop)
+        q = torch.from_numpy(self.rng.integers(0, Q_LEVELS, size=c.batch))
+        shifts = (
+            self.rng.choice(np.array(RESIDUAL_SHIFTS), size=c.batch)
+            if stage == 4
+            else np.zeros(c.batch, dtype=np.int64)
+        )
+        torch.set_rng_state(self._torch_rng)
+        mine = self.world.share(c.batch)
+        clip, q, shifts = clip[mine].to(self.device), q[mine].to(self.device), shifts[mine]
         self.model.train()
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
-        if stage == 4:
-            if self.step == c.total_steps - c.residual_steps and not c.init:
-                # trained from scratch: the residual codec starts as a copy of the intra one
-                # (residual_steps > 0 configures the model with one)
-                self.model.residual_coder.load_state_dict(self.model.intra.state_dict())
-            loss, bpp, mse = residual_losses(self.model, clip, q, self.rng)
-        else:
-            # stage 2 trains the motion coder with its own losses and the latents with the
-            # noise proxy on the decoder side too; stage 3 drops both (rounding, end to end)
-            warm = stage == 2
-            loss, bpp, mse = frame_losses(
-                self.model,
-                clip,
-                q,
-                frames,
-                self.rng,
-                MOTION_WEIGHT if warm else 0.0,
-                warm,
-                self._rate_weight(),
-            )
+        if stage == 4 and self.step == c.residual_start and self.copy_residual:
+            # the residual codec starts as a copy of the intra codec (residual_steps > 0
+            # configures the model with one)
+            self.model.residual_coder.load_state_dict(self.model.intra.state_dict())
+        loss, bpp, mse = self.losses(stage, clip, q, frames, self.rng, shifts, self._rate_weight())
         total = loss.mean()
         self.opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
+        self._torch_rng = torch.get_rng_state()
         self.step += 1
         seconds = time.perf_counter() - start
         self.elapsed += seconds
+        self.cpu_seconds += self.world.sum(time.process_time() - cpu0)
         return StepStats(
             self.step,
             stage,
-            float(total.detach()),
-            float(bpp.detach().mean()),
-            _psnr(mse.detach()),
+            self.world.sum(float(total.detach())) / self.world.size,
+            self.world.sum(float(bpp.detach().mean())) / self.world.size,
+            self.world.sum(_psnr(mse.detach())) / self.world.size,
             seconds,
         )
 
@@ -421,8 +538,20 @@ class Trainer:
         started = time.monotonic()
         last_save = started
         window: list[StepStats] = []
+        self._log_file(
+            {
+                "event": "start",
+                "step": self.step,
+                "processes": self.world.size,
+                "device": self.device,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
         while self.step < c.total_steps:
-            if c.time_limit is not None and time.monotonic() - started >= c.time_limit:
+            if c.steps is not None and self.step - self.start_step >= c.steps:
+                break
+            late = c.time_limit is not None and time.monotonic() - started >= c.time_limit
+            if self.world.any(late and self.world.rank == 0):  # rank 0's clock decides
                 if log:
                     log(f"time limit reached at step {self.step}")
                 break
@@ -431,23 +560,36 @@ class Trainer:
             if on_step:
                 on_step(stats)
             if self.step % c.log_every == 0 or self.step == c.total_steps:
-                entry = {
-                    "step": stats.step,
-                    "stage": stats.stage,
-                    "loss": float(np.mean([s.loss for s in window])),
-                    "bpp": float(np.mean([s.bpp for s in window])),
-                    "psnr": float(np.mean([s.psnr for s in window])),
-                    "elapsed": round(self.elapsed, 1),
-                }
-                self.history.append(entry)
+                for stage in sorted({s.stage for s in window}):  # one line per stage
+                    part = [s for s in window if s.stage == stage]
+                    entry = {
+                        "step": stats.step,
+                        "stage": stage,
+                        "loss": float(np.mean([s.loss for s in part])),
+                        "bpp": float(np.mean([s.bpp for s in part])),
+                        "psnr": float(np.mean([s.psnr for s in part])),
+                        "elapsed": round(self.elapsed, 1),
+                        "cpu": round(self.cpu_seconds, 1),
+                    }
+                    self.history.append(entry)
+                    self._log_file(entry)
+                    if log:
+                        log(
+                            f"step {entry['step']} stage {stage} loss {entry['loss']:.4f} "
+                            f"bpp {entry['bpp']:.4f} psnr {entry['psnr']:.2f} "
+                            f"lr {self._lr():.2e} elapsed {entry['elapsed']:.0f}s"
+                        )
                 window = []
-                if log:
-                    log(
-                        f"step {entry['step']} stage {entry['stage']} loss {entry['loss']:.4f} "
-                        f"bpp {entry['bpp']:.4f} psnr {entry['psnr']:.2f} "
-                        f"lr {self._lr():.2e} elapsed {entry['elapsed']:.0f}s"
-                    )
-            if time.monotonic() - last_save >= c.checkpoint_every:
+            if self.world.any(time.monotonic() - last_save >= c.checkpoint_every):
                 self.save()
                 last_save = time.monotonic()
         self.save()
+        self._log_file(
+            {
+                "event": "stop",
+                "step": self.step,
+                "elapsed": round(self.elapsed, 1),
+                "cpu": round(self.cpu_seconds, 1),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )

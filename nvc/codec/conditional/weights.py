@@ -42,7 +42,17 @@ _cache: dict[str, tuple[float, FMModel, bytes]] = {}  # path -> (mtime, model, h
 # Configuration fields added after the first weights were published, with the value that
 # the older weights implicitly have: hashed only when they differ from it, so adding a
 # field never changes the identity of existing weights.
-_LATER_FIELDS: dict[str, object] = {"latent_skip": False, "residual_codec": False}
+_LATER_FIELDS: dict[str, object] = {
+    "latent_skip": False,
+    "residual_codec": False,
+    "image": "v1",
+    "image_channels": 0,
+    "image_blocks": 0,
+    "image_hyper": 0,
+    "image_prior": 0,
+    "lambda_min": 16.0,
+    "lambda_max": 4096.0,
+}
 
 
 def weights_hash(model: FMModel) -> bytes:

@@ -1,0 +1,247 @@
+"""Pieces shared by the fm codec's networks: quantization scalers (feature modulation) and
+the entropy model of one latent (hyperprior, optional temporal prior, checkerboard context),
+each with a float training path and an exact fixed-point coding path (layers.py)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nvc.codec.conditional.layers import (
+    FRAC_BITS,
+    ONE,
+    Conv,
+    Seq,
+    Up,
+    clamp_act,
+    crop,
+    fixed_round_shift,
+)
+from nvc.codec.entropy import (
+    FactorizedPrior,
+    GaussianConditional,
+    SymbolReader,
+    SymbolWriter,
+    detmath,
+)
+from nvc.codec.entropy.conditional import round_symbols
+
+Q_LEVELS = 64  # quality indices 0 (lowest rate) .. 63 (highest quality)
+SCALE_BITS = 16  # fraction bits of the fixed-point quantization scalers
+
+
+@dataclass
+class FrameOutput:
+    x_hat: Tensor  # (B, 96, H/8, W/8) reconstruction, network values
+    feature: Tensor | None  # (B, C, H/8, W/8) decoder feature (inter) for the next frame
+    bits: Tensor  # (B,) estimated bits
+    flow_hat: Tensor | None = None  # (B, 2, H/8, W/8) decoded motion (inter)
+    pred: Tensor | None = None  # (B, 96, H/8, W/8) motion-compensated reference (inter)
+
+
+def ste_round(x: Tensor) -> Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def checkerboard(h: int, w: int, device: torch.device | None = None) -> Tensor:
+    """(1, 1, h, w) bool: the anchors (coded first) where (row + col) is even."""
+    r = torch.arange(h, device=device).view(h, 1)
+    c = torch.arange(w, device=device).view(1, w)
+    return ((r + c) % 2 == 0).view(1, 1, h, w)
+
+
+class QScale(nn.Module):
+    """Per-channel quantization scaler s(q), q in 0..63 (DCVC-FM's feature modulation).
+
+    log s(q, c) = (1 - t) a[c] + t b[c] + o[q], t = q / 63: two learned per-channel ends
+    and a learned per-q offset. The coding path computes s(q) in reproducible float64
+    (detmath) from the float32 parameters and rounds it to 2**-16."""
+
+    def __init__(self, channels: int, low: float, high: float) -> None:
+        super().__init__()
+        self.log_low = nn.Parameter(torch.full((channels,), math.log(low)))
+        self.log_high = nn.Parameter(torch.full((channels,), math.log(high)))
+        self.offset = nn.Parameter(torch.zeros(Q_LEVELS))
+
+    def forward(self, q: Tensor) -> Tensor:
+        """q: (B,) long -> (B, C, 1, 1)."""
+        t = (q.float() / (Q_LEVELS - 1))[:, None]
+        log = self.log_low[None] * (1 - t) + self.log_high[None] * t + self.offset[q][:, None]
+        return log.exp()[:, :, None, None]
+
+    def fixed(self, q: int) -> Tensor:
+        """s(q) per channel as integers at 2**SCALE_BITS, (1, C, 1, 1) float64."""
+        lo = self.log_low.detach().to("cpu", torch.float32).numpy().astype(np.float64)
+        hi = self.log_high.detach().to("cpu", torch.float32).numpy().astype(np.float64)
+        off = float(self.offset.detach().to("cpu", torch.float32)[q])
+        t = q / float(Q_LEVELS - 1)
+        s = detmath.exp(lo * (1.0 - t) + hi * t + off)
+        ints = np.floor(s * float(1 << SCALE_BITS) + 0.5)
+        return torch.from_numpy(ints).view(1, -1, 1, 1)
+
+
+def scale_exact(x: Tensor, s: Tensor) -> Tensor:
+    """Fixed-point x times fixed-point scaler s (at 2**SCALE_BITS), rounded half up."""
+    return clamp_act(fixed_round_shift(x * s, SCALE_BITS))
+
+
+@dataclass
+class PriorOutput:
+    y_hat: Tensor  # (B, M, h, w) quantized latent (straight-through rounding around the mean)
+    bits: Tensor  # (B,) estimated bits of y and z
+
+
+class LatentPrior(nn.Module):
+    """Entropy model of one latent: hyperprior (Ballé 2018, mean-scale per Minnen 2018), an
+    optional temporal prior fused with it (DCVC), and an optional two-step checkerboard
+    spatial context (He et al. 2021; DCVC-DC/FM use a four-step variant)."""
+
+    def __init__(self, channels: int, hyper: int, temporal: int, width: int, spatial: bool) -> None:
+        super().__init__()
+        m = channels
+        self.channels, self.hyper, self.spatial = m, hyper, spatial
+        self.h_a = Seq(
+            Conv(m, hyper, 3, relu=True),
+            Conv(hyper, hyper, 3, 2, relu=True),
+            Conv(hyper, hyper, 3, 2),
+        )
+        self.h_s = Seq(Up(hyper, hyper, 3, relu=True), Up(hyper, width, 3, relu=True))
+        self.fuse = Seq(
+            Conv(width + temporal, width, 1, relu=True), Conv(width, width, 1, relu=True)
+        )
+        self.head1 = Conv(width, 2 * m, 1)
+        if spatial:
+            self.sctx = Conv(m, width, 3, relu=True)
+            self.head2 = Seq(Conv(2 * width, width, 1, relu=True), Conv(width, 2 * m, 1))
+        self.z_prior = FactorizedPrior(hyper)
+        self.cond = GaussianConditional()
+        bounds = self.cond.config.scale_table.fixed_point_boundaries(FRAC_BITS)
+        self.register_buffer("_bounds", torch.from_numpy(bounds), persistent=False)
+
+    # ------------------------------------------------------------------ training
+
+    def _base(self, z_hat: Tensor, temporal: Tensor | None, size: tuple[int, int]) -> Tensor:
+        hp = crop(self.h_s(z_hat), size)
+        return self.fuse(hp if temporal is None else torch.cat([hp, temporal], 1))
+
+    def forward(
+        self, y: Tensor, temporal: Tensor | None = None, noisy_decoder: bool = False
+    ) -> PriorOutput:
+        """Training: the rate uses additive uniform noise; what the decoder side sees is
+        y rounded around the mean with a straight-through gradient, or, with
+        `noisy_decoder`, the same noisy y (Ballé's proxy: it keeps a collapsed latent's
+        decoder weights learning, used in the first inter stage)."""
+        z = self.h_a(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
+        z_bits = -torch.log2(self.z_prior.likelihood(z_noisy)).sum(dim=(1, 2, 3))
+        base = self._base(ste_round(z), temporal, (y.shape[2], y.shape[3]))
+        mu, sc = self.head1(base).chunk(2, 1)
+        noise = torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else None
+        noisy = noisy_decoder and noise is not None
+        if self.spatial:
+            mask = checkerboard(y.shape[2], y.shape[3], y.device)
+            first = y + noise if noisy and noise is not None else ste_round(y - mu) + mu
+            mu2, sc2 = self.head2(torch.cat([base, self.sctx(first * mask)], 1)).chunk(2, 1)
+            mu = torch.where(mask, mu, mu2)
+            sc = torch.where(mask, sc, sc2)
+        y_hat = ste_round(y - mu) + mu
+        y_noisy = y + noise if noise is not None else y_hat
+        y_bits = -torch.log2(self.cond.likelihood(y_noisy, sc, mu)).sum(dim=(1, 2, 3))
+        return PriorOutput(y_noisy if noisy else y_hat, y_bits + z_bits)
+
+    # ------------------------------------------------------------------ coding
+
+    def z_shape(self, y_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        b, _, h, w = y_shape
+
+        def half(n: int) -> int:  # size after a stride-2 conv with padding 1
+            return (n + 1) // 2
+
+        return b, self.hyper, half(half(h)), half(half(w))
+
+    def _z_indices(self, shape: tuple[int, ...]) -> np.ndarray:
+        per = int(np.prod(shape)) // self.hyper
+        return np.repeat(np.arange(self.hyper, dtype=np.uint8), per)
+
+    def _exact_base(self, z_int: Tensor, temporal: Tensor | None, size: tuple[int, int]) -> Tensor:
+        hp = crop(self.h_s.exact(z_int * ONE), size)
+        return self.fuse.exact(hp if temporal is None else torch.cat([hp, temporal], 1))
+
+    def _levels(self, scales: Tensor) -> np.ndarray:
+        s = scales.reshape(-1).to(torch.int64)
+        bounds: Tensor = self._bounds  # type: ignore[assignment]
+        return torch.searchsorted(bounds, s, right=True).numpy().astype(np.uint8)
+
+    def encode(self, y: Tensor, temporal: Tensor | None, writer: SymbolWriter) -> Tensor:
+        """Code y (1, M, h, w) float; returns the decoder's y_hat in fixed point."""
+        with torch.no_grad():
+            z = self.h_a(y.float())
+        z_int = torch.from_numpy(round_symbols(z.to(torch.float64).numpy())).to(torch.float64)
+        z_int = z_int.reshape(z.shape)
+        zs = z_int.transpose(0, 1).reshape(-1).numpy().astype(np.int64)
+        writer.put_indexed(zs, self._z_indices(tuple(z.shape)), self.z_prior.tables)
+        base = self._exact_base(z_int, temporal, (y.shape[2], y.shape[3]))
+        y64 = y.detach().to("cpu", torch.float64)
+        mu, sc = self.head1.exact(base).chunk(2, 1)
+        if not self.spatial:
+            return self._put(y64, mu, sc, None, writer)
+        mask = checkerboard(y.shape[2], y.shape[3]).expand_as(y64)
+        first = self._put(y64, mu, sc, mask, writer)
+        mu2, sc2 = self.head2.exact(torch.cat([base, self.sctx.exact(first * mask)], 1)).chunk(2, 1)
+        second = self._put(y64, mu2, sc2, ~mask, writer)
+        return torch.where(mask, first, second)
+
+    def _put(
+        self, y64: Tensor, mu: Tensor, sc: Tensor, mask: Tensor | None, writer: SymbolWriter
+    ) -> Tensor:
+        sym = torch.from_numpy(round_symbols((y64 - mu / ONE).numpy())).to(torch.float64)
+        if mask is None:
+            writer.put_indexed(
+                sym.reshape(-1).numpy().astype(np.int64),
+                self._levels(sc),
+                self.cond.tables,
+                trusted=True,
+            )
+        else:
+            writer.put_indexed(
+                sym[mask].numpy().astype(np.int64),
+                self._levels(sc[mask]),
+                self.cond.tables,
+                trusted=True,
+            )
+        return clamp_act(sym * ONE + mu)
+
+    def decode(
+        self, reader: SymbolReader, y_shape: tuple[int, int, int, int], temporal: Tensor | None
+    ) -> Tensor:
+        """y_hat (fixed point) from the stream: bit-exactly the encoder's."""
+        zshape = self.z_shape(y_shape)
+        zs = reader.get_indexed(self._z_indices(zshape), self.z_prior.tables)
+        z_int = (
+            torch.from_numpy(zs.astype(np.float64))
+            .reshape(zshape[1], zshape[0], zshape[2], zshape[3])
+            .transpose(0, 1)
+        )
+        base = self._exact_base(z_int, temporal, (y_shape[2], y_shape[3]))
+        mu, sc = self.head1.exact(base).chunk(2, 1)
+        if not self.spatial:
+            return self._get(reader, mu, sc, None)
+        mask = checkerboard(y_shape[2], y_shape[3]).expand(y_shape)
+        first = self._get(reader, mu, sc, mask)
+        mu2, sc2 = self.head2.exact(torch.cat([base, self.sctx.exact(first * mask)], 1)).chunk(2, 1)
+        second = self._get(reader, mu2, sc2, ~mask)
+        return torch.where(mask, first, second)
+
+    def _get(self, reader: SymbolReader, mu: Tensor, sc: Tensor, mask: Tensor | None) -> Tensor:
+        if mask is None:
+            sym = reader.get_indexed(self._levels(sc), self.cond.tables, trusted=True)
+            q = torch.from_numpy(sym.astype(np.float64)).reshape(mu.shape)
+        else:
+            sym = reader.get_indexed(self._levels(sc[mask]), self.cond.tables, trusted=True)
+            q = torch.zeros(mu.shape, dtype=torch.float64)
+            q[mask] = torch.from_numpy(sym.astype(np.float64))
+        return clamp_act(q * ONE + mu)
