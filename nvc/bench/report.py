@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nvc.bench import bdrate, published
+from nvc.fileio import output_path
 
 PSNR_CAP = 100.0  # dB recorded for exact frames (see runner.PSNR_CAP)
 
@@ -555,9 +556,8 @@ def plot(
         foot += f" Lossless points not drawn: {', '.join(exact)}."
     fig.text(0.01, 0.005, foot, fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.025, 1, 0.96))
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
+    with output_path(path) as where:  # atomic; a symlink is followed, a device written through
+        fig.savefig(where, format="png")
 
 
 def _file_part(text: str) -> str:
@@ -587,8 +587,7 @@ def write_all(report: Report, out_dir: Path) -> dict[str, Path]:
         ("md", to_markdown(report, bd, pngs)),
     ):
         p = out_dir / f"{report.name}.{kind}"
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
+        with output_path(p) as where:
+            where.write_text(text, encoding="utf-8")
         paths[kind] = p
     return paths

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import weakref
 from types import TracebackType
 from typing import BinaryIO
@@ -12,39 +11,28 @@ from typing import BinaryIO
 from nvc.bitstream.header import SequenceHeader, encode_file_header
 from nvc.bitstream.index import IndexEntry, encode_end, encode_index
 from nvc.bitstream.units import CONTAINER_TYPES, Unit, encode_unit
+from nvc.fileio import OutputTarget
 
 
-def _discard(file: BinaryIO, temp_path: str) -> None:
-    """Close and delete an unfinished temporary file (also run if a Writer is forgotten)."""
+def _discard(file: BinaryIO, output: OutputTarget) -> None:
+    """Close and discard an unfinished output (also run if a Writer is forgotten)."""
     with contextlib.suppress(OSError):
         file.close()
-    with contextlib.suppress(OSError):
-        os.unlink(temp_path)
-
-
-def _create_temp(path: str) -> tuple[BinaryIO, str]:
-    """Create an exclusive temporary file next to `path` (same directory, so that
-    os.replace is atomic); its permissions follow the umask like any new file."""
-    directory, name = os.path.split(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        temp_path = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(temp_path, flags, 0o666)
-        except FileExistsError:
-            continue
-        return os.fdopen(fd, "wb"), temp_path
-    raise FileExistsError(f"cannot create a temporary file next to {path}")
+    output.discard()
 
 
 class Writer:
     """Writes a stream: file header, sequence header, the units given, then INDEX and END.
 
-    `target` is a path or a binary file object. Given a path, the file is written to a
-    temporary file in the same directory and renamed over `path` only when `close()`
-    succeeds; `abort()`, or an exception inside `with`, deletes it and leaves `path`
-    untouched. Given a file object (a pipe, a socket file), units are written and flushed
-    as they come, there is no atomicity, and the object is not closed.
+    `target` is a path or a binary file object. Given a path, the output follows
+    nvc.fileio's rule: a regular file (or a new one) is written to a temporary file in
+    the same directory and renamed over `path` only when `close()` succeeds; `abort()`,
+    or an exception inside `with`, deletes it and leaves `path` untouched. A symlink is
+    followed (its target is replaced, the link kept); a character device (/dev/null) or
+    FIFO is written through, and `-` is standard output. A path that cannot be written
+    (a directory, a missing directory) is an NvcError. Given a file object (a pipe, a
+    socket file), or when streaming to a device, FIFO or stdout, units are written and
+    flushed as they come, there is no atomicity, and a given object is not closed.
 
     Misuse raises ValueError: writing after close, writing a SEQUENCE_HEADER, INDEX or END
     unit (the writer writes those itself), or a RAP unit whose pts is below the previous
@@ -66,13 +54,12 @@ class Writer:
         self._last_rap_pts: int | None = None  # pts of the previous RAP unit
         self._bytes_written = 0
         self._closed = False
-        self._path: str | None = None
-        self._temp_path: str | None = None
+        self._output: OutputTarget | None = None
         self._finalizer: weakref.finalize | None = None
         if isinstance(target, str | os.PathLike):
-            self._path = os.fspath(target)
-            self._file, self._temp_path = _create_temp(self._path)
-            self._finalizer = weakref.finalize(self, _discard, self._file, self._temp_path)
+            self._output = OutputTarget(target, allow_stdout=True)
+            self._file = self._output.open()
+            self._finalizer = weakref.finalize(self, _discard, self._file, self._output)
         else:
             self._file = target
         try:
@@ -105,7 +92,7 @@ class Writer:
         self._bytes_written += len(data)
 
     def _flush_stream(self) -> None:
-        if self._path is None:
+        if self._output is None or self._output.streaming:
             self._file.flush()
 
     def write(self, unit: Unit) -> None:
@@ -141,10 +128,11 @@ class Writer:
                 self._put(encode_unit(encode_index(self._index)))
             self._put(encode_end(index_offset))
             self._file.flush()
-            if self._path is not None and self._temp_path is not None:
-                os.fsync(self._file.fileno())
+            if self._output is not None:
+                if not self._output.streaming:
+                    os.fsync(self._file.fileno())
                 self._file.close()
-                os.replace(self._temp_path, self._path)
+                self._output.commit()
                 if self._finalizer is not None:
                     self._finalizer.detach()
         except BaseException:
@@ -154,8 +142,8 @@ class Writer:
 
     def abort(self) -> None:
         """Stop writing. For a path, delete the temporary file: nothing appears at the
-        path. For a file object, nothing more is written (the stream lacks END, so readers
-        see it as truncated). Idempotent."""
+        path. For a file object or a stream, nothing more is written (the stream lacks
+        END, so readers see it as truncated). Idempotent."""
         if self._closed:
             return
         self._closed = True

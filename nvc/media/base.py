@@ -5,42 +5,55 @@ from the current position (frame 0 after opening) and a second loop over an exha
 reader yields nothing; `seek_frame(i)` moves the position, so `seek_frame(0)` rewinds.
 Frames get pts = frame index and time_base = 1 / fps.
 
-A VideoWriter writes to a temporary file (or directory) beside the destination and
-renames it onto the destination only when `close()` succeeds, so a failed or aborted
-write leaves neither a partial output nor a temporary behind.
+A VideoWriter follows nvc.fileio's rule: it writes to a temporary file (or directory)
+beside the destination and renames it onto the destination only when `close()`
+succeeds, so a failed or aborted write leaves neither a partial output nor a temporary
+behind; a symlink is followed (its target is replaced, the link kept), a character
+device or FIFO is written through (y4m and raw yuv only; they also write `-`, stdout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 
 from nvc.errors import MediaError
+from nvc.fileio import Kind, OutputTarget
 from nvc.media.color import convert
+from nvc.media.colorspace import BT709, ColorSpace
 from nvc.media.formats import pixel_format
 from nvc.media.frame import Frame
 
 MAX_DIMENSION = 16384  # largest width or height nvc accepts
+MAX_PIXELS = 8192 * 8192  # largest frame nvc accepts (8K UHD is 7680 x 4320), in pixels
+MAX_RATE_TERM = 2**31 - 1  # largest numerator or denominator of a frame rate (int32)
 
 
 def check_size(width: int, height: int) -> None:
-    """MediaError unless 1 <= width, height <= MAX_DIMENSION."""
+    """MediaError unless 1 <= width, height <= MAX_DIMENSION and the frame has at most
+    MAX_PIXELS pixels: checked before any frame buffer is allocated."""
     for name, value in (("width", width), ("height", height)):
         if not isinstance(value, int | np.integer) or not 0 < value <= MAX_DIMENSION:
             raise MediaError(f"{name} {value!r} is out of range (1..{MAX_DIMENSION})")
+    if int(width) * int(height) > MAX_PIXELS:
+        raise MediaError(
+            f"frame size {width}x{height} is too large: at most {MAX_PIXELS} pixels per frame"
+        )
 
 
 def as_fps(value: Fraction | float | int | str) -> Fraction:
-    """A positive frame rate as a Fraction; 29.97, 59.94, 23.976 become 30000/1001 etc."""
+    """A positive frame rate as a Fraction; 29.97, 59.94, 23.976 become 30000/1001 etc.
+
+    The rate must lie in (0, 10000] and, as a reduced fraction, have a numerator and
+    denominator that fit a signed 32-bit integer (what FFmpeg's rationals hold)."""
     exact = isinstance(value, Fraction | int)
     try:
         fps = Fraction(value.replace(":", "/")) if isinstance(value, str) else Fraction(value)
@@ -53,7 +66,26 @@ def as_fps(value: Fraction | float | int | str) -> Fraction:
         if abs(ntsc - round(ntsc)) < Fraction(1, 1000):
             return Fraction(round(ntsc) * 1000, 1001)
         fps = fps.limit_denominator(1001)
+    if fps.numerator > MAX_RATE_TERM or fps.denominator > MAX_RATE_TERM:
+        raise MediaError(
+            f"frame rate {fps.numerator}/{fps.denominator} has a term above {MAX_RATE_TERM}"
+        )
     return fps
+
+
+def check_samples(planes: tuple[np.ndarray, ...], format: str, where: str) -> None:
+    """MediaError when a plane of a 10-bit format holds a sample above 1023 (a file of
+    16-bit words that are not 10-bit samples): such data would not round-trip."""
+    fmt = pixel_format(format)
+    if fmt.dtype.itemsize == 1 or fmt.bit_depth >= 16:
+        return
+    for plane in planes:
+        top = int(plane.max())
+        if top > fmt.max_value:
+            raise MediaError(
+                f"{where}: sample value {top} does not fit {fmt.bit_depth} bits ({format}); "
+                f"the file is not {format}"
+            )
 
 
 class VideoReader:
@@ -65,6 +97,7 @@ class VideoReader:
     fps: Fraction  # frames per second; time_base of the frames is 1 / fps
     format: str  # pixel format of the frames returned
     full_range: bool  # yuv: full-range levels
+    colorspace: ColorSpace = BT709  # colour metadata of the frames (subclasses set it)
     frame_count: int | None  # number of frames when known without decoding them all
 
     def __init__(
@@ -129,6 +162,7 @@ class VideoReader:
             pts=self._index,
             time_base=1 / self.fps,
             full_range=self._source_full_range,
+            colorspace=self.colorspace,
         )
         self._index += 1
         if self.format != self._source_format or self.full_range != self._source_full_range:
@@ -223,15 +257,18 @@ def plane_bytes(plane: np.ndarray, dtype: np.dtype) -> memoryview:
 
 
 class VideoWriter:
-    """Writes frames atomically to `path`; see the module docstring.
+    """Writes frames to `path` by the rule of nvc.fileio; see the module docstring.
 
     `write()` converts a frame whose pixel format or range differs from the writer's
     (with nvc.media.convert); a frame of another size is a MediaError. Closing a writer
-    that received no frame is a MediaError and leaves nothing behind.
+    that received no frame is a MediaError and leaves nothing behind (a device or pipe
+    written through keeps what it was sent).
     """
 
-    kind: ClassVar[str] = "file"  # "file" or "directory": what the temporary is
+    kind: ClassVar[Kind] = "file"  # "file" or "directory": what the output is
     formats: ClassVar[tuple[str, ...]] = ()  # pixel formats this writer stores
+    streams: ClassVar[bool] = False  # True: can write through a device or FIFO as it goes
+    to_stdout: ClassVar[bool] = False  # True: "-" means standard output
 
     def __init__(
         self,
@@ -242,8 +279,10 @@ class VideoWriter:
         fps: Fraction | float | int,
         format: str,
         full_range: bool = False,
+        colorspace: ColorSpace = BT709,  # tags written where the output can hold them
     ) -> None:
         check_size(width, height)
+        self.colorspace = colorspace
         self.path = Path(path)
         self.width = width
         self.height = height
@@ -252,18 +291,21 @@ class VideoWriter:
         self.full_range = bool(full_range) and pixel_format(self.format).family == "yuv"
         self.frames_written = 0
         self._closed = False
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise MediaError(f"cannot write {self.path}: directory {parent} does not exist")
-        if self.kind == "file" and self.path.is_dir():
-            raise MediaError(f"cannot write {self.path}: it is a directory")
-        if self.kind == "directory" and self.path.exists() and not self.path.is_dir():
-            raise MediaError(f"cannot write frames to {self.path}: it is a file")
-        self._tmp = self._make_temp()
+        self._output = OutputTarget(
+            path, kind=self.kind, allow_stdout=self.to_stdout, error=MediaError
+        )
+        if self._output.streaming and not self.streams:
+            self._output.discard()
+            self._closed = True
+            raise MediaError(
+                f"cannot write {self.path}: it is a device or pipe, and this output "
+                "needs a regular file; write .y4m or .yuv to stream"
+            )
+        self._target = self._output.write_path  # where the bytes go now
         try:
             self._open()
         except BaseException:
-            self._remove_temp()
+            self._output.discard()
             self._closed = True
             raise
 
@@ -276,16 +318,16 @@ class VideoWriter:
         return format
 
     def _open(self) -> None:
-        """Start writing into self._tmp."""
+        """Start writing into self._target (self._output.open() gives a binary file)."""
 
     def _write(self, frame: Frame) -> None:
         raise NotImplementedError
 
     def _finish(self) -> None:
-        """Flush and close self._tmp (it is renamed afterwards)."""
+        """Flush and close the output (it is committed afterwards)."""
 
     def _discard(self) -> None:
-        """Close self._tmp without finishing it (it is deleted afterwards)."""
+        """Close the output without finishing it (it is discarded afterwards)."""
 
     # -- the public interface ------------------------------------------------------------
     def write(self, frame: Frame) -> None:
@@ -299,7 +341,10 @@ class VideoWriter:
             )
         if frame.format != self.format or frame.full_range != self.full_range:
             frame = convert(frame, self.format, full_range=self.full_range)
-        self._write(frame)
+        try:
+            self._write(frame)
+        except OSError as e:  # a full disk, a closed pipe
+            raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
         self.frames_written += 1
 
     def close(self) -> None:
@@ -310,8 +355,11 @@ class VideoWriter:
             self.abort()
             raise MediaError(f"no frames were written to {self.path}; nothing saved")
         try:
-            self._finish()
-            self._commit()
+            try:
+                self._finish()
+            except OSError as e:
+                raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
+            self._output.commit()
         except BaseException:
             self.abort()
             raise
@@ -325,11 +373,21 @@ class VideoWriter:
         try:
             self._discard()
         finally:
-            self._remove_temp()
+            self._output.discard()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def streaming(self) -> bool:
+        """True when frames go straight into a device, a pipe or stdout (no temporary)."""
+        return self._output.streaming
+
+    @property
+    def pipe(self) -> bool:
+        """True when the output cannot seek (a FIFO, or stdout on a pipe)."""
+        return self._output.pipe
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -353,31 +411,29 @@ class VideoWriter:
         except Exception:  # noqa: S110 - nothing sensible to do during garbage collection
             pass
 
-    # -- temporaries -------------------------------------------------------------------
-    def _make_temp(self) -> Path:
-        name = f".{self.path.name}.{secrets.token_hex(6)}.tmp"
-        tmp = self.path.parent / name
-        try:
-            if self.kind == "directory":
-                tmp.mkdir()
-            else:
-                tmp.open("xb").close()
-        except OSError as e:
-            raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
-        return tmp
 
-    def _remove_temp(self) -> None:
-        tmp = self._tmp
-        try:
-            if self.kind == "directory":
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+class BinaryFileWriter(VideoWriter):
+    """A writer whose output is one binary file written in order (y4m, raw yuv): it can
+    stream into a pipe, a device or stdout."""
 
-    def _commit(self) -> None:
+    streams = True
+    to_stdout = True
+
+    def _open(self) -> None:
+        self._file: BinaryIO = self._output.open()
+        self._dtype = pixel_format(self.format).dtype
         try:
-            os.replace(self._tmp, self.path)
-        except OSError as e:
-            raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
+            self._start()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _start(self) -> None:
+        """Write what comes before the first frame (a header)."""
+
+    def _finish(self) -> None:
+        self._file.close()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):  # a broken pipe cannot be flushed
+            self._file.close()

@@ -3,8 +3,9 @@
 PNG holds RGB, so a writer stores rgb24 (8-bit sources) or 16-bit RGB (rgb48le, for
 sources above 8 bits); YUV frames are converted with nvc.media.convert (BT.709). The
 frames are written into a temporary directory beside the destination, which replaces
-the destination on close. An existing destination directory may only hold frame_*.png
-files (an earlier sequence, which is replaced); anything else there is an error.
+the destination on close (a symlink to a directory is followed; see nvc.fileio). An
+existing destination directory may only hold frame_*.png files (an earlier sequence,
+which is replaced); anything else there is an error.
 
 Reading takes the *.png files of a directory in natural order (frame_2 before frame_10);
 a directory states no frame rate, so it is 25 fps unless given.
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -95,8 +94,9 @@ class PngSequenceWriter(VideoWriter):
         return "rgb24" if fmt.bit_depth <= 8 else "rgb48le"
 
     def _open(self) -> None:
-        if self.path.is_dir():
-            others = [p.name for p in self.path.iterdir() if not _OWN_FILE.fullmatch(p.name)]
+        destination = self._output.destination  # symlinks followed
+        if destination.is_dir():
+            others = [p.name for p in destination.iterdir() if not _OWN_FILE.fullmatch(p.name)]
             if others:
                 raise MediaError(
                     f"{self.path} already holds other files ({others[0]}, ...); "
@@ -120,24 +120,10 @@ class PngSequenceWriter(VideoWriter):
             packets = self._ctx.encode(image)
         except (av.error.FFmpegError, ValueError) as e:
             raise av_error(self.path, e, "write") from None
-        target = self._tmp / FRAME_NAME.format(self.frames_written)
+        target = self._target / FRAME_NAME.format(self.frames_written)
         try:
             with open(target, "wb") as f:
                 for packet in packets:
                     f.write(bytes(packet))
         except OSError as e:
             raise MediaError(f"cannot write {target}: {e.strerror or e}") from None
-
-    def _commit(self) -> None:
-        old = None
-        try:
-            if self.path.exists():
-                old = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.old"
-                os.replace(self.path, old)
-            os.replace(self._tmp, self.path)
-        except OSError as e:
-            if old is not None and not self.path.exists():
-                os.replace(old, self.path)
-            raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

@@ -3,8 +3,11 @@
 The layout is the one FFmpeg and the UVG / JVET test sequences use: per frame the Y
 plane, then Cb, then Cr; 10-bit samples are little-endian 16-bit words. Frames are read
 one at a time (seek + readinto into a fresh buffer), so a 2 GB file costs one frame of
-memory. When size, rate or format are not given they are taken from the file name, as
-in `Beauty_1920x1080_120fps_420_8bit_YUV.yuv` or `Kimono_1920x1080_24.yuv`; a name that
+memory; a FIFO or device is read the same way as a stream (frame count unknown). The
+frame size is bounded (MAX_PIXELS) and checked against the file size before any frame
+buffer is allocated; 10-bit samples above 1023 are a MediaError. When size, rate or
+format are not given they are taken from the file name, as in
+`Beauty_1920x1080_120fps_420_8bit_YUV.yuv` or `Kimono_1920x1080_24.yuv`; a name that
 says nothing about chroma or bit depth means yuv420p.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,9 +25,10 @@ import numpy as np
 
 from nvc.errors import MediaError
 from nvc.media.base import (
+    BinaryFileWriter,
     VideoReader,
-    VideoWriter,
     as_fps,
+    check_samples,
     check_size,
     plane_bytes,
     read_exactly,
@@ -114,14 +119,16 @@ class RawYuvReader(VideoReader):
         except OSError as e:
             raise MediaError(f"cannot open {p}: {e.strerror or e}") from None
         try:
-            total = os.fstat(self._file.fileno()).st_size
+            st = os.fstat(self._file.fileno())
         except OSError as e:
             self._file.close()
             raise MediaError(f"cannot read {p}: {e.strerror or e}") from None
-        if total == 0:
+        self._stream = not stat.S_ISREG(st.st_mode)  # a FIFO or device: read as it comes
+        total = st.st_size
+        if not self._stream and total == 0:
             self._file.close()
             raise MediaError(f"{p} is empty: no frames")
-        if total % self._frame_bytes:
+        if not self._stream and total % self._frame_bytes:
             self._file.close()
             raise MediaError(
                 f"{p.name} is {total} bytes, not a multiple of the {self._frame_bytes}-byte "
@@ -134,37 +141,34 @@ class RawYuvReader(VideoReader):
             fps=rate,
             format=fmt,
             full_range=False,
-            frame_count=total // self._frame_bytes,
+            frame_count=None if self._stream else total // self._frame_bytes,
         )
 
     def _read_planes(self) -> tuple[np.ndarray, ...] | None:
         buf = read_exactly(self._file, self._frame_bytes)
         if buf is None:
             return None
-        return split_planes(buf, self._source_format, self.width, self.height)
+        planes = split_planes(buf, self._source_format, self.width, self.height)
+        check_samples(planes, self._source_format, f"{self.path}: frame {self._index}")
+        return planes
 
     def _seek(self, index: int) -> None:
+        if self._stream:
+            if index != self._index:
+                raise MediaError(f"cannot seek in {self.path}: it is a stream")
+            return
         self._file.seek(index * self._frame_bytes)
 
     def _close(self) -> None:
         self._file.close()
 
 
-class RawYuvWriter(VideoWriter):
-    """Writes frames back to back as raw planar .yuv (no header: remember size and rate)."""
+class RawYuvWriter(BinaryFileWriter):
+    """Writes frames back to back as raw planar .yuv (no header: remember size and rate);
+    streams to stdout (`-`), a pipe or a device as well."""
 
     formats = RAW_FORMATS
-
-    def _open(self) -> None:
-        self._file: io.BufferedWriter = open(self._tmp, "wb")  # noqa: SIM115 - closed by _finish
-        self._dtype = pixel_format(self.format).dtype
 
     def _write(self, frame: Frame) -> None:
         for plane in frame.planes:
             self._file.write(plane_bytes(plane, self._dtype))
-
-    def _finish(self) -> None:
-        self._file.close()
-
-    def _discard(self) -> None:
-        self._file.close()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from nvc.bitstream import END_UNIT_SIZE, MAGIC, Reader, Unit, UnitType, Writer
+from nvc.errors import NvcError
 from tests.bitstream.helpers import make_header, sample_units
+from tests.specialfiles import FifoReader, is_null_device, make_null_device
 
 
 def test_writes_a_readable_file_atomically(tmp_path: Path) -> None:
@@ -68,9 +70,63 @@ def test_forgotten_writer_removes_its_temporary_file(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-def test_missing_directory_is_an_os_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+def test_missing_directory_or_a_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(NvcError, match="directory .*missing does not exist"):
         Writer(tmp_path / "missing" / "clip.nvc", make_header())
+    (tmp_path / "dir.nvc").mkdir()
+    with pytest.raises(NvcError, match="it is a directory"):
+        Writer(tmp_path / "dir.nvc", make_header())
+    assert os.listdir(tmp_path) == ["dir.nvc"]
+
+
+def _write_sample(target: Path | str) -> None:
+    with Writer(target, make_header()) as writer:
+        for unit in sample_units():
+            writer.write(unit)
+
+
+def _sample_bytes(tmp_path: Path) -> bytes:
+    reference = tmp_path / "reference.nvc"
+    _write_sample(reference)
+    data = reference.read_bytes()
+    reference.unlink()
+    return data
+
+
+def test_device_is_written_through_not_replaced(tmp_path: Path) -> None:
+    null = make_null_device(tmp_path)
+    _write_sample(null)
+    assert is_null_device(null)
+    if null.parent == tmp_path:
+        assert os.listdir(tmp_path) == ["null"]
+
+
+def test_fifo_receives_the_stream_as_it_is_written(tmp_path: Path) -> None:
+    expected = _sample_bytes(tmp_path)
+    reader = FifoReader(tmp_path / "live.nvc")
+    _write_sample(reader.path)
+    assert reader.result() == expected
+    assert os.listdir(tmp_path) == ["live.nvc"]
+
+
+def test_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+    expected = _sample_bytes(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "real.nvc").write_bytes(b"old")
+    link = tmp_path / "clip.nvc"
+    link.symlink_to("out/real.nvc")
+    _write_sample(link)
+    assert link.is_symlink() and os.readlink(link) == "out/real.nvc"
+    assert (tmp_path / "out" / "real.nvc").read_bytes() == expected
+    assert os.listdir(tmp_path / "out") == ["real.nvc"]
+
+
+def test_dash_is_stdout(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    expected = _sample_bytes(tmp_path)
+    capfdbinary.readouterr()
+    _write_sample("-")
+    assert capfdbinary.readouterr().out == expected
+    assert os.listdir(tmp_path) == []
 
 
 def test_file_object_target_is_flushed_and_left_open() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -127,6 +129,10 @@ def test_missing_options_are_named(tmp_path: Path) -> None:
         ("x.yuv", {"size": (8, 20000), "fps": 25}, "out of range"),
         ("x.yuv", {"size": (8, 8), "fps": 0}, "frame rate"),
         ("x.yuv", {"size": (8, 8), "fps": -5}, "frame rate"),
+        ("x.yuv", {"size": (16384, 16384), "fps": 25}, "too large: at most 67108864 pixels"),
+        ("Huge_12000x9000_25fps.yuv", {}, "too large"),
+        ("x.yuv", {"size": (8, 8), "fps": Fraction(2**31, 3)}, "out of range"),
+        ("x.yuv", {"size": (8, 8), "fps": Fraction(2**32 + 1, 2**32)}, "term above"),
     ],
 )
 def test_bad_raw_inputs(tmp_path: Path, name: str, kwargs: dict, message: str) -> None:
@@ -150,3 +156,28 @@ def test_ten_bit_layout_is_little_endian(tmp_path: Path) -> None:
     with open_video(path) as r:
         frame = next(r)
     assert frame.planes[0].tolist() == [[1, 2], [3, 1023]]
+
+
+def test_ten_bit_samples_above_1023_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad_2x2_25fps_444_10bit.yuv"
+    samples = np.array([1, 2, 3, 1023] * 3 + [1, 2, 3, 4] * 2 + [0, 0, 0xFFFF, 0], dtype="<u2")
+    path.write_bytes(samples.tobytes())
+    with open_video(path) as r:
+        assert r.read() is not None  # frame 0 is in range
+        with pytest.raises(MediaError, match="frame 1: sample value 65535 does not fit 10 bits"):
+            r.read()
+
+
+def test_fifo_is_read_as_a_stream(tmp_path: Path) -> None:
+    clip = random_clip("yuv420p", 8, 4, frames=3)
+    fifo = tmp_path / "live_8x4_25fps.yuv"
+    os.mkfifo(fifo)
+    data = b"".join(frame_payload(f) for f in clip)
+    thread = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)
+    thread.start()
+    with open_video(fifo) as r:
+        assert r.frame_count is None
+        with pytest.raises(MediaError, match="it is a stream"):
+            r.seek_frame(2)
+        assert [f.equal(g) for f, g in zip(clip, r, strict=True)] == [True] * 3
+    thread.join(5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from nvc.errors import MediaError
 from nvc.media import open_video, open_writer
+from tests.specialfiles import FifoReader, is_null_device, make_null_device
 
-from .conftest import leftovers, random_frame
+from .conftest import frame_payload, leftovers, random_frame
 
 KINDS = ["clip.y4m", "clip.yuv", "clip.mp4", "clip.mkv", "clip.mov", "frames/"]
 
@@ -116,6 +118,8 @@ def test_writer_converts_format(tmp_path: Path) -> None:
         ("x.y4m", {"width": 0}, "width 0 is out of range"),
         ("x.y4m", {"height": 16385}, "height 16385 is out of range"),
         ("x.y4m", {"fps": 0}, "frame rate"),
+        ("x.mkv", {"fps": Fraction(2**31, 2**31 - 1)}, "term above 2147483647"),
+        ("x.y4m", {"width": 16384, "height": 8192}, "too large"),
         ("x.y4m", {"format": "nv12"}, "unsupported pixel format"),
     ],
 )
@@ -132,3 +136,85 @@ def test_png_destination_that_is_a_file(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="it is a file"):
         open_writer(str(tmp_path / "frames") + "/", width=4, height=4, fps=25, format="rgb24")
     assert leftovers(tmp_path) == ["frames"]
+
+
+# -- special destinations: devices, FIFOs, symlinks, stdout (nvc.fileio's rule) ----------
+
+FILE_KINDS = ["clip.y4m", "clip.yuv", "clip.mp4", "clip.mkv", "clip.mov"]
+
+
+def _write_one(path: Path | str, *, streaming: bool = False) -> bytes:
+    """Write one frame to `path`; the payload bytes of the frame."""
+    frame = random_frame("yuv420p", 16, 8)
+    with open_writer(path, width=16, height=8, fps=Fraction(25), format="yuv420p") as w:
+        w.write(frame)
+        assert w.streaming == streaming
+    return frame_payload(frame)
+
+
+@pytest.mark.parametrize("name", [*FILE_KINDS, None])
+def test_character_device_is_written_through_not_replaced(tmp_path: Path, name: str) -> None:
+    null = make_null_device(tmp_path)
+    if name is not None:  # a device node whose name has a video extension
+        null = null.rename(null.with_name(name)) if null.parent == tmp_path else null
+    _write_one(null, streaming=True)  # no extension (plain /dev/null): streamed as y4m
+    assert is_null_device(null)
+    if null.parent == tmp_path:
+        assert leftovers(tmp_path) == [null.name]
+
+
+@pytest.mark.parametrize("name", ["clip.y4m", "clip.yuv", "clip.mkv", "pipe"])
+def test_fifo_receives_the_video(tmp_path: Path, name: str) -> None:
+    reader = FifoReader(tmp_path / name)
+    payload = _write_one(reader.path, streaming=True)
+    data = reader.result()
+    if name.endswith(".yuv"):
+        assert data == payload
+    elif name.endswith(".mkv"):
+        assert data.startswith(b"\x1aE\xdf\xa3")  # an EBML (Matroska) stream
+    else:  # y4m, also for a FIFO without extension
+        assert data.startswith(b"YUV4MPEG2 W16 H8 F25:1") and data.endswith(payload)
+    assert leftovers(tmp_path) == [name]
+
+
+def test_mp4_into_a_fifo_is_a_clear_error(tmp_path: Path) -> None:
+    reader = FifoReader(tmp_path / "clip.mp4")
+    with pytest.raises(MediaError, match="needs a seekable output, not a pipe"):
+        _write_one(reader.path)
+    with open(reader.path, "wb"):  # let the reader thread finish
+        pass
+    assert reader.result() == b""
+    assert leftovers(tmp_path) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize("name", [*FILE_KINDS, "frames"])
+def test_symlink_keeps_pointing_where_it_did(tmp_path: Path, name: str) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    target = store / name
+    if name == "frames":
+        target.mkdir()
+    else:
+        target.write_bytes(b"old")
+    link = tmp_path / f"link_{name}"
+    link.symlink_to(os.path.join("store", name))
+    _write_one(str(link) + ("/" if name == "frames" else ""))
+    assert link.is_symlink() and os.readlink(link) == os.path.join("store", name)
+    assert leftovers(store) == [name]  # the target was replaced, no temporary left
+    with open_video(link, size=(16, 8), fps=25) as r:
+        assert r.read() is not None and r.read() is None
+    if name != "frames":
+        assert target.read_bytes() != b"old"
+
+
+def test_dash_is_y4m_on_stdout(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    payload = _write_one("-", streaming=True)
+    out = capfdbinary.readouterr().out
+    assert out.startswith(b"YUV4MPEG2 W16 H8 F25:1 ") and out.endswith(b"FRAME\n" + payload)
+
+
+def test_directory_where_a_file_is_expected(tmp_path: Path) -> None:
+    (tmp_path / "clip.y4m").mkdir()
+    with pytest.raises(MediaError, match="it is a directory"):
+        _write_one(tmp_path / "clip.y4m")
+    assert leftovers(tmp_path) == ["clip.y4m"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,9 +78,9 @@ def test_default_colourspace_and_10bit_tags(tmp_path: Path) -> None:
     assert parse_header(b"YUV4MPEG2 W2 H2 F25:1 C444p10\n").format == "yuv444p10le"
     assert parse_header(b"YUV4MPEG2 W2 H2 F25:1 C420paldv").format == "yuv420p"
     assert parse_header(b"YUV4MPEG2 W2 H2 F25:1 C420").format == "yuv420p"
-    h = parse_header(b"YUV4MPEG2 W2 H2 F30000:1001 A10:11 It XCOLORRANGE=FULL")
+    h = parse_header(b"YUV4MPEG2 W2 H2 F30000:1001 A10:11 I? XCOLORRANGE=FULL")
     assert h.fps == Fraction(30000, 1001) and h.aspect == Fraction(10, 11)
-    assert h.interlacing == "t" and h.full_range
+    assert h.interlacing == "p" and h.full_range  # I? (unknown) is read as progressive
 
 
 def test_iteration_is_file_like_and_seek(tmp_path: Path) -> None:
@@ -150,6 +152,14 @@ def test_ffmpeg_reads_ours_and_we_read_ffmpegs(tmp_path: Path) -> None:
         (b"YUV4MPEG2 W4 H4 F25:1 Cmono\nFRAME\n", "unsupported y4m colour space"),
         (b"YUV4MPEG2 W4 H4 F25:1 C422\nFRAME\n", "unsupported"),
         (b"YUV4MPEG2 W4 H4 F25:1 Ix\nFRAME\n", "interlacing"),
+        (b"YUV4MPEG2 W4 H4 F25:1 It\nFRAME\n", "interlaced y4m .It: top field first"),
+        (b"YUV4MPEG2 W4 H4 F25:1 Ib\nFRAME\n", "interlaced y4m .Ib: bottom field first"),
+        (b"YUV4MPEG2 W4 H4 F25:1 Im\nFRAME\n", "interlaced y4m .Im: mixed modes"),
+        (b"YUV4MPEG2 W4 H4 F2147483648:1\nFRAME\n", "out of range"),
+        (b"YUV4MPEG2 W4 H4 F4294967296:4294967297\nFRAME\n", "term above 2147483647"),
+        (b"YUV4MPEG2 W4 H4 F100001:10\nFRAME\n", "out of range"),
+        (b"YUV4MPEG2 W16384 H16384 F25:1\nFRAME\n", "too large"),
+        (b"YUV4MPEG2 W8192 H8192 F25:1 C444p10\nFRAME\n" + b"\0" * 100, "frame 0 is cut off"),
         (b"YUV4MPEG2 W4 H4 F25:1", "cut off"),
         (b"YUV4MPEG2 W4 H4 F25:1 " + b"X" * 5000 + b"\n", "longer than"),
         (b"YUV4MPEG2 W4 H4 F25:1\n", "no frames"),
@@ -196,3 +206,67 @@ def test_writer_converts_other_formats(tmp_path: Path) -> None:
     with open_video(path) as r:
         assert r.format == "yuv420p10le"
         assert next(r).planes[1].shape == (2, 3)
+
+
+def test_ten_bit_samples_above_1023_are_refused(tmp_path: Path) -> None:
+    good = random_frame("yuv420p10le", 4, 4)
+    payload = bytearray(frame_payload(good))
+    payload[6:8] = (1024).to_bytes(2, "little")  # luma sample 3 of frame 1
+    path = tmp_path / "bad10.y4m"
+    header = b"YUV4MPEG2 W4 H4 F25:1 C420p10\n"
+    path.write_bytes(header + b"FRAME\n" + frame_payload(good) + b"FRAME\n" + payload)
+    with open_video(path) as r:
+        assert next(r).equal(good)
+        with pytest.raises(MediaError, match="frame 1: sample value 1024 does not fit 10 bits"):
+            next(r)
+
+
+def _pipe_reader(chunks: list[bytes], gate: threading.Event) -> tuple[int, threading.Thread]:
+    """The read end of an OS pipe; a thread writes chunks[0], waits for `gate`, then the
+    rest, then closes the pipe."""
+    rfd, wfd = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(wfd, "wb") as w:
+            w.write(chunks[0])
+            w.flush()
+            gate.wait(20)
+            for chunk in chunks[1:]:
+                w.write(chunk)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return rfd, thread
+
+
+def test_stream_is_read_lazily_without_seeking(tmp_path: Path) -> None:
+    clip = random_clip("yuv420p10le", 6, 4, frames=3)
+    header = b"YUV4MPEG2 W6 H4 F30000:1001 C420p10\n"
+    frames = [b"FRAME\n" + frame_payload(f) for f in clip]
+    gate = threading.Event()
+    rfd, thread = _pipe_reader([header + frames[0], *frames[1:]], gate)
+    with Y4MReader(os.fdopen(rfd, "rb"), name="pipe") as r:
+        assert (r.width, r.height, r.format, r.full_range) == (6, 4, "yuv420p10le", False)
+        assert r.frame_count is None and r.fps == Fraction(30000, 1001)
+        assert r.read().equal(clip[0])  # only frame 0 has been written so far
+        r.seek_frame(1)  # the current position: allowed
+        with pytest.raises(MediaError, match="cannot seek in pipe: it is a stream"):
+            r.seek_frame(0)
+        gate.set()
+        rest = list(r)
+    thread.join(5)
+    assert [f.equal(g) for f, g in zip(clip[1:], rest, strict=True)] == [True, True]
+    assert [f.pts for f in rest] == [1, 2]
+
+
+def test_named_fifo_and_stdin_open_as_y4m(tmp_path: Path) -> None:
+    clip = random_clip("yuv420p", 4, 2, frames=2)
+    data = b"YUV4MPEG2 W4 H2 F25:1\n" + b"".join(b"FRAME\n" + frame_payload(f) for f in clip)
+    fifo = tmp_path / "input"  # no extension, not sniffed: a pipe is y4m
+    os.mkfifo(fifo)
+    thread = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)
+    thread.start()
+    with open_video(fifo) as r:
+        assert isinstance(r, Y4MReader) and r.frame_count is None
+        assert [f.equal(g) for f, g in zip(clip, r, strict=True)] == [True, True]
+    thread.join(5)
