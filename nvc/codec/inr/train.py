@@ -4,14 +4,23 @@ loss = weighted MSE of the decoded planes + lam * estimated bits per pixel, wher
 rate is the Laplace proxy of every layer's integers (their change from the previous
 group's, for residual groups) plus the embeddings'. `lam` starts at the preset's value
 and is steered every epoch so that the group's estimated size (empirical entropy of the
-integers, the coder's cost) meets its bit budget. Adam, linear warm-up then cosine decay;
-under a time budget the number of epochs is re-planned from the measured epoch time.
+integers, the coder's cost) meets its bit budget. Adam, linear warm-up then cosine decay.
+
+Under a time budget (`seconds`, the group's share of the encode) the number of steps is
+re-planned after every step from the median time of the recent steps (the first, slow
+with one-time allocations, left out), so that training ends in time for the group to be
+coded and reconstructed within the same share. That reserve is the measured time from the
+end of the previous group's training to the start of this one's (coding, reconstruction
+and reading the next frames); for the first group, CODE_PASSES times a trial coding of
+the initial network (timed once) plus RECON_EPOCHS epochs' time for the exact render.
+Training may end partway through an epoch.
 The network and the content encoder carry over from group to group (NIRVANA's warm start).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,11 +42,41 @@ from nvc.codec.inr.quant import (
     quantize_weight,
     steps_from_code,
 )
-from nvc.codec.inr.weights import LayerCode
+from nvc.codec.inr.weights import GroupCode, LayerCode, encode_group
 from nvc.media import Frame
 
 # Called after every epoch with (epoch, epochs, psnr estimate, bpp estimate).
 EpochFn = Callable[[int, int, float, float], None]
+
+STEP_WINDOW = 32  # recent steps whose median time predicts the next ones
+# The first group's reserve for coding (measured on a 2-core CPU, realtime/quality/nerv/
+# hnerv presets, 64x48 to 320x180): the encoder's rate control codes the network about
+# twice (entropy-model fitting dominates, about constant per network), and the exact
+# render of every frame (with the embeddings' coding) took 0.1-0.3 of a training epoch.
+CODE_PASSES = 2.0
+RECON_EPOCHS = 0.4
+
+
+class _StepClock:
+    """Times training steps and epoch ends for re-planning under a time budget."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []  # seconds of each step so far
+        self.epoch_ends: list[float] = []  # seconds of each end-of-epoch evaluation
+
+    def step_seconds(self) -> float:
+        """Median of the recent steps; the first step counts only while it is alone."""
+        recent = self.steps[1:][-STEP_WINDOW:] or self.steps
+        return statistics.median(recent) if recent else 0.0
+
+    def epoch_end_seconds(self) -> float:
+        return statistics.median(self.epoch_ends) if self.epoch_ends else 0.0
+
+
+def _freeze_epoch(planned: int) -> int:
+    """The epoch from which the weight steps are frozen and the rate weight is no longer
+    steered: the last tenth of the planned epochs, at least the last one."""
+    return planned - max(1, planned // 10)
 
 
 @dataclass
@@ -93,6 +132,11 @@ class Trainer:
         self.lam = 0.0  # current rate weight: loss = MSE + lam * bits per pixel
         self.ref: list[tuple[Tensor, Tensor]] | None = None  # previous group's integers
         self.rng = np.random.default_rng(seed)
+        self.fit_ended: float | None = None  # perf_counter() when the last fit returned
+        # seconds from the end of the last fit to the start of the next (the previous
+        # group's coding and reconstruction, and reading this group's frames)
+        self.coding_seconds: float | None = None
+        self.code_probe: float | None = None  # seconds of one trial coding of the network
 
     def _embed(self, inputs: Tensor, quantized: bool = True) -> tuple[Tensor | None, Tensor | None]:
         """(embedding as the stem sees it, its integer values) for a batch of inputs."""
@@ -145,9 +189,54 @@ class Trainer:
         prune: float = 0.0,
         on_epoch: EpochFn | None = None,
     ) -> int:
-        """Train on one group; returns the number of epochs run."""
+        """Train on one group; returns the number of epochs run (the last may be partial).
+
+        `seconds`: the time this group may take, training, coding and reconstruction
+        together (None: no limit, `epochs` epochs).
+        """
+        entered = time.perf_counter()
+        if self.fit_ended is not None:
+            self.coding_seconds = entered - self.fit_ended
+        try:
+            return self._fit(
+                data, epochs, lr, batch, budget_bits, seconds, residual, prune, on_epoch, entered
+            )
+        finally:
+            self.fit_ended = time.perf_counter()
+
+    def _replan(
+        self, clock: _StepClock, step: int, most: int, steps_per_epoch: int, left: float
+    ) -> int:
+        """The total number of steps that fits in `left` seconds from now, after `step`."""
+        per_step = clock.step_seconds() + clock.epoch_end_seconds() / steps_per_epoch
+        if self.coding_seconds is not None:
+            reserve = self.coding_seconds
+        else:
+            probe = self.code_probe or 0.0
+            reserve = CODE_PASSES * probe + RECON_EPOCHS * steps_per_epoch * per_step
+        affordable = math.floor((left - reserve) / per_step) if per_step > 0 else most
+        return max(step, min(most, step + affordable))
+
+    def _fit(
+        self,
+        data: GroupData,
+        epochs: int,
+        lr: float,
+        batch: int,
+        budget_bits: float,
+        seconds: float | None,
+        residual: bool,
+        prune: float,
+        on_epoch: EpochFn | None,
+        entered: float,
+    ) -> int:
         if not self.calibrated:
             self._calibrate(data)
+        if seconds is not None and self.coding_seconds is None and self.code_probe is None:
+            began = time.perf_counter()
+            layers, _ = self.export(False, None)
+            encode_group(GroupCode(data.t.shape[0], layers))
+            self.code_probe = time.perf_counter() - began
         for layer in self.net.layers:  # residual groups keep the previous group's steps
             layer.w_logstep.requires_grad_(not residual)
             layer.b_logstep.requires_grad_(not residual)
@@ -157,23 +246,32 @@ class Trainer:
         opt = torch.optim.Adam(params, lr=lr)
         n = data.t.shape[0]
         steps_per_epoch = -(-n // batch)
-        planned = epochs
-        start = time.perf_counter()
-        step = 0
+        most = epochs * steps_per_epoch
+        total = most  # steps planned (re-planned under a time budget)
+        clock = _StepClock()
+        step, ran = 0, 0
+        pruned = frozen = False
         ref = self.ref if residual else None
         self.net.train()
         for epoch in range(epochs):
-            if epoch >= planned:
+            if step >= total:
                 break
-            if prune > 0 and epoch == planned // 2:
-                self._prune(prune)
-            if not residual and epoch == planned - max(1, planned // 10):
-                self._freeze_steps()  # the last epochs adapt the weights to the coded steps
+            ran = epoch + 1
             perm = torch.from_numpy(self.rng.permutation(n)).to(data.t.device)
-            mse_sum, emb_ints = 0.0, []
+            mse_sum, seen, emb_ints = 0.0, 0, []
             for s in range(steps_per_epoch):
+                if step >= total:
+                    break
+                began = time.perf_counter()
+                planned = -(-total // steps_per_epoch)  # epochs, the last maybe partial
+                if prune > 0 and not pruned and step >= (planned // 2) * steps_per_epoch:
+                    self._prune(prune)
+                    pruned = True
+                freeze_at = _freeze_epoch(planned) * steps_per_epoch
+                if not residual and not frozen and step >= freeze_at:
+                    self._freeze_steps()  # the last epochs adapt the weights to the coded steps
+                    frozen = True
                 idx = perm[s * batch : (s + 1) * batch]
-                total = planned * steps_per_epoch
                 warm = max(1, total // 20)
                 frac = min(1.0, step / max(1, total - 1))
                 scale = (
@@ -203,28 +301,34 @@ class Trainer:
                 loss.backward()
                 opt.step()
                 mse_sum += float(dist.detach()) * idx.numel()
+                seen += idx.numel()
                 step += 1
+                now = time.perf_counter()
+                clock.steps.append(now - began)
+                if seconds is not None:
+                    left = seconds - (now - entered)
+                    total = self._replan(clock, step, most, steps_per_epoch, left)
+            ended = time.perf_counter()
+            planned = -(-total // steps_per_epoch)
             est = self._weight_bits() + (
                 empirical_bits(np.concatenate([e.reshape(-1) for e in emb_ints]))
                 if emb_ints
                 else 0.0
             )
             target = 0.97 * max(budget_bits, 1.0)
+            mse = mse_sum / max(seen, 1)
             if self.lam == 0.0 and epoch + 1 >= planned // 5:  # rate term from 20% on:
                 # lam ~ -dD/dR at the target rate (later groups keep the last group's lam)
-                self.lam = (self.lam_scale or 0.5) * (mse_sum / n) / (target / data.pixels)
-            elif self.lam > 0 and epoch + 1 < planned - max(1, planned // 10):  # steer to budget
-                f = min(1.3, 1.0 + 0.006 * steps_per_epoch)
+                self.lam = (self.lam_scale or 0.5) * mse / (target / data.pixels)
+            elif self.lam > 0 and epoch + 1 < _freeze_epoch(planned):
+                f = min(1.3, 1.0 + 0.006 * steps_per_epoch)  # steer towards the budget
                 self.lam *= float(np.clip(est / target, 1.0 / f, f))
-            elapsed = time.perf_counter() - start
-            if seconds is not None:  # re-plan from the measured epoch time
-                fit_epochs = int(seconds / (elapsed / (epoch + 1)))
-                planned = max(epoch + 1, min(epochs, fit_epochs))
             if on_epoch is not None:
-                psnr = -10.0 * math.log10(max(mse_sum / n, 1e-12))
+                psnr = -10.0 * math.log10(max(mse, 1e-12))
                 on_epoch(epoch + 1, planned, psnr, est / data.pixels)
+            clock.epoch_ends.append(time.perf_counter() - ended)
         self.net.eval()
-        return min(planned, epochs)
+        return ran
 
     def _freeze_steps(self) -> None:
         """Snap the weight and bias steps to their coded values and stop learning them."""
