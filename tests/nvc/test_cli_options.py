@@ -347,3 +347,14 @@ def test_console_script_debug_after_the_subcommand_shows_the_traceback(tmp_path)
         text=True,
     )
     assert res.returncode == 1 and "Traceback" in res.stderr
+
+
+def test_decode_threads_hold_for_the_decode_and_are_restored():
+    import torch
+
+    from nvc.codec.pipeline import _torch_threads
+
+    old = torch.get_num_threads()
+    with _torch_threads(old + 2):
+        assert torch.get_num_threads() == old + 2
+    assert torch.get_num_threads() == old
