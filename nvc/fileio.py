@@ -12,7 +12,9 @@ reports) creates its output through `OutputTarget`, which decides by what is at 
 - a character device (/dev/null, a terminal) or a FIFO: written through. The device is
   opened and the bytes are streamed into it; there is no temporary and no rename, so the
   device survives, and a failure cannot take back what was already streamed.
-- `-` (where the writer allows it): standard output, streamed the same way.
+- `-` (where the writer allows it): standard output, streamed the same way; a path that
+  names an open descriptor of the process (/dev/stdout, /dev/fd/3, /proc/self/fd/3) is
+  written through that descriptor, whatever it is (pipe, terminal, the file of `> out`).
 - a directory (for a file output), a block device or a socket: an error, nothing written.
 
 A directory output (a PNG sequence) is built in a temporary directory beside the
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -48,27 +51,56 @@ def is_stdio(path: object) -> bool:
     return isinstance(path, str | os.PathLike) and os.fspath(path) == STDIO
 
 
+# a path that names an open descriptor of this process: /dev/fd/N, /proc/self/fd/N
+_OWN_FD = re.compile(r"/(?:dev/fd|proc/(?:self|thread-self|(?P<pid>[0-9]+))/fd)/(?P<fd>[0-9]+)")
+
+
+def descriptor(path: str | os.PathLike[str]) -> int | None:
+    """The descriptor number when `path` names one of this process's open descriptors
+    (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N, or a symlink to one); else None.
+
+    Such a path must be written through that descriptor: resolving it gives a name like
+    `pipe:[1234]` or the file the shell opened, and renaming onto it would be wrong."""
+    p = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a symlink chain
+        m = _OWN_FD.fullmatch(p)
+        if m and (m["pid"] is None or int(m["pid"]) == os.getpid()):
+            return int(m["fd"])
+        if not os.path.islink(p):
+            return None
+        try:
+            p = os.path.normpath(os.path.join(os.path.dirname(p), os.readlink(p)))
+        except OSError:
+            return None
+    return None
+
+
+def is_stdout(path: str | os.PathLike[str]) -> bool:
+    """True when writing `path` writes this process's standard output (`-`, /dev/stdout,
+    /dev/fd/1, ...): a command must then print its reports elsewhere (stderr)."""
+    return is_stdio(path) or descriptor(path) == 1
+
+
 def _reason(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
-def open_stdout() -> io.BufferedWriter:
-    """Standard output as a binary file on a duplicate descriptor: closing it leaves the
-    process's stdout open. Python's text stream is flushed first, so nothing printed
-    before is reordered behind the data."""
+def open_descriptor(fd: int = 1) -> io.BufferedWriter:
+    """Descriptor `fd` (default: standard output) as a binary file on a duplicate, so that
+    closing it leaves the process's own descriptor open. Python's stdout and stderr are
+    flushed first, so nothing printed before is reordered behind the data."""
     try:
-        sys.stdout.flush()
-        fd = os.dup(sys.stdout.fileno())
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        new = os.dup(fd)
     except (AttributeError, ValueError, OSError) as e:
-        raise NvcError(f"standard output is not available: {e}") from None
-    return os.fdopen(fd, "wb")
+        raise NvcError(f"descriptor {fd} (standard output: 1) is not available: {e}") from None
+    return os.fdopen(new, "wb")
 
 
-def _is_pipe(stream: object) -> bool:
-    try:
-        mode = os.fstat(stream.fileno()).st_mode  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):
-        return True
+def _is_pipe(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
@@ -95,6 +127,7 @@ class OutputTarget:
     stdout: bool  # True: the destination is standard output
     write_path: Path  # where to write now: the temporary, or the destination when streaming
     pipe: bool  # True: the destination cannot seek (a FIFO, or stdout on a pipe)
+    fd: int | None  # the open descriptor written through ("-": 1, /dev/fd/N: N), or None
 
     def __init__(
         self,
@@ -109,13 +142,18 @@ class OutputTarget:
         self._error = error
         self._done = False
         self.stdout = is_stdio(path)
-        if self.stdout:
-            if not allow_stdout or kind != "file":
-                raise error(f"cannot write {self._what()} to standard output ('-')")
-            self.destination = Path(STDIO)
+        self.fd = 1 if self.stdout else descriptor(path)  # written through this descriptor
+        if self.stdout and (not allow_stdout or kind != "file"):
+            raise error(f"cannot write {self._what()} to standard output ('-')")
+        if self.fd is not None:
+            if kind != "file":
+                raise self._fail("it is an open file descriptor, not a directory")
+            self.destination = self.write_path = Path(path)
             self.streaming = True
-            self.write_path = Path(STDIO)
-            self.pipe = _is_pipe(sys.stdout)
+            try:
+                self.pipe = _is_pipe(self.fd)
+            except OSError as e:  # not open
+                raise self._fail(_reason(e)) from None
             return
         self.destination = self._resolve(Path(path))
         self.streaming = self._classify(self.destination)
@@ -189,12 +227,11 @@ class OutputTarget:
         """A binary file to write the output into (the caller closes it before commit)."""
         if self.kind != "file":
             raise self._error(f"{self.requested} is a directory output; write into write_path")
-        if self.stdout:
-            return open_stdout()
+        if self.fd is not None:
+            return open_descriptor(self.fd)
         try:
-            if self.streaming:
-                # O_NOFOLLOW: the device checked above must not have become a link since
-                flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+            if self.streaming:  # a device or FIFO: no O_CREAT, no O_TRUNC
+                flags = os.O_WRONLY | getattr(os, "O_BINARY", 0)
                 return os.fdopen(os.open(self.write_path, flags), "wb")
             return open(self.write_path, "wb")  # noqa: SIM115 - the caller closes it
         except OSError as e:

@@ -5,9 +5,10 @@ starting with `YUV4MPEG2` -> y4m; `.yuv` -> raw planar YUV; a pipe or device (no
 regular file) -> y4m, read as a stream; anything else -> PyAV (mp4, mkv, webm, mov, ...).
 
 Writers, by extension: `.y4m`, `.yuv`, `.mp4` / `.m4v` / `.mov` / `.mkv`; `-` -> y4m on
-standard output; an existing device or FIFO without one of those extensions (/dev/null)
--> y4m streamed into it; a path ending in a slash, a path without extension or an
-existing directory (unless named like a file, `x.mp4`: an error) -> PNG sequence.
+standard output; an existing device or FIFO, or a descriptor path (/dev/stdout), without
+one of those extensions -> y4m streamed into it; a path ending in a slash, a path
+without extension or an existing directory (unless named like a file, `x.mp4`: an
+error) -> PNG sequence.
 Where the output goes follows nvc.fileio's rule.
 """
 
@@ -19,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from nvc.errors import MediaError
-from nvc.fileio import is_stdio
+from nvc.fileio import descriptor, is_stdio
 from nvc.media.base import VideoReader, VideoWriter, as_fps, check_size
 from nvc.media.colorspace import BT709, ColorSpace
 from nvc.media.pngseq import PngSequenceReader, PngSequenceWriter
@@ -105,7 +106,8 @@ def open_writer(
     p = Path(text)
     suffix = p.suffix.lower()
     cls: type[VideoWriter]
-    if is_stdio(text) or (_is_stream(p) and suffix not in FILES):
+    streams = _is_stream(p) or descriptor(p) is not None  # /dev/null, a FIFO, /dev/stdout
+    if is_stdio(text) or (streams and suffix not in FILES):
         cls = Y4MWriter
     elif text.endswith(("/", os.sep)) or not suffix or (p.is_dir() and suffix not in FILES):
         cls = PngSequenceWriter

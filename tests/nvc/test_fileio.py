@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nvc.errors import MediaError, NvcError
-from nvc.fileio import OutputTarget, is_stdio, output_path
+from nvc.fileio import OutputTarget, descriptor, is_stdio, is_stdout, output_path
 from tests.specialfiles import FifoReader, is_null_device, make_null_device
 
 
@@ -164,3 +164,27 @@ def test_stdout_only_where_allowed(capfdbinary: pytest.CaptureFixture[bytes]) ->
     target = write(Path("-"), b"\x00stream bytes\xff", allow_stdout=True)
     assert target.stdout and target.streaming
     assert capfdbinary.readouterr().out == b"\x00stream bytes\xff"
+
+
+def test_descriptor_paths_are_written_through_their_descriptor(tmp_path: Path) -> None:
+    assert descriptor("/dev/stdout") == 1 and descriptor("/dev/fd/1") == 1
+    assert descriptor(f"/proc/{os.getpid()}/fd/2") == 2 and descriptor("/proc/self/fd/7") == 7
+    assert descriptor("/proc/1/fd/1") is None or os.getpid() == 1  # another process's
+    assert descriptor(tmp_path / "fd" / "1") is None and descriptor("-") is None
+    link = tmp_path / "out"
+    link.symlink_to("/dev/stdout")
+    assert descriptor(link) == 1 and is_stdout(link) and is_stdout("-")
+    rfd, wfd = os.pipe()
+    try:
+        target = write(Path(f"/dev/fd/{wfd}"), b"through the descriptor")
+        assert target.streaming and target.pipe and target.fd == wfd
+        os.close(wfd)  # the writer closed only its duplicate
+        wfd = -1
+        with os.fdopen(rfd, "rb") as r:
+            assert r.read() == b"through the descriptor"
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+    with pytest.raises(NvcError, match="not a directory"):
+        OutputTarget("/dev/stdout", kind="directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -82,8 +82,9 @@ def test_reports_go_to_stderr_when_stdout_is_the_output(
     captured = capfdbinary.readouterr()
     assert captured.out == nvc_file.read_bytes()  # only the stream on stdout
     assert json.loads(captured.err)["frames"] == 2
-    assert main(["decode", str(nvc_file), "-o", "-"]) == 0
-    captured = capfdbinary.readouterr()
-    assert captured.out == src.read_bytes()
-    assert b"2 frames 24x16" in captured.err
+    for stdout in ("-", "/dev/stdout"):  # /dev/stdout: the descriptor, not a rename
+        assert main(["decode", str(nvc_file), "-o", stdout]) == 0
+        captured = capfdbinary.readouterr()
+        assert captured.out == src.read_bytes()
+        assert b"2 frames 24x16" in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.nvc", "clip.y4m"]
