@@ -1,7 +1,9 @@
 """The `nvc` command: encode, decode, info, demo.
 
 Exit codes: 0 success, 1 a user error (one line on stderr), 2 a usage error,
-130 interrupted. No traceback unless --debug.
+130 interrupted (SIGINT), 143 terminated (SIGTERM), 129 hung up (SIGHUP); a signal leaves
+no partial output and no temporary file. `-` is stdin / stdout (y4m video, or the .nvc
+stream of `encode -o -`). No traceback unless --debug.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from nvc.argtypes import positive_int as _positive
 from nvc.argtypes import size as _size
 from nvc.argtypes import timestamp as _time
 from nvc.errors import NvcError
+from nvc.fileio import is_stdout
 from nvc.progress import Progress
+from nvc.signals import Terminated, exit_code, exit_on_signals
 
 
 def _progress(label: str) -> tuple[Progress, Callable[[int, int | None], None]]:
@@ -152,13 +156,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     summary = _encode_summary(args.output, report, training)
+    out = sys.stderr if is_stdout(args.output) else sys.stdout  # `-o -`: stdout has the stream
     if args.json:
-        json.dump(summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        json.dump(summary, out, indent=2)
+        out.write("\n")
     else:
-        print(_report_line(summary))
+        print(_report_line(summary), file=out)
         if training.groups:
-            print(f"  {len(training.groups)} group(s) trained and coded")
+            print(f"  {len(training.groups)} group(s) trained and coded", file=out)
     return 0
 
 
@@ -172,7 +177,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     bar, update = _progress("decode")
     try:
         report = decode_file(
-            args.input,
+            sys.stdin.buffer if args.input == "-" else args.input,
             args.output,
             progress=update,
             start=args.start,
@@ -184,7 +189,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         bar.close()
     print(
         f"{args.output}: {report.frames} frames {report.width}x{report.height}, codec "
-        f"{report.codec}, {report.seconds:.2f} s ({report.fps:.1f} fps)"
+        f"{report.codec}, {report.seconds:.2f} s ({report.fps:.1f} fps)",
+        file=sys.stderr if is_stdout(args.output) else sys.stdout,  # `-o -`: stdout has the video
     )
     return 0
 
@@ -243,8 +249,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "Raw .yuv needs --size, --fps and --pix-fmt unless its name says them "
         "(UVG style: Name_1920x1080_120fps_420_8bit_YUV.yuv).",
     )
-    p.add_argument("input", help="input video file")
-    p.add_argument("-o", "--output", required=True, help="output .nvc file")
+    p.add_argument("input", help="input video file ('-': y4m on stdin)")
+    p.add_argument("-o", "--output", required=True, help="output .nvc file ('-': stdout)")
     p.add_argument(
         "--codec", default="lossless", help=f"codec to use: {codecs} (default: lossless)"
     )
@@ -320,7 +326,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--time-budget",
         type=_positive_float,
         metavar="SECONDS",
-        help="inr: bound the encoding (training) time, split across groups of frames",
+        help="inr: seconds for training, coding and reconstructing, split across the groups "
+        "of frames (each group gets it all when the length is unknown, as from mp4)",
     )
     p.add_argument(
         "--device",
@@ -339,8 +346,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Decode a .nvc file. The output kind follows its name: .y4m, .yuv (raw), "
         ".mp4 or .mkv (lossless H.264), or a directory (name ending in /) of PNG frames.",
     )
-    p.add_argument("input", help="input .nvc file")
-    p.add_argument("-o", "--output", required=True, help="output video file or DIR/")
+    p.add_argument("input", help="input .nvc file ('-': stdin)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output video file or DIR/ ('-': y4m on stdout)"
+    )
     p.add_argument(
         "--start",
         type=_time,
@@ -426,15 +435,31 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _media_warnings() -> None:
+    """Warnings of nvc.media (audio dropped, ...): one line each on the current stderr,
+    `nvc: warning: ...`."""
+    import logging
+
+    class ToStderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"nvc: warning: {record.getMessage()}", file=sys.stderr)
+
+    logger = logging.getLogger("nvc.media")
+    if not any(type(h).__name__ == "ToStderr" for h in logger.handlers):
+        logger.addHandler(ToStderr())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
+    _media_warnings()
     try:
-        return int(args.run(args))
-    except KeyboardInterrupt:
-        print("nvc: interrupted", file=sys.stderr)
-        return 130
+        with exit_on_signals():  # SIGTERM / SIGHUP unwind like Ctrl-C: no partial output
+            return int(args.run(args))
+    except KeyboardInterrupt as e:
+        print(f"nvc: {e if isinstance(e, Terminated) else 'interrupted'}", file=sys.stderr)
+        return exit_code(e)
     except NvcError as e:
         if args.debug:
             raise
