@@ -31,6 +31,7 @@ log = logging.getLogger("nvc.player")
 
 MAX_SDP = 48 * 1024  # largest SDP, characters
 _SDP_LINE = re.compile(r"^[a-z]=[^\x00]*$")
+_NEEDED = ("ice-ufrag", "ice-pwd", "fingerprint")  # SDP attributes every WebRTC offer has
 
 
 class SignalingError(Exception):
@@ -84,6 +85,10 @@ def parse_offer(body: bytes, *, need: str) -> Offer:
     if not any(line.startswith(f"m={need} ") for line in lines):
         what = "a data channel (m=application)" if need == "application" else f"m={need}"
         raise SignalingError(400, f"the offer has no {what}")
+    for attribute in _NEEDED:  # without them aiortc fails later, inside its own tasks
+        prefix = f"a={attribute}:"
+        if not any(line.startswith(prefix) and line[len(prefix) :].strip() for line in lines):
+            raise SignalingError(400, f"the offer has no {prefix} line (ICE and DTLS need it)")
     return Offer(sdp, {k: v for k, v in data.items() if k not in ("type", "sdp")})
 
 

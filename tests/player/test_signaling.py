@@ -14,7 +14,11 @@ from nvc.player.signaling import MAX_BODY, SignalingError, parse_offer
 from nvc.player.source import FileSource
 from tests.player.helpers import Serving, run
 
-GOOD_SDP = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"
+GOOD_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP x\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+)
 
 
 def body(**fields) -> bytes:
@@ -36,6 +40,9 @@ def body(**fields) -> bytes:
         (body(type="offer", sdp="hello"), 400, "v=0"),
         (body(type="offer", sdp="v=0\r\nnot a line\r\n"), 400, "line 2"),
         (body(type="offer", sdp="v=0\r\nm=audio 9 RTP/AVP 0\r\n"), 400, "data channel"),
+        (body(type="offer", sdp=GOOD_SDP.replace("a=ice-pwd:", "a=x:")), 400, "a=ice-pwd"),
+        (body(type="offer", sdp=GOOD_SDP.replace("ufrag:abcd", "ufrag: ")), 400, "a=ice-ufrag"),
+        (body(type="offer", sdp=GOOD_SDP.replace("a=fingerprint", "a=f")), 400, "fingerprint"),
         (body(type="offer", sdp="v=0\r\n" + "a=xxxxxxxx\n" * 4500), 400, "over"),
     ],
 )
