@@ -1,19 +1,26 @@
-"""Rate-distortion and speed of the fm codec against x264 and x265, in one run.
+"""Rate-distortion and speed of the fm codec against x264 and x265 on real clips, in one run.
 
-    python benchmarks/fm_rd.py --images /work/data/photos_test --size 640x360 --frames 16
+    python benchmarks/fm_rd.py --video /work/data/video/cup.mp4 \
+        --video /work/data/video/vtest.avi@600- --frames 12 \
+        --model fm-realtime=shipped:realtime --model fm-realtime2=shipped:realtime2
 
-Content: natural photographs the model never saw in training, animated into clips with
-camera motion and moving layers (nvc.codec.conditional.data.ImageAnimator, fixed seeds), plus
-optionally nvc.media.synthetic_clip. Every codec gets the same 8-bit 4:2:0 frames.
+Content: real camera clips the models never trained on (FILE or FILE@FIRST-LAST, a frame
+span; the fm training holds out cup.mp4 and vtest.avi from frame 600 on, see
+training/fm/README.md), the first `--frames` frames of each span, 8-bit 4:2:0; clips are
+already compressed (their own artefacts are part of the source). Every codec gets the
+same frames.
 
-- fm: the shipped `realtime` weights (or --weights), one .nvc file per q through the real
-  pipeline (container bytes counted), decoded from the file by a fresh decoder; the decoded
-  frames are checked against the encoder's reconstructions.
+- fm: each `--model NAME=WEIGHTS` (a weights file, or shipped:VARIANT), one .nvc file per
+  q through the real bitstream writer (container bytes counted), decoded from the file
+  by a fresh decoder; the decoded frames are compared with the encoder's reconstructions.
 - x264 / x265 through PyAV (nvc.bench.anchors): preset medium, CRF points, low delay
-  (no B-frames) to match fm's causal structure, and random access (the presets' B-frames);
-  keyint = the clip length, so one intra frame each, like fm here. Raw elementary streams.
-- BD-rate of fm against each anchor (pchip, nvc.bench.bdrate) on PSNR-YUV (6:1:1) and
-  PSNR-RGB; the PSNR range of fm between q = 0 and q = 63; encode/decode speed.
+  (no B-frames) to match fm's causal structure, and random access (the presets'
+  B-frames); keyint = the clip length, so one intra frame each, like fm here. Raw
+  elementary streams without their informational SEI (anchors.py strips it).
+- BD-rate of each fm model against each anchor (pchip, nvc.bench.bdrate) on PSNR-YUV
+  (6:1:1) and PSNR-RGB; the PSNR-YUV at q = 63 and the range q = 0 .. 63; the capacity
+  check (unquantized autoencoder PSNR-YUV, capacity.py) on the clips' first frames; speed
+  of every model at 640x360 (a centre crop of the first clip, scaled if smaller).
 
 Results: benchmarks/results/fm_rd.json and fm_rd.md next to it.
 """
@@ -34,34 +41,64 @@ import torch
 
 from nvc.bench import anchors, bdrate
 from nvc.bench.environment import git_info, machine_info, versions
+from nvc.bitstream import Writer
+from nvc.codec import registry
 from nvc.codec.base import StreamInfo
 from nvc.codec.conditional import weights as wt
-from nvc.codec.conditional.codec import FmConfig, FmEncoder
-from nvc.codec.conditional.data import ImageAnimator
-from nvc.codec.pipeline import decode_frames, encode_frames
-from nvc.media import Frame, YuvPsnr, mean_psnr, psnr_rgb, psnr_yuv, rgb_to_yuv, synthetic_clip
+from nvc.codec.conditional.capacity import capacity
+from nvc.codec.conditional.data import parse_span
+from nvc.codec.conditional.model import FMModel
+from nvc.codec.pipeline import decode_frames
+from nvc.media import Frame, YuvPsnr, convert, mean_psnr, open_video, psnr_rgb, psnr_yuv
 
 FPS = Fraction(25)
-# The anchors' CRF points, extended at the low end so that their curves reach down to
-# the (lower) qualities of a small CPU-trained model and BD-rates have an overlap.
-CRF_POINTS = {"x264": (18, 23, 28, 33, 38, 43, 48, 51), "x265": (17, 22, 27, 32, 37, 42, 47, 51)}
+# The anchors' CRF points, wide enough that their curves overlap fm's from q = 0 to 63.
+CRF_POINTS = {"x264": (15, 19, 23, 28, 33, 38, 43, 48), "x265": (15, 19, 23, 28, 33, 38, 43, 48)}
+SPEED_SIZE = (640, 360)
+ANCHOR_KEYS = ("x264-ld", "x265-ld", "x264-ra", "x265-ra")
 
 
-def _clips(args: argparse.Namespace) -> list[tuple[str, list[Frame]]]:
-    w, h = args.size
-    out: list[tuple[str, list[Frame]]] = []
-    if args.images:
-        animator = ImageAnimator([args.images], max_side=1600)
-        for i in range(args.clips):
-            rng = np.random.default_rng(1000 + i)
-            pics = animator.animate(rng, args.frames, w, h)
-            frames = [
-                Frame(rgb_to_yuv(p, "yuv420p"), "yuv420p", t, 1 / FPS) for t, p in enumerate(pics)
-            ]
-            out.append((f"photo-{i}", frames))
-    if args.synthetic:
-        out.append(("synthetic", synthetic_clip(w, h, args.frames, seed=1)))
+def read_clip(item: str, frames: int) -> list[Frame]:
+    """The first `frames` frames of FILE[@FIRST-LAST] as 8-bit 4:2:0, pts from 0."""
+    path, start, stop = parse_span(item)
+    out: list[Frame] = []
+    with open_video(path) as reader:
+        for i, f in enumerate(reader):
+            if (stop is not None and i >= stop) or len(out) == frames:
+                break
+            if i < start:
+                continue
+            f = f if f.format == "yuv420p" else convert(f, "yuv420p", full_range=False)
+            out.append(Frame(f.planes, "yuv420p", len(out), 1 / FPS, f.full_range))
+    if not out:
+        raise SystemExit(f"{item}: no frames")
     return out
+
+
+def speed_clip(frames: list[Frame]) -> list[Frame]:
+    """640x360 frames from a clip: a centre crop (the clip must be at least that large)."""
+    w, h = SPEED_SIZE
+    out = []
+    for f in frames:
+        if f.width < w or f.height < h:
+            raise SystemExit(f"the first clip is {f.width}x{f.height}, smaller than {w}x{h}")
+        x0, y0 = (f.width - w) // 4 * 2, (f.height - h) // 4 * 2
+        y, u, v = f.planes
+        planes = (
+            np.ascontiguousarray(y[y0 : y0 + h, x0 : x0 + w]),
+            np.ascontiguousarray(u[y0 // 2 : (y0 + h) // 2, x0 // 2 : (x0 + w) // 2]),
+            np.ascontiguousarray(v[y0 // 2 : (y0 + h) // 2, x0 // 2 : (x0 + w) // 2]),
+        )
+        out.append(Frame(planes, "yuv420p", f.pts, f.time_base, f.full_range))
+    return out
+
+
+def load_model(spec: str) -> tuple[FMModel, str, dict[str, Any]]:
+    """WEIGHTS or shipped:VARIANT -> (model, weights path, its info)."""
+    path = wt.shipped_path(spec.split(":", 1)[1]) if spec.startswith("shipped:") else Path(spec)
+    model = wt.load_weights(path)
+    wt.register(model)  # the decoder finds the weights by their hash
+    return model, str(path), wt.load_info(path)
 
 
 def _quality(ref: list[Frame], dec: list[Frame]) -> dict[str, float]:
@@ -74,31 +111,33 @@ def _bpp(nbytes: int, frames: list[Frame]) -> float:
     return 8.0 * nbytes / (len(frames) * frames[0].width * frames[0].height)
 
 
-def run_fm(frames: list[Frame], q: int, weights: str | None, tmp: Path) -> dict[str, Any]:
+def run_fm(frames: list[Frame], q: int, weights: str, tmp: Path) -> dict[str, Any]:
+    """Encode with fm at q into a .nvc file, decode it with a fresh decoder, compare."""
     f0 = frames[0]
     stream = StreamInfo(f0.width, f0.height, FPS, f0.format, False, len(frames))
-    options: dict[str, Any] = {"q": q}
-    if weights:
-        options["weights"] = weights
+    spec = registry.get("fm")
     path = tmp / f"fm-{q}.nvc"
+    recon: list[Frame] = []
     t0 = time.perf_counter()
-    report = encode_frames(frames, stream, path, codec="fm", options=options)
+    encoder = spec.create_encoder(stream, {"q": q, "weights": weights})
+    with Writer(path, stream.to_header(spec.id, encoder.codec_params)) as writer:
+        for f in frames:
+            for unit in encoder.encode(f):
+                writer.write(unit)
+            recon.append(encoder.last_reconstruction)  # type: ignore[attr-defined]
     enc_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     decoded = list(decode_frames(path))
     dec_s = time.perf_counter() - t0
-    # the encoder's reconstructions, from a second (deterministic) encoder
-    enc = FmEncoder(stream, FmConfig(**options))
-    exact = True
-    for f, d in zip(frames, decoded, strict=True):
-        enc.encode(f)
-        assert enc.last_reconstruction is not None
-        exact = exact and enc.last_reconstruction.equal(d)
+    exact = len(decoded) == len(recon) and all(
+        a.equal(b) for a, b in zip(decoded, recon, strict=True)
+    )
+    size = path.stat().st_size
     return {
         "point": f"q={q}",
         "q": q,
-        "bytes": report.bytes,
-        "bpp": _bpp(report.bytes, frames),
+        "bytes": size,
+        "bpp": _bpp(size, frames),
         **_quality(frames, decoded),
         "encode_fps": len(frames) / enc_s,
         "decode_fps": len(frames) / dec_s,
@@ -141,104 +180,148 @@ def _bd(anchor: list[dict[str, Any]], test: list[dict[str, Any]], metric: str) -
         return None
 
 
+def _speed(model_path: str, frames: list[Frame], tmp: Path) -> dict[str, float]:
+    """Encode and decode fps at 640x360 (q = 40, the default), one thread."""
+    p = run_fm(frames, 40, model_path, tmp)
+    return {"encode_fps": p["encode_fps"], "decode_fps": p["decode_fps"], "frames": len(frames)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", help="folder of held-out photographs to animate")
-    ap.add_argument("--clips", type=int, default=2, help="animated clips (default 2)")
-    ap.add_argument("--synthetic", action="store_true", help="add nvc's synthetic clip")
-    ap.add_argument("--size", default="640x360", help="WxH (default 640x360)")
-    ap.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    ap.add_argument("--video", action="append", required=True, help="FILE or FILE@FIRST-LAST")
+    ap.add_argument("--frames", type=int, default=12, help="frames per clip (default 12)")
     ap.add_argument("--q", default="0,12,24,36,48,63", help="fm q points")
-    ap.add_argument("--weights", help="fm weights file (default: the shipped ones)")
+    ap.add_argument(
+        "--model",
+        action="append",
+        help="NAME=WEIGHTS or NAME=shipped:VARIANT (repeatable; default the shipped realtime)",
+    )
+    ap.add_argument("--speed-frames", type=int, default=8, help="frames of the 640x360 speed run")
     ap.add_argument("--threads", type=int, default=1, help="torch and anchor threads")
+    ap.add_argument("--note", default="", help="a line about the machine state for the report")
     ap.add_argument("--out", default="benchmarks/results/fm_rd.json")
     args = ap.parse_args(argv)
-    args.size = tuple(int(v) for v in args.size.lower().split("x"))
     torch.set_num_threads(args.threads)
     qs = [int(v) for v in args.q.split(",")]
-    model = wt.load_weights(args.weights) if args.weights else wt.default_model("realtime")
-    wt.register(model)  # the decoder finds the weights by their hash
-    info = wt.load_info(args.weights or wt.shipped_path("realtime"))
+    models: dict[str, tuple[FMModel, str, dict[str, Any]]] = {}
+    for item in args.model or ["fm-realtime=shipped:realtime"]:
+        name, _, spec = item.partition("=")
+        models[name] = load_model(spec)
+    clips = [
+        (
+            Path(parse_span(v)[0]).name + ("@" + v.rpartition("@")[2] if "@" in v else ""),
+            read_clip(v, args.frames),
+        )
+        for v in args.video
+    ]
     results: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/fm_rd.py", *(argv or sys.argv[1:])]),
         "finished": None,
         "machine": machine_info(),
         "versions": versions(),
         "git": git_info(),
-        "model": {
-            "variant": model.config.variant,
-            "weights_sha256_16": wt.short_hash(model).hex(),
-            "parameters": wt.parameter_count(model),
-            "training": info,
+        "models": {
+            name: {
+                "variant": m.config.variant,
+                "image_codec": m.config.image,
+                "weights": path,
+                "weights_sha256_16": wt.short_hash(m).hex(),
+                "parameters": wt.parameter_count(m),
+                "training": info,
+            }
+            for name, (m, path, info) in models.items()
         },
         "protocol": {
-            "size": list(args.size),
+            "clips": args.video,
             "frames": args.frames,
             "fps": str(FPS),
             "format": "yuv420p",
-            "fm": "intra period 128 (one intra frame per clip), refresh 32, q points " + args.q,
+            "fm": "intra period 128 (one intra frame per clip), refresh 32, encoder search "
+            "on (the default), q points " + args.q,
             "anchors": f"preset medium, CRF points {CRF_POINTS}, keyint = clip length, "
-            "ld: bframes=0, ra: preset B-frames; raw elementary streams",
+            "ld: bframes=0, ra: preset B-frames; raw elementary streams without "
+            "informational SEI",
             "threads": args.threads,
-            "note": "quick CPU run on held-out natural photographs animated into clips; "
-            "not a UVG result",
+            "note": "real clips held out of fm training (opencv-doc samples, already "
+            "compressed); CPU shared with other jobs while measuring. " + args.note,
         },
         "sequences": {},
     }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for name, frames in _clips(args):
-            print(f"{name}: {len(frames)} frames {frames[0].width}x{frames[0].height}", flush=True)
-            seq: dict[str, Any] = {
-                "fm": [],
-                "x264-ld": [],
-                "x265-ld": [],
-                "x264-ra": [],
-                "x265-ra": [],
-            }
-            for q in qs:
-                p = run_fm(frames, q, args.weights, tmp)
-                print(
-                    f"  fm {p['point']}: {p['bpp']:.4f} bpp {p['psnr_yuv']:.2f} dB "
-                    f"enc {p['encode_fps']:.1f} fps dec {p['decode_fps']:.1f} fps",
-                    flush=True,
-                )
-                seq["fm"].append(p)
+        for clip_name, frames in clips:
+            print(
+                f"{clip_name}: {len(frames)} frames {frames[0].width}x{frames[0].height}",
+                flush=True,
+            )
+            seq: dict[str, Any] = {k: [] for k in ANCHOR_KEYS}
             for anchor in ("x264", "x265"):
                 for gop in ("ld", "ra"):
                     for crf in CRF_POINTS[anchor]:
-                        p = run_anchor(frames, anchor, crf, gop, tmp, args.threads)
-                        seq[f"{anchor}-{gop}"].append(p)
-                    best = seq[f"{anchor}-{gop}"]
+                        seq[f"{anchor}-{gop}"].append(
+                            run_anchor(frames, anchor, crf, gop, tmp, args.threads)
+                        )
                     print(
                         f"  {anchor}-{gop}: "
-                        + ", ".join(f"{p['bpp']:.3f}/{p['psnr_yuv']:.1f}" for p in best),
+                        + ", ".join(
+                            f"{p['bpp']:.3f}/{p['psnr_yuv']:.1f}" for p in seq[f"{anchor}-{gop}"]
+                        ),
                         flush=True,
                     )
-            fm_pts = sorted(seq["fm"], key=lambda p: p["bpp"])
-            seq["bd_rate_percent"] = {
-                f"fm vs {k}": {
-                    m: _bd(sorted(seq[k], key=lambda p: p["bpp"]), fm_pts, m)
-                    for m in ("psnr_yuv", "psnr_rgb")
+            seq["fm"] = {}
+            for name, (model, path, _) in models.items():
+                points = []
+                for q in qs:
+                    pt = run_fm(frames, q, path, tmp)
+                    print(
+                        f"  {name} {pt['point']}: {pt['bpp']:.4f} bpp {pt['psnr_yuv']:.2f} dB "
+                        f"enc {pt['encode_fps']:.2f} fps dec {pt['decode_fps']:.2f} fps "
+                        f"exact {pt['decoded_equals_reconstruction']}",
+                        flush=True,
+                    )
+                    points.append(pt)
+                fm_pts = sorted(points, key=lambda p: p["bpp"])
+                by_q = {p["q"]: p for p in points}
+                entry: dict[str, Any] = {
+                    "points": points,
+                    "bd_rate_percent": {
+                        f"vs {k}": {
+                            m: _bd(sorted(seq[k], key=lambda p: p["bpp"]), fm_pts, m)
+                            for m in ("psnr_yuv", "psnr_rgb")
+                        }
+                        for k in ANCHOR_KEYS
+                    },
+                    "capacity_psnr_yuv": capacity(model.intra, frames[:1]).weighted,
                 }
-                for k in ("x264-ld", "x265-ld", "x264-ra", "x265-ra")
-            }
-            by_q = {p["q"]: p for p in seq["fm"]}
-            if 0 in by_q and 63 in by_q:
-                seq["fm_psnr_range_db"] = by_q[63]["psnr_yuv"] - by_q[0]["psnr_yuv"]
-            results["sequences"][name] = seq
-            print(f"  BD-rate: {json.dumps(seq['bd_rate_percent'])}", flush=True)
-    seqs = results["sequences"].values()
-    ranges = [s["fm_psnr_range_db"] for s in seqs if "fm_psnr_range_db" in s]
-    summary: dict[str, Any] = {"fm_psnr_range_db_mean": float(np.mean(ranges)) if ranges else None}
-    for k in ("x264-ld", "x265-ld", "x264-ra", "x265-ra"):
-        vals = [s["bd_rate_percent"][f"fm vs {k}"]["psnr_yuv"] for s in seqs]
-        vals = [v for v in vals if v is not None]
-        summary[f"bd_rate_fm_vs_{k}_psnr_yuv_mean"] = float(np.mean(vals)) if vals else None
-    fm_all = [p for s in seqs for p in s["fm"]]
-    summary["fm_encode_fps_median"] = float(np.median([p["encode_fps"] for p in fm_all]))
-    summary["fm_decode_fps_median"] = float(np.median([p["decode_fps"] for p in fm_all]))
-    summary["fm_all_decodes_exact"] = all(p["decoded_equals_reconstruction"] for p in fm_all)
+                if qs:
+                    top, low = by_q[max(qs)], by_q[min(qs)]
+                    entry["psnr_yuv_at_top_q"] = top["psnr_yuv"]
+                    entry["psnr_range_db"] = top["psnr_yuv"] - low["psnr_yuv"]
+                seq["fm"][name] = entry
+                print(f"  {name} BD-rate: {json.dumps(entry['bd_rate_percent'])}", flush=True)
+            results["sequences"][clip_name] = seq
+        speed_frames = speed_clip(clips[0][1][: args.speed_frames])
+        results["speed_640x360"] = {
+            name: _speed(path, speed_frames, tmp) for name, (_, path, _) in models.items()
+        }
+    summary: dict[str, Any] = {}
+    seqs = list(results["sequences"].values())
+    for name in models:
+        entries = [s["fm"][name] for s in seqs]
+        summ: dict[str, Any] = {
+            "psnr_range_db": [e.get("psnr_range_db") for e in entries],
+            "psnr_yuv_at_top_q": [e.get("psnr_yuv_at_top_q") for e in entries],
+            "capacity_psnr_yuv": [e["capacity_psnr_yuv"] for e in entries],
+        }
+        for k in ANCHOR_KEYS:
+            vals = [e["bd_rate_percent"][f"vs {k}"]["psnr_yuv"] for e in entries]
+            ok = [v for v in vals if v is not None]
+            summ[f"bd_rate_vs_{k}_psnr_yuv"] = vals
+            summ[f"bd_rate_vs_{k}_psnr_yuv_mean"] = float(np.mean(ok)) if ok else None
+        pts = [p for e in entries for p in e["points"]]
+        summ["all_decodes_exact"] = all(p["decoded_equals_reconstruction"] for p in pts)
+        summ.update({f"speed_640x360_{k}": v for k, v in results["speed_640x360"][name].items()})
+        summary[name] = summ
     results["summary"] = summary
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out = Path(args.out)
@@ -255,37 +338,49 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def _markdown(results: dict[str, Any]) -> str:
     """A short human-readable version of the results."""
-    m = results["model"]
     lines = [
-        "# fm rate-distortion and speed against x264 / x265",
+        "# fm rate-distortion and speed against x264 / x265 on real clips",
         "",
         f"> {results['protocol']['note']}",
         "",
         f"- Command: `{results['command']}`",
         f"- Finished: {results['finished']}; machine: {results['machine'].get('cpu', '')}",
-        f"- Model: fm-{m['variant']} {m['weights_sha256_16']}, {m['parameters']} parameters",
         f"- Protocol: {json.dumps(results['protocol'])}",
-        "",
-        "## Summary",
-        "",
     ]
-    for k, v in results["summary"].items():
-        lines.append(f"- {k}: {v if not isinstance(v, float) else format(v, '.2f')}")
-    for name, seq in results["sequences"].items():
-        lines += ["", f"## {name}", "", "| codec | point | bpp | PSNR-YUV | PSNR-RGB | enc fps |"]
+    for name, m in results["models"].items():
+        lines.append(
+            f"- Model {name}: fm-{m['variant']} (image codec {m['image_codec']}) "
+            f"{m['weights_sha256_16']}, {m['parameters']} parameters"
+        )
+    lines += ["", "## Summary", ""]
+    for name, summ in results["summary"].items():
+        lines.append(f"### {name}")
+        lines.append("")
+        for k, v in summ.items():
+            if isinstance(v, list):
+                v = ", ".join(_fmt(x, ".2f") if isinstance(x, float) else str(x) for x in v)
+            elif isinstance(v, float):
+                v = format(v, ".2f")
+            lines.append(f"- {k}: {v}")
+        lines.append("")
+    for clip, seq in results["sequences"].items():
+        lines += [f"## {clip}", "", "| codec | point | bpp | PSNR-YUV | PSNR-RGB | enc fps |"]
         lines.append("|---|---|---|---|---|---|")
-        for codec in ("fm", "x264-ld", "x265-ld", "x264-ra", "x265-ra"):
-            for p in seq[codec]:
+        rows = [(k, p) for k in ANCHOR_KEYS for p in seq[k]]
+        rows += [(name, p) for name, e in seq["fm"].items() for p in e["points"]]
+        for codec, p in rows:
+            lines.append(
+                f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr_yuv']:.2f} | "
+                f"{p['psnr_rgb']:.2f} | {p['encode_fps']:.1f} |"
+            )
+        lines.append("")
+        for name, e in seq["fm"].items():
+            for k, v in e["bd_rate_percent"].items():
                 lines.append(
-                    f"| {codec} | {p['point']} | {p['bpp']:.4f} | {p['psnr_yuv']:.2f} | "
-                    f"{p['psnr_rgb']:.2f} | {p['encode_fps']:.1f} |"
+                    f"- {name} BD-rate {k}: PSNR-YUV {_fmt(v['psnr_yuv'], '+.1f')}%, "
+                    f"PSNR-RGB {_fmt(v['psnr_rgb'], '+.1f')}%"
                 )
         lines.append("")
-        for k, v in seq["bd_rate_percent"].items():
-            lines.append(
-                f"- BD-rate {k}: PSNR-YUV {_fmt(v['psnr_yuv'], '+.1f')}%, "
-                f"PSNR-RGB {_fmt(v['psnr_rgb'], '+.1f')}%"
-            )
     return "\n".join(lines) + "\n"
 
 
