@@ -344,7 +344,7 @@ class VideoWriter:
         try:
             self._write(frame)
         except OSError as e:  # a full disk, a closed pipe
-            raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
+            raise MediaError(f"cannot write {self._where}: {e.strerror or e}") from None
         self.frames_written += 1
 
     def close(self) -> None:
@@ -358,7 +358,7 @@ class VideoWriter:
             try:
                 self._finish()
             except OSError as e:
-                raise MediaError(f"cannot write {self.path}: {e.strerror or e}") from None
+                raise MediaError(f"cannot write {self._where}: {e.strerror or e}") from None
             self._output.commit()
         except BaseException:
             self.abort()
@@ -378,6 +378,11 @@ class VideoWriter:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def _where(self) -> str:
+        """The output in messages: its path, or "standard output" for `-`."""
+        return "standard output" if self._output.stdout else str(self.path)
 
     @property
     def streaming(self) -> bool:

@@ -88,3 +88,20 @@ def test_reports_go_to_stderr_when_stdout_is_the_output(
         assert captured.out == src.read_bytes()
         assert b"2 frames 24x16" in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.nvc", "clip.y4m"]
+
+
+def test_reader_gone_is_a_one_line_error(tmp_path: Path) -> None:
+    """nvc decode x.nvc -o - | (a player that quits): exit 1, one line, no traceback."""
+    src, _ = _clip(tmp_path, frames=2)
+    assert main(["encode", str(src), "-o", str(tmp_path / "clip.nvc")]) == 0
+    proc = subprocess.Popen(
+        [*NVC, "decode", str(tmp_path / "clip.nvc"), "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # before nvc has started: its first write meets a closed pipe
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 1
+    assert err.strip() == "nvc: error: cannot write standard output: Broken pipe"
