@@ -54,8 +54,33 @@ TOKENS = [
 ]
 
 
+def mutate_sdp(rng: random.Random, sdp: str) -> str:
+    """Edits of an SDP that keep it line-shaped, so that more of them reach aiortc."""
+    lines = sdp.split("\r\n")
+    for _ in range(rng.randint(1, 3)):
+        k = rng.randrange(len(lines))
+        kind = rng.randrange(5)
+        if kind == 0:  # drop a line
+            del lines[k]
+        elif kind == 1:  # repeat one
+            lines.insert(k, lines[rng.randrange(len(lines))])
+        elif kind == 2 and "=" in lines[k]:  # another value
+            key = lines[k].split("=", 1)[0]
+            value = rng.choice(["", "0", "-1", "99999999999999999999", "x" * 300, "a:b:c", " "])
+            lines[k] = f"{key}={value}"
+        elif kind == 3 and ":" in lines[k]:  # cut a value short
+            lines[k] = lines[k][: rng.randrange(lines[k].index(":") + 1, len(lines[k]) + 1)]
+        elif kind == 4:  # swap two lines
+            j = rng.randrange(len(lines))
+            lines[k], lines[j] = lines[j], lines[k]
+    return "\r\n".join(lines)
+
+
 def mutate(rng: random.Random, data: bytes) -> bytes:
-    """1 to 4 random edits of `data`."""
+    """1 to 4 random edits of `data` (an offer's SDP, or its bytes)."""
+    if data == OFFER and rng.random() < 0.5:
+        sdp = mutate_sdp(rng, SDP)
+        return json.dumps({"type": "offer", "sdp": sdp}).encode()
     out = bytearray(data)
     for _ in range(rng.randint(1, 4)):
         kind = rng.randrange(7)
