@@ -358,3 +358,13 @@ def test_decode_threads_hold_for_the_decode_and_are_restored():
     with _torch_threads(old + 2):
         assert torch.get_num_threads() == old + 2
     assert torch.get_num_threads() == old
+
+
+def test_encode_start_on_a_container_input(tmp_path, capsys, mp4_file):
+    nvc_path, out = tmp_path / "a.nvc", tmp_path / "o.y4m"
+    code, text, err = run(capsys, "encode", str(mp4_file), "-o", str(nvc_path),
+                          "--start", "0.2", "--frames", "3")  # fmt: skip  (25 fps: frame 5)
+    assert code == 0, err
+    assert run(capsys, "decode", str(nvc_path), "-o", str(out))[0] == 0
+    want, got = frames_of(mp4_file)[5:8], frames_of(out)
+    assert len(got) == 3 and all(same(a, b) for a, b in zip(got, want, strict=True))
