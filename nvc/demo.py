@@ -4,7 +4,7 @@ Generates a natural-looking clip, encodes it with the best codec available, deco
 from the file in a fresh decoder, and reports size, bpp, quality and timing, next to x264
 at the same size: x264 medium in low delay (no B-frames, nvc's intra period), through
 PyAV, its CRF searched until its raw H.264 stream (video payload only, no container)
-brackets the .nvc file's size, its PSNR interpolated to that size.
+(no informational SEI) brackets the .nvc file's size, its PSNR interpolated to that size.
 """
 
 from __future__ import annotations
@@ -82,53 +82,49 @@ def _save(path: Path, frames: list[Frame], fps: Fraction) -> None:
             w.write(f)
 
 
-def x264_at_size(clip: list[Frame], fps: Fraction, target: int, workdir: Path) -> AnchorPoint:
+def x264_at_size(clip: list[Frame], fps: Fraction, target: int) -> AnchorPoint:
     """x264 at `target` bytes: a binary search over CRF for the two that bracket it, then
-    PSNR linear in log(bytes) between them (x264's sizes fall as its CRF rises)."""
+    PSNR linear in log(bytes) between them (x264's sizes fall as its CRF rises). The bytes
+    are the raw H.264 stream without informational SEI (nvc.bench.anchors)."""
     config = anchors.ANCHORS["x264"]
-    sizes: dict[int, int] = {}
-
-    def path(crf: int) -> Path:
-        return workdir / f"x264-crf{crf}.h264"
+    streams: dict[int, bytes] = {}
 
     def size_at(crf: int) -> int:
-        if crf not in sizes:
-            sizes[crf] = anchors.encode(
-                clip, config, crf, path(crf), fps=fps, gop="ld", keyint=X264_KEYINT
+        if crf not in streams:
+            coded = anchors.encode_stream(
+                clip, config, crf=crf, fps=fps, gop="ld", keyint=X264_KEYINT
             )
-        return sizes[crf]
+            streams[crf] = coded.data
+        return len(streams[crf])
 
-    def quality(crf: int) -> tuple[float, float]:
-        decoded = anchors.decode(path(crf), config, fps=fps)
+    def point(crf: int) -> tuple[float, float]:
+        decoded = anchors.decode_bytes(streams[crf], config, fps=fps)
         if len(decoded) != len(clip):
             raise NvcError(f"x264 decoded {len(decoded)} frames, expected {len(clip)}")
         pairs = list(zip(clip, decoded, strict=True))
-        return _mean([psnr_rgb(a, b) for a, b in pairs]), _mean(
-            [psnr_yuv(a, b).weighted for a, b in pairs]
-        )
+        rgb = _mean([psnr_rgb(a, b) for a, b in pairs])
+        return rgb, _mean([psnr_yuv(a, b).weighted for a, b in pairs])
 
     pixels = len(clip) * clip[0].width * clip[0].height
-    try:
-        lo, hi = X264_CRFS  # invariant: size_at(hi) <= target < size_at(lo)
-        if size_at(hi) > target:  # smaller than x264 can go: its smallest point
-            return AnchorPoint(
-                (hi, hi), (sizes[hi], sizes[hi]), 8 * sizes[hi] / pixels, *quality(hi)
-            )
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if size_at(mid) <= target else (mid, hi)
-        if size_at(lo) <= target:  # larger than x264 at its best CRF
-            return AnchorPoint(
-                (lo, lo), (sizes[lo], sizes[lo]), 8 * sizes[lo] / pixels, *quality(lo)
-            )
-        (rgb_lo, yuv_lo), (rgb_hi, yuv_hi) = quality(lo), quality(hi)
-    finally:
-        for crf in sizes:
-            path(crf).unlink(missing_ok=True)
-    w = (math.log(target) - math.log(sizes[hi])) / (math.log(sizes[lo]) - math.log(sizes[hi]))
+
+    def alone(crf: int) -> AnchorPoint:  # outside x264's range: its nearest point
+        size = size_at(crf)
+        return AnchorPoint((crf, crf), (size, size), 8 * size / pixels, *point(crf))
+
+    lo, hi = X264_CRFS  # invariant: size_at(hi) <= target < size_at(lo)
+    if size_at(hi) > target:
+        return alone(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if size_at(mid) <= target else (mid, hi)
+    if size_at(lo) <= target:
+        return alone(lo)
+    (rgb_lo, yuv_lo), (rgb_hi, yuv_hi) = point(lo), point(hi)
+    b_lo, b_hi = size_at(lo), size_at(hi)
+    w = (math.log(target) - math.log(b_hi)) / (math.log(b_lo) - math.log(b_hi))
     return AnchorPoint(
         (lo, hi),
-        (sizes[lo], sizes[hi]),
+        (b_lo, b_hi),
         8 * target / pixels,
         rgb_hi + w * (rgb_lo - rgb_hi),
         yuv_hi + w * (yuv_lo - yuv_hi),
@@ -172,7 +168,7 @@ def run_demo(
         x264 = None
         if anchor and not exact and width % 2 == 0 and height % 2 == 0:
             try:
-                x264 = x264_at_size(clip, fps, enc.bytes, workdir)
+                x264 = x264_at_size(clip, fps, enc.bytes)
             except CodecError as e:  # a PyAV without libx264: say so, report nvc alone
                 out(f"  (no x264 comparison: {e})")
     finally:

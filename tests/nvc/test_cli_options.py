@@ -362,8 +362,10 @@ def test_decode_threads_hold_for_the_decode_and_are_restored():
 
 def test_encode_start_on_a_container_input(tmp_path, capsys, mp4_file):
     nvc_path, out = tmp_path / "a.nvc", tmp_path / "o.y4m"
-    code, text, err = run(capsys, "encode", str(mp4_file), "-o", str(nvc_path),
-                          "--start", "0.2", "--frames", "3")  # fmt: skip  (25 fps: frame 5)
+    # 25 fps: 0.2 s is frame 5
+    code, text, err = run(
+        capsys, "encode", str(mp4_file), "-o", str(nvc_path), "--start", "0.2", "--frames", "3"
+    )
     assert code == 0, err
     assert run(capsys, "decode", str(nvc_path), "-o", str(out))[0] == 0
     want, got = frames_of(mp4_file)[5:8], frames_of(out)
