@@ -378,8 +378,8 @@ def decode_file(
     whole = not start and frames is None
     with Reader(input) as reader:
         header = reader.header
+        check_picture(header, max_pixels)  # before the codec is loaded or the output created
         name = registry.get(header.codec_id).name
-        check_picture(header, max_pixels)  # before the output is created
         expected = header.frame_count
         if expected is not None and not whole:
             expected = max(0, expected - first_index(start, header.fps))

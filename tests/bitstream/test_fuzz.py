@@ -8,12 +8,17 @@ The seeds are fixed, so every failure reproduces.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import resource
 import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -322,6 +327,39 @@ def test_fuzz_memory_stays_small() -> None:
             assert peak < 2_000_000
     finally:
         tracemalloc.stop()
+
+
+_NATIVE_MEMORY_SCRIPT = """
+import resource, sys
+from tests.bitstream import test_fuzz as t
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t.run_file_cases(300, t.SEED + 2)
+t.run_message_cases(300, t.SEED + 2)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_fuzz_native_memory_in_a_fresh_process() -> None:
+    """Native memory (RSS, not only Python's allocations): a fresh process under a 1 GiB
+    address-space cap runs file and message cases; its peak RSS grows by a few MB only."""
+    root = Path(__file__).resolve().parents[2]
+    cap = 1 << 30
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _NATIVE_MEMORY_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        preexec_fn=limit,  # noqa: PLW1509 - no threads are started in this test
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before, after = (int(v) for v in proc.stdout.split())
+    assert after - before < 32 * 1024, f"peak RSS grew by {(after - before) // 1024} MB"
 
 
 def test_absurd_size_fields_in_small_inputs() -> None:

@@ -1,3 +1,4 @@
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -91,3 +92,65 @@ def test_decoder_refuses_unknown_parameters():
     header = SequenceHeader(1, b"\x09junk", 32, 16, Fraction(25), "yuv420p")
     with pytest.raises(BitstreamError, match="parameters"):
         registry.get("lossless").create_decoder(header)
+
+
+def _one_frame_stream(fmt: str = "yuv420p", slices: int = 4):
+    frames = _random_frames(fmt, 48, 32, 1, seed=5)
+    spec = registry.get("lossless")
+    enc = spec.create_encoder(StreamInfo(48, 32, Fraction(25), fmt), {"slices": slices})
+    (unit,) = enc.encode(frames[0])
+    header = SequenceHeader(1, enc.codec_params, 48, 32, Fraction(25), fmt)
+    return frames[0], unit, header
+
+
+def _decode(header: SequenceHeader, payload: bytes) -> list[Frame]:
+    dec = registry.get("lossless").create_decoder(header)
+    return dec.decode(Unit(UnitType.FRAME, payload, pts=0, rap=True))
+
+
+def test_every_bit_flip_in_a_payload_is_refused():
+    """FFmpeg only logs a slice CRC mismatch and conceals the slice; nvc refuses it."""
+    frame, unit, header = _one_frame_stream()
+    payload = unit.payload
+    for pos in range(0, len(payload), max(1, len(payload) // 97)):
+        for bit in (0, 5):
+            damaged = bytearray(payload)
+            damaged[pos] ^= 1 << bit
+            with pytest.raises(BitstreamError, match="CRC|checksum|slice|decode"):
+                _decode(header, bytes(damaged))
+
+
+def test_a_payload_cut_at_a_slice_boundary_is_refused():
+    """The slice chain of the remaining slices is intact: only the frame checksum sees it."""
+    from nvc.codec.lossless import check_slices
+
+    frame, unit, header = _one_frame_stream()
+    packet, check = unit.payload[:-4], unit.payload[-4:]
+    last = int.from_bytes(packet[-8:-5], "big") + 8
+    cut = packet[: len(packet) - last]
+    check_slices(cut, 0)  # what remains is a valid chain of slices
+    with pytest.raises(BitstreamError, match="checksum"):
+        _decode(header, cut + check)
+
+
+def test_version_1_streams_still_decode_with_their_slice_crcs_checked():
+    frame, unit, header = _one_frame_stream("yuv444p10le")
+    v1 = dataclasses.replace(header, codec_params=b"\x01" + header.codec_params[1:])
+    packet = unit.payload[:-4]
+    (out,) = _decode(v1, packet)
+    for a, b in zip(out.planes, frame.planes, strict=True):
+        np.testing.assert_array_equal(a, b)
+    damaged = bytearray(packet)
+    damaged[len(damaged) // 2] ^= 0x10
+    with pytest.raises(BitstreamError, match="slice CRC"):
+        _decode(v1, bytes(damaged))
+
+
+def test_damaged_ffv1_parameters_are_refused():
+    frame, unit, header = _one_frame_stream()
+    params = bytearray(header.codec_params)
+    params[len(params) // 2] ^= 1
+    with pytest.raises(BitstreamError, match="CRC"):
+        registry.get("lossless").create_decoder(
+            dataclasses.replace(header, codec_params=bytes(params))
+        )

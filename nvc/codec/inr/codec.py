@@ -3,8 +3,14 @@
 Units, per group of frames (see README.md): one MODEL unit (the group's quantized,
 entropy-coded network; pts = the group's first frame; a RAP unless it holds residuals),
 then one FRAME unit per frame (pts = the frame's index; payload: the frame's coded
-embedding, or empty for NeRV-style streams), so a player can pace frames.
-The codec parameters are ModelConfig.to_bytes().
+embedding, or nothing for NeRV-style streams, then the CRC-32 of the decoded frame, see
+nvc.codec.integrity), so a player can pace frames.
+The codec parameters are ModelConfig.to_bytes() with the version byte 2 (version 1, the
+same fields, marks streams written before FRAME payloads carried the checksum; they still
+decode, unchecked).
+
+The decoder refuses, before allocating anything, a network above the limits of
+nvc.codec.limits (parameters, MACs per pixel, feature map values per pixel).
 """
 
 from __future__ import annotations
@@ -19,16 +25,25 @@ import numpy as np
 import torch
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType
+from nvc.codec import integrity
 from nvc.codec.base import CodecSpec, StreamInfo
 from nvc.codec.inr.config import InrConfig, ModelConfig, TrainStatus
 from nvc.codec.inr.frames import Geometry
+from nvc.codec.inr.model import network_cost
 from nvc.codec.inr.plan import UNIT_OVERHEAD_BYTES, Plan, make_plan
 from nvc.codec.inr.render import Renderer
 from nvc.codec.inr.train import GroupData, Trainer, group_data
 from nvc.codec.inr.weights import GroupCode, encode_embedding, encode_group, fit_embedding_model
+from nvc.codec.limits import (
+    INR_MAX_MACS_PER_PIXEL,
+    INR_MAX_PARAMS,
+    INR_MAX_VALUES_PER_PIXEL,
+    check_at_most,
+)
 from nvc.errors import CodecError
 from nvc.media import Frame, psnr_rgb, psnr_yuv
 
+CHECKED_VERSION = 2  # codec parameters version of streams whose FRAME payloads are sealed
 SMALL_PICTURE = 128 * 128  # pictures up to this many pixels train on one thread by default
 MAX_COARSER = 32  # rate control may coarsen steps by up to an octave after training
 
@@ -77,7 +92,7 @@ class InrEncoder:
         self.plan: Plan = make_plan(stream, config)
         self.model: ModelConfig = self.plan.model
         self.geo: Geometry = self.plan.geometry
-        self._params = self.model.to_bytes()
+        self._params = bytes([CHECKED_VERSION]) + self.model.to_bytes()[1:]
         self.renderer = Renderer(self.model, self.geo)
         self.trainer: Trainer | None = None
         self.buffer: list[Frame] = []
@@ -231,7 +246,7 @@ class InrEncoder:
             )
             scores.append(psnr_yuv(src, out).weighted if self.geo.yuv else psnr_rgb(src, out))
             report.digests.append(frame_digest(out))
-            units.append(Unit(UnitType.FRAME, fp, pts=first + i))
+            units.append(Unit(UnitType.FRAME, integrity.seal(fp, out), pts=first + i))
         report.psnr = float(np.mean(scores))
         return report, units
 
@@ -241,7 +256,12 @@ class InrDecoder:
 
     def __init__(self, header: SequenceHeader) -> None:
         self.stream = StreamInfo.from_header(header)
-        self.model = ModelConfig.from_bytes(header.codec_params)
+        params = header.codec_params
+        self.checked = bool(params) and params[0] == CHECKED_VERSION  # FRAME checksums
+        if self.checked:  # version 2 has version 1's fields
+            params = bytes([1]) + params[1:]
+        self.model = ModelConfig.from_bytes(params)
+        _check_network(self.model, header.width, header.height)
         geo = Geometry(
             header.width, header.height, header.pix_fmt, header.full_range, self.model.stride
         )
@@ -258,8 +278,35 @@ class InrDecoder:
             return []
         if unit.type != UnitType.FRAME:
             return []
+        return integrity.decode_checked(unit, self._render, what="inr", checked=self.checked)
+
+    def _render(self, unit: Unit) -> list[Frame]:
         planes = self.renderer.render(unit.pts - self.first, unit.payload)
         return [Frame(planes, self.stream.format, unit.pts, self.time_base, self.stream.full_range)]
+
+
+def _layer_outputs(cfg: ModelConfig, grid: tuple[int, int]) -> int:
+    """The largest output (values) of any layer of InrNet(cfg, grid), without building it;
+    mirrors nvc.codec.inr.model.network_cost."""
+    c, (h, w) = cfg.channels, grid
+    largest = max(cfg.hidden, c[0] * h * w)  # the MLPs, the stem's feature grid
+    for i in range(cfg.blocks):
+        cin, cout = c[i], c[i + 1]
+        largest = max(largest, cin * h * w, 4 * cout * h * w)
+        h, w = 2 * h, 2 * w
+        largest = max(largest, cout * h * w)
+    return max(largest, (12 if cfg.head_shuffle else 3) * h * w)
+
+
+def _check_network(cfg: ModelConfig, width: int, height: int) -> None:
+    """Refuse a network too large to hold or too slow to run for its picture size."""
+    grid = cfg.grid(width, height)
+    params, macs = network_cost(cfg, grid)
+    pixels = width * height
+    check_at_most("inr network parameters", params, INR_MAX_PARAMS)
+    check_at_most("inr decoder MACs per pixel", -(-macs // pixels), INR_MAX_MACS_PER_PIXEL)
+    values = -(-_layer_outputs(cfg, grid) // pixels)
+    check_at_most("inr feature map values per pixel", values, INR_MAX_VALUES_PER_PIXEL)
 
 
 SPEC = CodecSpec(

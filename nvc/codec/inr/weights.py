@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nvc.bitstream import decode_uleb128, encode_uleb128
+from nvc.bitstream.leb128 import Truncated
 from nvc.codec.entropy import CategoricalWeightModel, ParametricWeightModel
 from nvc.errors import BitstreamError, CodecError, NvcError
 
@@ -145,7 +146,10 @@ class _Cursor:
         self.data, self.pos = data, 0
 
     def uleb(self, limit: int = 1 << 31) -> int:
-        value, self.pos = decode_uleb128(self.data, self.pos, limit=limit, what="inr field")
+        try:
+            value, self.pos = decode_uleb128(self.data, self.pos, limit=limit, what="inr field")
+        except Truncated:
+            raise BitstreamError("inr MODEL unit is truncated") from None
         return value
 
     def take(self, n: int) -> bytes:
