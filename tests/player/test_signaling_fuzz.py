@@ -131,13 +131,16 @@ def test_parse_offer_fuzzed_at_scale():
     assert sum(fuzz_parse(20000, seed=2).values()) == 20000
 
 
-def fuzz_http(lossless_file, cases: int, seed: int) -> tuple[dict[int, int], int, list[int]]:
+def fuzz_http(lossless_file, cases: int, seed: int) -> tuple[dict[int, int], int, list[int], float]:
+    """(responses by status, connections closed without one, statuses after, longest case)"""
     rng = random.Random(seed)
     limits = HttpLimits(header_timeout=0.5, body_timeout=0.5)
 
     async def go():
         outcomes: dict[int, int] = {}
         closed = 0
+        longest = 0.0
+        loop = asyncio.get_running_loop()
         async with Sites(FileSource(lossless_file), limits, max_viewers=64, open_timeout=0.5) as (
             server,
             view,
@@ -151,6 +154,7 @@ def fuzz_http(lossless_file, cases: int, seed: int) -> tuple[dict[int, int], int
                 raw = request("POST" if seed_body else "GET", path, body)
                 if rng.random() < 0.3:  # break the HTTP itself too
                     raw = mutate(rng, raw)
+                started = loop.time()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 try:
                     writer.write(raw)
@@ -160,6 +164,7 @@ def fuzz_http(lossless_file, cases: int, seed: int) -> tuple[dict[int, int], int
                     response = b""
                 finally:
                     writer.close()
+                longest = max(longest, loop.time() - started)
                 if not response:
                     closed += 1
                     continue
@@ -169,7 +174,7 @@ def fuzz_http(lossless_file, cases: int, seed: int) -> tuple[dict[int, int], int
                 parse(await _get(server, "/"))[0],
                 parse(await _get(view, "/stats"))[0],
             ]
-        return outcomes, closed, after
+        return outcomes, closed, after, longest
 
     return run(go(), 30 + cases * 0.2)
 
@@ -184,7 +189,8 @@ async def _get(port: int, path: str) -> bytes:
         writer.close()
 
 
-def _check_http(outcomes, closed, after, cases, caplog):
+def _check_http(outcomes, closed, after, longest, cases, caplog):
+    assert longest < 3.0  # no request hangs: the body / header timeouts are 0.5 s
     assert sum(outcomes.values()) + closed == cases
     assert all(status < 500 for status in outcomes), outcomes
     assert after == [200, 200]  # both servers still serve
@@ -195,13 +201,13 @@ def _check_http(outcomes, closed, after, cases, caplog):
 
 def test_signaling_over_http_fuzzed(lossless_file, caplog):
     caplog.set_level(logging.INFO)
-    outcomes, closed, after = fuzz_http(lossless_file, 150, seed=3)
-    _check_http(outcomes, closed, after, 150, caplog)
+    outcomes, closed, after, longest = fuzz_http(lossless_file, 150, seed=3)
+    _check_http(outcomes, closed, after, longest, 150, caplog)
     assert sum(n for s, n in outcomes.items() if 400 <= s < 500) > 50
 
 
 @pytest.mark.slow
 def test_signaling_over_http_fuzzed_at_scale(lossless_file, caplog):
     caplog.set_level(logging.INFO)
-    outcomes, closed, after = fuzz_http(lossless_file, 3000, seed=4)
-    _check_http(outcomes, closed, after, 3000, caplog)
+    outcomes, closed, after, longest = fuzz_http(lossless_file, 3000, seed=4)
+    _check_http(outcomes, closed, after, longest, 3000, caplog)
