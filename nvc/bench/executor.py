@@ -17,6 +17,7 @@ benchmark does that: it puts the decoded frames into Ray's object store).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ def ray_session(target: RayTarget) -> Iterator[Any]:
                 num_cpus=target.num_cpus if address is None else None,
                 include_dashboard=False,
                 log_to_driver=False,
+                logging_level=logging.ERROR,  # no banner lines around nvc's own output
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise NvcError(
