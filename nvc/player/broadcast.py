@@ -177,7 +177,8 @@ class Viewer:
         return len(self._queue)
 
     def _lagging(self) -> bool:
-        if not self._queue:
+        """Whether the queued units waited too long (END alone never lags: a skip keeps it)."""
+        if not self._queue or not isinstance(self._queue[0][0], Released):
             return False
         waited = time.monotonic() - self._queue[0][1]
         return waited > self.config.max_lag or self._queued_bytes > self.config.max_queue_bytes
@@ -224,6 +225,7 @@ class Viewer:
                     continue
                 item, _ = self._queue.popleft()
                 if not isinstance(item, Released):
+                    self._send_skip()  # units left out just before the end count too
                     self._send_unit(Unit(UnitType.END, END_PAYLOAD), None)
                     break
                 self._queued_bytes -= len(item.unit.payload)
@@ -256,10 +258,14 @@ class Viewer:
             and time.monotonic() - self._last_header >= self.config.header_every
         ):
             self._send_unit(self._header, None)
+        self._send_skip()
+        self._send_unit(unit, item)
+
+    def _send_skip(self) -> None:
+        """Tell the player about the units left out since the last unit sent."""
         if self._pending_skip:
             self.channel.send(wire.encode(wire.Skip(self._pending_skip, "slow")))
             self._pending_skip = 0
-        self._send_unit(unit, item)
 
     def _send_hello(self) -> None:
         if not self._hello_sent:

@@ -45,6 +45,21 @@ def _add_network(p: argparse.ArgumentParser) -> None:
         "--max-viewers", type=_count(1), default=16, help="viewers at once (default: 16)"
     )
     p.add_argument(
+        "--offer-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="drop a viewer whose connection is not open S seconds after its offer (default: 10)",
+    )
+    p.add_argument(
+        "--max-connecting",
+        type=_count(1),
+        metavar="N",
+        help="at most N viewers connecting at once, so connecting ones never take every "
+        "--max-viewers slot (default: no separate limit)",
+    )
+    _add_allow_host(p)
+    p.add_argument(
         "--wait-for",
         type=_count(1),
         default=1,
@@ -61,6 +76,17 @@ def _add_network(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="TESTING: seed of --drop-rate")
     p.add_argument("--stats", action="store_true", help="print the stream's state every 5 seconds")
     p.add_argument("-v", "--verbose", action="store_true", help="log viewers coming and going")
+
+
+def _add_allow_host(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (besides localhost, loopback addresses "
+        "and the bound address; '*': any); repeatable",
+    )
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -130,6 +156,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--view-port", type=_count(0), default=8090, help="port of the --view page (default: 8090)"
     )
+    _add_allow_host(p)
     p.add_argument("--stats", action="store_true", help="print stats every second and at the end")
     p.add_argument("--stats-json", metavar="FILE", help="write the final stats as JSON")
     p.add_argument(
@@ -142,6 +169,14 @@ def add_parsers(subparsers: Any) -> None:
         "--no-drop",
         action="store_true",
         help="show every decoded frame, even late (default: drop frames over a frame late)",
+    )
+    p.add_argument(
+        "--max-latency",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="when decoding falls S seconds behind, drop to the next random-access point "
+        "(default: 1; 0: never; --no-drop never drops)",
     )
     p.add_argument("--frames", type=_count(1), help="stop after presenting N frames")
     p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
@@ -221,12 +256,18 @@ def _viewer_config(args: argparse.Namespace, live: bool) -> Any:
 
 async def _serve(source: Any, args: argparse.Namespace, what: str) -> int:
     from nvc.player.server import ServeConfig, StreamServer
+    from nvc.player.site import HttpLimits
 
+    if not args.offer_timeout > 0:
+        raise NvcError("--offer-timeout must be positive")
     config = ServeConfig(
         host=args.host,
         port=args.port,
         max_viewers=args.max_viewers,
         wait_for=args.wait_for,
+        open_timeout=args.offer_timeout,
+        max_connecting=args.max_connecting,
+        http=HttpLimits(allowed_hosts=tuple(args.allow_host)),
     )
     server = StreamServer(source, _viewer_config(args, source.live), config)
     try:
@@ -303,14 +344,17 @@ async def _play(args: argparse.Namespace) -> int:
         connect_timeout=args.timeout or 15.0,
         stats_every=1.0 if args.stats else None,
         decode_threads=args.decode_threads,
+        max_latency=args.max_latency or None,
     )
     view = None
     on_frame = None
     if args.view:
+        from nvc.player.site import HttpLimits
         from nvc.player.view import FrameHub, ViewServer
 
         hub = FrameHub()
-        view = ViewServer(hub, port=args.view_port)
+        limits = HttpLimits(allowed_hosts=tuple(args.allow_host))
+        view = ViewServer(hub, port=args.view_port, limits=limits)
         try:
             url = await view.start()
         except OSError as e:
@@ -318,6 +362,8 @@ async def _play(args: argparse.Namespace) -> int:
         print(f"nvc: watch at {url}", flush=True)
         on_frame = hub.publish
     player = Player(config, on_frame=on_frame)
+    if view is not None:
+        view.watch(player)
     try:
         await _until_stopped(player.run(), lambda: player.stop("interrupted"))
     finally:

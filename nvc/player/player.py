@@ -27,7 +27,20 @@ stall) or 5 s early sets the clock again (`clock_resets`).
 Loss: the reassembler reports lost units; the decoder is then replaced by a fresh one at
 the next random-access point (the reassembler withholds the units in between and the
 player counts them as skipped), so a frame is only ever decoded from complete units on a
-clean decoder state. A decoder error is handled the same way.
+clean decoder state. Damage is handled the same way: a unit the decoder refuses (any
+exception, counted in `decode_errors`), a decoded frame that does not match the stream's
+size and format, or a mid-stream sequence header that does not parse or names a codec
+that cannot be built (`header_errors`; the last good header stays in force). Nothing is
+presented for the units skipped, so the last good frame stays on screen.
+
+Latency bound: when the unit next in line for the decoder has waited over `max_latency`
+(a decoder slower than real time), the backlog is dropped up to the newest random-access
+point waiting (or up to the next one to arrive) and the clock is set again at it
+(`units_dropped_late`, `latency_drops`).
+
+Recording: a new sequence header with another size, pixel format or frame rate starts a
+new segment file (`out.y4m`, then `out-2.y4m`, ...; `stats.recordings` lists them), so
+what was recorded is kept.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import statistics
 import sys
 import time
@@ -47,7 +61,7 @@ from typing import Any, TextIO
 from nvc.bitstream import Lost, Reassembler, SequenceHeader, Unit, UnitType
 from nvc.codec import registry
 from nvc.codec.base import Decoder
-from nvc.errors import BitstreamError, NvcError
+from nvc.errors import BitstreamError, CodecError, NvcError
 from nvc.media import Frame, VideoWriter, open_writer
 from nvc.player import wire
 from nvc.player.source import percentile
@@ -78,6 +92,9 @@ class PlayerConfig:
     decode_threads: int | None = None  # torch compute threads for decoding (None: torch's)
     catch_up: bool | None = None  # jump back to the live edge when behind (None: live streams)
     catch_up_after: float = 0.2  # ... when the clock is this many seconds behind the fastest path
+    # drop to the next random-access point when the unit next in line for the decoder has
+    # waited this long (seconds; None: never; not with drop_late off, which keeps every frame)
+    max_latency: float | None = 1.0
 
 
 @dataclass
@@ -93,7 +110,11 @@ class PlayerStats:
     units_skipped: int = 0  # units withheld until the next random-access point
     units_skipped_by_server: int = 0  # units the server left out (this viewer was slow)
     loss_events: int = 0  # times the player had to resume at a random-access point
-    decode_errors: int = 0  # units the decoder refused
+    decode_errors: int = 0  # units the decoder refused (or that decoded to a wrong-sized frame)
+    header_errors: int = 0  # sequence headers that did not parse or whose decoder failed
+    units_dropped_late: int = 0  # units not decoded to keep within max_latency
+    latency_drops: int = 0  # times the player dropped its backlog to keep within max_latency
+    control_rejected: int = 0  # text messages refused (malformed, hostile)
     clock_resets: int = 0  # times the presentation clock was set again
     messages: int = 0  # binary messages received
     messages_rejected: int = 0  # binary messages refused by the reassembler (malformed)
@@ -105,6 +126,7 @@ class PlayerStats:
     first_pts: int | None = None  # pts of the first frame presented
     last_pts: int | None = None  # pts of the last frame presented
     end_reason: str = ""  # why playback ended
+    recordings: list[str] = field(default_factory=list)  # files recorded (one per segment)
     # origin -> presentation per frame (the latest MAX_LATENCIES)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_LATENCIES))
 
@@ -148,7 +170,9 @@ def format_stats(stats: PlayerStats) -> str:
         f"frames {s['frames_presented']} shown, {s['frames_late']} late, "
         f"{s['frames_dropped']} dropped | units {s['units_received']} received, "
         f"{s['units_lost']} lost, {s['units_skipped']} skipped, "
-        f"{s['units_skipped_by_server']} skipped by server | "
+        f"{s['units_skipped_by_server']} skipped by server, "
+        f"{s['units_dropped_late']} dropped late | errors {s['decode_errors']} decode, "
+        f"{s['header_errors']} header | "
         f"decode {num(s['decode_fps'], '.1f')} fps | latency median "
         f"{num(s['latency_ms_median'], '.0f')} ms, p95 {num(s['latency_ms_p95'], '.0f')} ms | "
         f"{num(s['bitrate_kbps'], '.0f')} kb/s"
@@ -179,6 +203,39 @@ class _Marker:
 
 _LOSS = _Marker("LOSS")  # decode queue: units were lost before the next one
 _EOS = _Marker("EOS")  # decode / present queue: the stream is over
+_RESYNC = _Marker("RESYNC")  # present queue: the backlog was dropped; set the clock again
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Present queue: the frames after this one belong to a stream with this header."""
+
+    header: SequenceHeader
+
+
+def _writer_shape(header: SequenceHeader) -> tuple[int, int, str, Any, bool]:
+    """What a recording file is fixed to."""
+    return (header.width, header.height, header.pix_fmt, header.fps, header.full_range)
+
+
+def segment_path(output: str, number: int) -> str:
+    """Where segment `number` (1, 2, ...) of a recording to `output` goes: `output` itself,
+    then `NAME-2.EXT`, `NAME-3.EXT` (`DIR-2/` for a directory of PNG frames)."""
+    if number == 1:
+        return output
+    base = output.rstrip("/" + os.sep)
+    head, name = os.path.split(base)
+    stem, ext = os.path.splitext(name)
+    if base != output or os.path.isdir(base) or not ext:  # a directory of PNG frames
+        return os.path.join(head, f"{name}-{number}") + os.sep
+    return os.path.join(head, f"{stem}-{number}{ext}")
+
+
+def _can_segment(output: str) -> bool:
+    """A path a new segment can be put next to (not stdout, a device or a FIFO)."""
+    if output == "-":
+        return False
+    return not os.path.exists(output) or os.path.isfile(output) or os.path.isdir(output)
 
 
 def offer_url(url: str) -> str:
@@ -214,7 +271,10 @@ class Player:
         self._units: deque[tuple[Unit, float] | _Marker] = deque()  # (unit, arrived at)
         self._units_ready = asyncio.Event()
         # (frame, ready at, decoded without waiting in the queue)
-        self._frames: asyncio.Queue[tuple[Frame, float, bool] | _Marker] = asyncio.Queue()
+        self._frames: asyncio.Queue[tuple[Frame, float, bool] | _Marker | _Segment] = (
+            asyncio.Queue()
+        )
+        self._frames_waiting = 0  # decoded frames in self._frames
         self._origins: dict[int, float] = {}  # pts -> wall-clock origin (capture or release)
         self._finished = asyncio.Event()
         self._ending = False
@@ -223,7 +283,12 @@ class Player:
         self._decoder: Decoder | None = None
         self._decoder_dirty = False  # units were lost: replace the decoder at the next RAP
         self._need_rap = False  # a decoder error: skip units until the next RAP
+        self._behind = False  # the backlog was dropped: drop units until the next RAP
+        self._lag_from = 0.0  # loop time the decoder became ready (start-up is not lag)
+        self._warming_up = False  # the decoder has not decoded its first unit yet
+        self._rejected_header: bytes | None = None  # payload of the last header refused
         self._writer: VideoWriter | None = None
+        self._recording: tuple[int, int, str, Any, bool] | None = None  # the writer's shape
         self._writes: list[Future[None]] = []
         if config.decode_threads is not None and config.decode_threads < 1:
             raise NvcError("--decode-threads must be at least 1")
@@ -335,7 +400,11 @@ class Player:
         if self._ending:
             return
         if isinstance(message, str):
-            self._on_control(message)
+            try:
+                self._on_control(message)
+            except Exception as e:  # never let a peer's message break the channel's handler
+                self.stats.control_rejected += 1
+                log.info("control message refused: %s", type(e).__name__)
             return
         now = time.monotonic()
         stats = self.stats
@@ -346,7 +415,7 @@ class Player:
         stats.last_message = now
         try:
             out = self._reassembler.push(message)
-        except BitstreamError:
+        except Exception:  # BitstreamError; anything else must not break the handler either
             stats.messages_rejected += 1
             return
         self._take(out)
@@ -355,6 +424,7 @@ class Player:
         try:
             message = wire.decode(text)
         except ValueError:
+            self.stats.control_rejected += 1
             return
         if isinstance(message, wire.Hello):
             self.hello = message
@@ -420,14 +490,29 @@ class Player:
         frames = decoder.decode(unit)
         return frames, time.perf_counter() - start
 
+    def _damaged(self, what: str, error: BaseException) -> None:
+        """A unit did not decode: count it, resume with a fresh decoder at the next RAP."""
+        text = " ".join(str(error).split()) or type(error).__name__
+        log.info("%s does not decode (%s): %s", what, type(error).__name__, text)
+        self.stats.decode_errors += 1
+        self._need_rap = True
+        self._decoder_dirty = True
+
+    async def _new_decoder(self, header: SequenceHeader) -> Decoder:
+        spec = registry.get(header.codec_id)
+        decoder: Decoder = await self._in_worker(spec.create_decoder, header)
+        self._lag_from = asyncio.get_running_loop().time()
+        self._warming_up = True
+        return decoder
+
     async def _flush_decoder(self) -> None:
         if self._decoder is None:
             return
         decoder, self._decoder = self._decoder, None
         try:
             frames, seconds = await self._in_worker(self._timed_decode, decoder, None)
-        except (NvcError, ValueError):
-            self.stats.decode_errors += 1
+        except Exception as e:
+            self._damaged("the end of a decoder's units", e)
             return
         await self._decoded(frames, seconds, fresh=False)
 
@@ -435,35 +520,56 @@ class Player:
         self.stats.decode_seconds += seconds
         self.stats.frames_decoded += len(frames)
         now = asyncio.get_running_loop().time()
+        header = self.header
         for frame in frames:
+            if header is not None and (frame.width, frame.height, frame.format) != (
+                header.width,
+                header.height,
+                header.pix_fmt,
+            ):
+                self._damaged(
+                    f"frame {frame.pts}",
+                    CodecError(f"decoded a {frame.width}x{frame.height} {frame.format} frame"),
+                )
+                return
+            self._frames_waiting += 1
             await self._frames.put((frame, now, fresh))
 
+    def _refuse_header(self, unit: Unit, error: BaseException) -> None:
+        """A sequence header that cannot be used: keep the last good one, resume at a RAP."""
+        if unit.payload != self._rejected_header:  # not a repeat of the same bad header
+            text = " ".join(str(error).split()) or type(error).__name__
+            log.warning("nvc: a sequence header was refused: %s", text)
+            self.stats.header_errors += 1
+            self.stats.loss_events += 1
+        self._rejected_header = unit.payload
+        self._need_rap = True
+        self._decoder_dirty = True
+
     async def _on_header(self, unit: Unit) -> None:
-        header = SequenceHeader.from_unit(unit)
+        try:
+            header = SequenceHeader.from_unit(unit)
+            if header != self.header:
+                registry.get(header.codec_id)  # a codec this player has
+        except Exception as e:  # BitstreamError, CodecError, ... : treated as loss
+            self._refuse_header(unit, e)
+            return
         if header == self.header:
             return  # a repeat (sent before random-access points on lossy channels)
         await self._flush_decoder()
-        old, self.header = self.header, header
+        try:
+            decoder = await self._new_decoder(header)
+        except Exception as e:  # the codec refuses its parameters
+            self._refuse_header(unit, e)
+            return
+        self._rejected_header = None
+        self.header, self._decoder = header, decoder
         self._interval = float(1 / header.fps)
-        spec = registry.get(header.codec_id)
-        self._decoder = await self._in_worker(spec.create_decoder, header)
         self._decoder_dirty = False
-        shape = (header.width, header.height, header.pix_fmt)
-        if old is not None and shape != (old.width, old.height, old.pix_fmt) and self._writer:
-            raise NvcError("the stream changed its size or pixel format: cannot record it")
-        if self.config.output and self._writer is None and old is None:
-            output = self.config.output
-            self._writer = await asyncio.get_running_loop().run_in_executor(
-                self._io_pool,
-                lambda: open_writer(
-                    output,
-                    width=header.width,
-                    height=header.height,
-                    fps=header.fps,
-                    format=header.pix_fmt,
-                    full_range=header.full_range,
-                ),
-            )
+        self._need_rap = False
+        if self.config.output and _writer_shape(header) != self._recording:
+            self._recording = _writer_shape(header)
+            await self._frames.put(_Segment(header))
 
     async def _decode_loop(self) -> None:
         try:
@@ -479,11 +585,59 @@ class Player:
                     continue
                 if not isinstance(item, tuple):
                     raise NvcError(f"player: unexpected queue item {item!r}")
+                if self._is_frame_unit(item) and self._too_late(item[1]):
+                    await self._drop_backlog()
+                    continue
                 await self._decode_unit(*item)
         except asyncio.CancelledError:
             raise
         except BaseException as e:
             self._fail(e)
+
+    def _too_late(self, arrived: float) -> bool:
+        """Whether the unit that arrived at `arrived` waited too long for the decoder."""
+        bound = self.config.max_latency
+        if bound is None or not self.config.drop_late or self._decoder is None:
+            return False
+        return asyncio.get_running_loop().time() - max(arrived, self._lag_from) > bound
+
+    @staticmethod
+    def _is_frame_unit(item: tuple[Unit, float] | _Marker) -> bool:
+        return isinstance(item, tuple) and item[0].type not in (
+            UnitType.SEQUENCE_HEADER,
+            UnitType.END,
+        )
+
+    async def _drop_backlog(self) -> None:
+        """The decoder is behind: drop the unit next in line and the units waiting up to
+        the newest RAP among them (without one, up to the next RAP to arrive), and set the
+        clock again there. Sequence headers and the end of the stream stay in the queue."""
+        queue = self._units
+        newest = None  # index in the queue of the newest RAP waiting
+        for i in range(len(queue) - 1, -1, -1):
+            item = queue[i]
+            if isinstance(item, tuple) and self._is_frame_unit(item) and item[0].rap:
+                newest = i
+                break
+        dropped = 1  # the unit next in line
+        kept: deque[tuple[Unit, float] | _Marker] = deque()
+        for i, item in enumerate(queue):
+            if newest is not None and i >= newest:
+                kept.append(item)
+            elif self._is_frame_unit(item):
+                dropped += 1
+            elif item is _LOSS:
+                self.stats.loss_events += 1
+            else:
+                kept.append(item)
+        self._units = kept
+        self.stats.units_dropped_late += dropped
+        self.stats.latency_drops += 1
+        self._behind = newest is None
+        self._decoder_dirty = True
+        log.info("decoding fell behind: dropped %d units to a random-access point", dropped)
+        await self._flush_decoder()
+        await self._frames.put(_RESYNC)
 
     async def _decode_unit(self, unit: Unit, arrived: float) -> None:
         if unit.type == UnitType.SEQUENCE_HEADER:
@@ -494,29 +648,36 @@ class Player:
         if self.header is None:
             self.stats.units_skipped += 1  # nothing can be decoded before the header
             return
+        if not unit.rap and self._behind:
+            self.stats.units_dropped_late += 1
+            return
         if (self._need_rap or self._decoder_dirty) and not unit.rap:
             self.stats.units_skipped += 1
             return
         if unit.rap and (self._decoder_dirty or self._decoder is None):
             await self._flush_decoder()
-            spec = registry.get(self.header.codec_id)
-            self._decoder = await self._in_worker(spec.create_decoder, self.header)
+            try:
+                self._decoder = await self._new_decoder(self.header)
+            except Exception as e:
+                self._damaged(f"the decoder for the unit at pts {unit.pts}", e)
+                return
             self._decoder_dirty = False
-        self._need_rap = False
+        self._need_rap = self._behind = False
         if self._decoder is None:
             return
         if self.stats.first_rap_pts is None:
             self.stats.first_rap_pts = unit.pts
+        loop = asyncio.get_running_loop()
         # decoded as soon as it arrived (not after waiting behind other units)?
-        fresh = asyncio.get_running_loop().time() - arrived < max(0.005, self._interval / 4)
+        fresh = loop.time() - arrived < max(0.005, self._interval / 4)
         try:
             frames, seconds = await self._in_worker(self._timed_decode, self._decoder, unit)
-        except (NvcError, ValueError) as e:
-            log.info("unit at pts %d does not decode: %s", unit.pts, e)
-            self.stats.decode_errors += 1
-            self._need_rap = True
-            self._decoder_dirty = True
+        except Exception as e:  # NvcError for damage it detects; anything else too
+            self._damaged(f"the unit at pts {unit.pts}", e)
             return
+        if self._warming_up:  # a fresh decoder's first unit: its warm-up is not lag either
+            self._warming_up = False
+            self._lag_from = loop.time()
         await self._decoded(frames, seconds, fresh=fresh)
 
     # ---- presenting ---------------------------------------------------------------------
@@ -528,10 +689,19 @@ class Player:
         try:
             while True:
                 item = await self._frames.get()
+                if isinstance(item, _Segment):
+                    await self._start_segment(item.header)
+                    continue
+                if item is _RESYNC:  # the backlog was dropped: the next frame sets the clock
+                    if self._anchor is not None:
+                        self._anchor = None
+                        self.stats.clock_resets += 1
+                    continue
                 if isinstance(item, _Marker):
                     self._stop(self.stats.end_reason or "end of stream")
                     return
                 frame, ready, fresh = item
+                self._frames_waiting -= 1
                 t = frame.time
                 # The first frame starts the clock. The clock then follows the fastest path
                 # seen: a frame decoded as soon as its unit arrived that is ready earlier
@@ -563,7 +733,10 @@ class Player:
                     self.stats.clock_resets += 1
                     self._anchor = loop.time() - t - delay
                     late = 0.0
-                if late > self._interval and self.config.drop_late:
+                # Over a frame interval late: dropped if a later frame is already waiting
+                # (showing this one would only make that one later too); without one (a
+                # decoder slower than real time) it is shown late: max_latency bounds that.
+                if late > self._interval and self.config.drop_late and self._superseded():
                     self.stats.frames_dropped += 1
                     continue
                 if late > self._interval / 2:
@@ -576,6 +749,10 @@ class Player:
             raise
         except BaseException as e:
             self._fail(e)
+
+    def _superseded(self) -> bool:
+        """Whether a decoded frame is waiting behind the one being presented."""
+        return self._frames_waiting > 0
 
     def _catching_up(self) -> bool:
         if self.config.catch_up is not None:
@@ -605,8 +782,38 @@ class Player:
         loop = asyncio.get_running_loop()
         for write in self._writes:
             await asyncio.wrap_future(write)  # raises what the writer raised
+        self._writes = []
         writer, self._writer = self._writer, None
         await loop.run_in_executor(self._io_pool, writer.close)
+
+    async def _start_segment(self, header: SequenceHeader) -> None:
+        """Record what follows to a file of its own: the first one, or (the stream changed
+        its size, pixel format or frame rate) the next segment; the last one is kept."""
+        output = self.config.output
+        if output is None:
+            return
+        number = len(self.stats.recordings) + 1
+        if number > 1 and not _can_segment(output):
+            if self._writer is not None:
+                log.warning("nvc: the stream changed its size: recording stops (%s)", output)
+                await self._finish_recording()
+            return
+        await self._finish_recording()
+        path = segment_path(output, number)
+        if number > 1:
+            log.warning("nvc: the stream changed its size: recording goes on in %s", path)
+        self._writer = await asyncio.get_running_loop().run_in_executor(
+            self._io_pool,
+            lambda: open_writer(
+                path,
+                width=header.width,
+                height=header.height,
+                fps=header.fps,
+                format=header.pix_fmt,
+                full_range=header.full_range,
+            ),
+        )
+        self.stats.recordings.append(path)
 
     # ---- housekeeping -------------------------------------------------------------------
 

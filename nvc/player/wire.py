@@ -99,7 +99,10 @@ def decode(text: str) -> Control | None:
     """
     if len(text) > MAX_TEXT:
         raise ValueError("control message too long")
-    body = json.loads(text)
+    try:
+        body = json.loads(text)
+    except RecursionError:  # nested too deeply ("[[[[..."): not a control message
+        raise ValueError("control message nested too deeply") from None
     if not isinstance(body, dict):
         raise ValueError("control message is not a JSON object")
     kind = body.get("type")

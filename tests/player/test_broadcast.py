@@ -225,3 +225,81 @@ def test_a_skip_while_the_sender_waits_for_room_does_not_stop_the_viewer():
     out, _ = ch.received()
     assert out[-1].type == UnitType.END  # the sender lived on to the end of the stream
     assert v.stats.units_skipped > 0
+
+
+def run_bounded(coro, timeout: float):
+    """Run `coro` in a thread of its own: a busy-looping event loop (which asyncio's own
+    timeouts cannot interrupt) fails the test instead of hanging it."""
+    import threading
+
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(run(coro, timeout)), daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    assert not thread.is_alive(), "the event loop hung"
+    return result[0]
+
+
+def test_a_viewer_skipped_just_before_the_end_gets_the_skip_count_and_the_end():
+    """Skipped while the sender waited for room, with only END left in its queue: the
+    sender must send END (it once spun forever) and report the units it left out."""
+
+    async def go():
+        config = ViewerConfig(high_water=1000, low_water=500, max_lag=0.05)
+        b = Broadcast(ListSource(gop_units(30, size=300)), config)
+        ch = FakeChannel()
+        v = b.add(ch)
+        await until(lambda: b.stats.units_released >= 24)
+        ch.stuck = True
+        await until(lambda: not b.running)  # the source ended; END waits in the queue
+        await asyncio.sleep(0.2)  # longer than max_lag
+        ch.drain()
+        await until(lambda: v.done.is_set())
+        await b.close()
+        return ch, v.stats
+
+    ch, stats = run_bounded(go(), 10)
+    out, controls = ch.received()
+    assert out[-1].type == UnitType.END
+    assert stats.units_skipped > 0
+    assert sum(c.units for c in controls if isinstance(c, wire.Skip)) == stats.units_skipped
+    assert len(frames(out)) + stats.units_skipped == 30
+
+
+def test_a_channel_that_stays_full_past_the_stall_timeout_is_dropped():
+    async def go():
+        config = ViewerConfig(high_water=1000, low_water=500, stall_timeout=0.3)
+        b = Broadcast(ListSource(gop_units(1000)), config)  # 10 s of units
+        stuck, fine = FakeChannel(), FakeChannel()
+        v_stuck, v_fine = b.add(stuck), b.add(fine)
+        await until(lambda: b.stats.units_released >= 5)
+        stuck.stuck = True
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        await until(lambda: v_stuck.done.is_set(), timeout=5)
+        took = loop.time() - since
+        state = (v_stuck.task.done(), v_fine.done.is_set(), b.running)
+        await b.close()
+        return took, state
+
+    took, (stuck_task_done, fine_done, running) = run_bounded(go(), 10)
+    assert 0.3 <= took < 2.0
+    assert stuck_task_done and not fine_done and running  # the other viewer plays on
+
+
+def test_joiners_wait_for_the_next_rap_when_the_cache_is_over_its_cap():
+    async def go(cap: int):
+        b = Broadcast(ListSource(gop_units(40, size=100)), max_cache_bytes=cap)
+        first, late = FakeChannel(), FakeChannel()
+        v1 = b.add(first)
+        await until(lambda: b.stats.units_released >= 13)
+        released = b.stats.units_released
+        v2 = b.add(late)
+        await until(lambda: v1.done.is_set() and v2.done.is_set())
+        await b.close()
+        return released, [u.pts for u in frames(late.received()[0])]
+
+    released, got = run(go(250), 10)  # 3 units since a RAP exceed 250 bytes
+    assert got[0] == ((released - 1) // 5 + 1) * 5 and got == list(range(got[0], 40))
+    released, got = run(go(1000), 10)  # under the cap: the latest RAP at once
+    assert got[0] == (released - 1) // 5 * 5 and got == list(range(got[0], 40))

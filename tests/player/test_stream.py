@@ -155,7 +155,7 @@ def test_viewers_come_and_go_without_leaking_peers_or_tasks(lossless_file):
 def test_a_stalled_player_is_skipped_to_a_rap_while_the_other_plays_on(tmp_path):
     from tests.player.helpers import make_file
 
-    path = make_file(tmp_path / "slow.nvc", frames=75, size=(320, 180), codec="testgop")
+    path = make_file(tmp_path / "slow.nvc", frames=100, size=(160, 96), codec="testgop")
     expected = [digest(f) for f in reference(path)]
     slow_result: list = []
 
@@ -176,7 +176,8 @@ def test_a_stalled_player_is_skipped_to_a_rap_while_the_other_plays_on(tmp_path)
         asyncio.run(asyncio.wait_for(go(), 40))
 
     async def go():
-        config = ViewerConfig(max_lag=0.3, high_water=128 << 10, low_water=32 << 10)
+        # max_lag leaves the other player room on a busy machine
+        config = ViewerConfig(max_lag=0.6, high_water=128 << 10, low_water=32 << 10)
         async with Serving(FileSource(path), config, wait_for=2) as (server, url):
             thread = threading.Thread(target=slow_player, args=(url,))
             thread.start()
@@ -186,7 +187,7 @@ def test_a_stalled_player_is_skipped_to_a_rap_while_the_other_plays_on(tmp_path)
             return stats, collect
 
     fast, fast_frames = run(go(), 50)
-    assert [pts for pts, _ in fast_frames.frames] == list(range(75))
+    assert [pts for pts, _ in fast_frames.frames] == list(range(100)), str(fast.summary())
     assert fast.units_skipped_by_server == 0 and fast.frames_dropped == 0
     slow, slow_frames = slow_result[0]
     assert slow.units_skipped_by_server > 0, slow.end_reason
@@ -194,7 +195,7 @@ def test_a_stalled_player_is_skipped_to_a_rap_while_the_other_plays_on(tmp_path)
     assert all(d == expected[pts] for pts, d in slow_frames.frames)
     gaps = [b for a, b in zip(shown, shown[1:], strict=False) if b != a + 1]
     assert gaps and all(pts % 5 == 0 for pts in gaps)  # resumed at random-access points
-    assert len(shown) + slow.units_skipped_by_server >= 75
+    assert len(shown) + slow.units_skipped_by_server == 100
 
 
 def test_a_slow_starting_decoder_delays_playback_instead_of_fast_forwarding(tmp_path):

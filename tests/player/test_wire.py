@@ -27,6 +27,9 @@ def test_unknown_types_are_ignored_and_malformed_ones_rejected():
         '{"type": "unit", "seq": 1, "pts": 0, "at": NaN}',
         '{"type": "skip", "units": true}',
         '{"type": "skip", "units": 1, "pad": "' + "x" * wire.MAX_TEXT + '"}',
+        "[" * 1100,  # json.loads raises RecursionError, which is no ValueError
+        '{"a":' * 1000 + "0" + "}" * 1000,
+        "9" * 4000,  # int() refuses this many digits
     ]:
         with pytest.raises(ValueError):
             wire.decode(bad)
