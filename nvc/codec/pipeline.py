@@ -26,6 +26,7 @@ from nvc.codec import registry
 from nvc.codec.base import StreamInfo
 from nvc.codec.limits import check_picture
 from nvc.errors import MediaError, NvcError
+from nvc.fileio import is_stdio
 from nvc.media import Frame, open_video, open_writer, psnr_rgb, psnr_yuv
 from nvc.media.colorspace import ColorSpace
 from nvc.media.pyav_io import PyAVReader
@@ -102,6 +103,9 @@ class DecodeReport:
 
 
 def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when a and b name one file; standard input and output (`-`) are two streams."""
+    if is_stdio(a) or is_stdio(b):
+        return False
     try:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:

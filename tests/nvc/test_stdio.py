@@ -105,3 +105,25 @@ def test_reader_gone_is_a_one_line_error(tmp_path: Path) -> None:
     err = proc.communicate(timeout=120)[1].decode()
     assert proc.returncode == 1
     assert err.strip() == "nvc: error: cannot write standard output: Broken pipe"
+
+
+def test_stdin_to_stdout_is_not_taken_for_overwriting_the_input(tmp_path: Path) -> None:
+    """cat clip.y4m | nvc encode - -o - | nvc decode - -o -  is a filter, not a self-overwrite."""
+    src, _ = _clip(tmp_path, frames=3)
+    encode = subprocess.run(
+        [*NVC, "encode", "-", "-o", "-"],
+        input=src.read_bytes(),
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert encode.returncode == 0, encode.stderr.decode()
+    decode = subprocess.run(
+        [*NVC, "decode", "-", "-o", "-"],
+        input=encode.stdout,
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert decode.returncode == 0, decode.stderr.decode()
+    assert decode.stdout == src.read_bytes()
