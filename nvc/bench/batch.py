@@ -195,6 +195,8 @@ def run_batch(
     from nvc.bench.runner import Reporter, State
 
     reporter = reporter or Reporter(quiet=True)
+    if ray is not None:
+        executor.preflight(ray)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = State(out_dir / STATE_NAME, fresh=fresh)
     fingerprints = [job.fingerprint() for job in jobs]

@@ -18,6 +18,7 @@ benchmark does that: it puts the decoded frames into Ray's object store).
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,12 +50,34 @@ def import_ray() -> Any:
     return ray
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT or ray://HOST:PORT nobody answers (Ray retries for minutes)."""
+    if address in (LOCAL, "auto"):
+        return
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    if not sep or not port.isdigit():
+        raise NvcError(f"--ray {address!r}: expected local, auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise NvcError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+
+
+def preflight(target: RayTarget) -> None:
+    """Fail before any work (or output folder) when Ray is missing or the address is dead."""
+    import_ray()
+    check_reachable(target.address)
+
+
 @contextmanager
 def ray_session(target: RayTarget) -> Iterator[Any]:
     """Ray, connected to `target` for the duration (an existing connection is reused)."""
     ray = import_ray()
     started = False
     if not ray.is_initialized():
+        check_reachable(target.address)
         address = None if target.address == LOCAL else target.address
         try:
             ray.init(

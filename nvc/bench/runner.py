@@ -561,6 +561,8 @@ def run(
     reporter = reporter or Reporter(quiet=True)
     if config.repeats < 1:
         raise NvcError(f"--repeats must be at least 1, got {config.repeats}")
+    if config.ray is not None:
+        executor.preflight(config.ray)
     state = State(config.state_path, fresh=fresh)
     plan: list[tuple[datasets.Sequence, str, Contender, dict[str, Any]]] = []
     for seq in config.sequences:

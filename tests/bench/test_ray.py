@@ -6,6 +6,7 @@ The module starts one local Ray instance (2 CPUs) through nvc's own `ray_session
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,22 @@ def test_the_commands_take_ray(
     args += ["--out", str(tmp_path / "b"), "--ray", "local", "--quiet"]
     assert main(args) == 0
     assert '"executor": "ray local"' in (tmp_path / "b" / "rd.json").read_text()
+
+
+def test_an_address_nobody_answers_fails_at_once_and_leaves_nothing(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_frames(tmp_path / "one.y4m", synthetic_clip(32, 24, 2, format="yuv420p"))
+    jobs = batch.plan_jobs([tmp_path / "one.y4m"], "lossless", {}, None)
+    dead = executor.RayTarget(f"127.0.0.1:{port}")
+    with pytest.raises(NvcError, match=f"cannot reach Ray at 127.0.0.1:{port}"):
+        batch.run_batch(jobs, tmp_path / "out", ray=dead)
+    with pytest.raises(NvcError, match="cannot reach Ray"):
+        runner.run(_bench_config(tmp_path / "bench", dead))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "bench").exists()
+    with pytest.raises(NvcError, match="expected local, auto, HOST:PORT"):
+        executor.check_reachable("no-port-here")
 
 
 def test_without_ray_installed_the_error_says_how_to_get_it(
