@@ -96,10 +96,11 @@ def make_file(
     fps: int = 25,
     codec: str = "lossless",
     seed: int = 0,
+    options: dict[str, Any] | None = None,
 ) -> Path:
     clip = synthetic_clip(size[0], size[1], frames, fps=fps, seed=seed)
     stream = StreamInfo(size[0], size[1], Fraction(fps), "yuv420p", frame_count=frames)
-    encode_frames(clip, stream, path, codec=codec)
+    encode_frames(clip, stream, path, codec=codec, options=options)
     return path
 
 

@@ -158,3 +158,51 @@ def test_serve_and_play_as_processes(lossless_file, tmp_path):
             serve.kill()
             code = serve.wait()
     assert code == 0
+
+
+def test_play_decode_threads_sets_the_decoders_torch_threads(tmp_path):
+    """`--decode-threads N`: a neural decoder in the player runs with N torch threads."""
+    from dataclasses import dataclass
+
+    import torch
+
+    from nvc.codec import registry
+    from nvc.codec.base import CodecSpec
+    from tests.player.helpers import GopDecoder, GopEncoder, make_file
+
+    @dataclass(frozen=True)
+    class Cfg:
+        gop: int = 5
+
+    seen: set[int] = set()
+
+    class ThreadsDecoder(GopDecoder):
+        def decode(self, unit):
+            seen.add(torch.get_num_threads())
+            return super().decode(unit)
+
+    spec = CodecSpec(9007, "testthreads", "test", Cfg, GopEncoder, ThreadsDecoder)
+    registry.register(spec)
+    before = torch.get_num_threads()
+    try:
+        path = make_file(tmp_path / "t.nvc", frames=10, codec="testthreads")
+        for threads in (2, 1):
+            torch.set_num_threads(3 - threads)  # something else before playback
+            seen.clear()
+            with ServerThread(FileSource(path)) as url:
+                args = parser().parse_args(
+                    ["play", url, "--no-drop", "--decode-threads", str(threads)]
+                )
+                assert args.run(args) == 0
+            assert seen == {threads}
+    finally:
+        torch.set_num_threads(before)
+        registry.unregister(spec)
+
+
+def test_play_max_latency_option():
+    p = parser()
+    assert p.parse_args(["play", "http://x"]).max_latency == 1.0
+    assert p.parse_args(["play", "http://x", "--max-latency", "0.25"]).max_latency == 0.25
+    with pytest.raises(SystemExit):
+        p.parse_args(["play", "http://x", "--max-latency", "-1"])
