@@ -25,6 +25,7 @@ _BUILTINS: tuple[_Builtin, ...] = (
     _Builtin(1, "lossless", "nvc.codec.lossless"),
     _Builtin(2, "inr", "nvc.codec.inr"),
     _Builtin(3, "fm", "nvc.codec.conditional"),
+    _Builtin(4, "gaussian", "nvc.codec.gaussian"),
 )
 
 _loaded: dict[int, CodecSpec] = {}

@@ -1,0 +1,381 @@
+"""The encoder's fitting: Gaussians optimized (Adam) to match a frame, then quantized.
+
+Keyframes start from an initialisation built from the picture (half the Gaussians on a
+jittered grid, half sampled where the picture has detail, colours from the picture
+divided by the local coverage) and are fitted from scratch. P-frames start from the
+*decoded* previous state (the integers every decoder holds) and fit only what changes:
+the loss adds a rate proxy on the residuals (about 2 log2(1 + |r| / step) bits each, at
+a Lagrange multiplier tied to the colour step), so that most residuals round to zero and
+are gated off; births replace the Gaussians that carry the least energy at the places
+where the previous state's error is largest (GSVC). The last 30% of every fit run on the
+quantization lattice (straight-through rounding), so what is coded is what was fitted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nvc.codec.gaussian import tables as T
+from nvc.codec.gaussian.coding import GEOMETRY, Residual, sort_key
+from nvc.codec.gaussian.config import Steps
+from nvc.codec.gaussian.render import (
+    Canvas,
+    FloatGaussians,
+    float_planes,
+    render_exact,
+    render_float,
+    windows,
+)
+from nvc.codec.gaussian.state import ATTRIBUTES, Bounds, Gaussians2D
+from nvc.media import Frame
+
+QAT_FROM = 0.7  # fraction of a fit after which parameters are rounded (straight-through)
+# Adam learning rates in the attributes' own units (x, y: 1/16 px; s1, s2: 1/8 octave;
+# a: pi/256; colours and background: 2**-12).
+LEARNING_RATES = (2.0, 2.0, 0.25, 0.25, 1.5, 24.0, 24.0)
+YUV_WEIGHTS = (6.0, 1.0, 1.0)
+COLOUR_SOLVE_STEPS = 8  # conjugate-gradient steps on the colours of a keyframe's start  # per-plane weights of the loss for YUV (6:1:1)
+
+
+def target_planes(frame: Frame, device: str) -> list[Tensor]:
+    """The frame's planes as full-scale float32 tensors (rgb: (3, H, W))."""
+    top = float(frame.pixel_format.max_value)
+    if frame.pixel_format.family == "rgb":
+        rgb = torch.from_numpy(frame.planes[0].astype(np.float32) / top)
+        return [rgb.permute(2, 0, 1).contiguous().to(device)]
+    return [torch.from_numpy(p.astype(np.float32) / top).to(device) for p in frame.planes]
+
+
+def sse(pred: list[Tensor], target: list[Tensor], canvas: Canvas) -> Tensor:
+    """Weighted sum of squared errors (YUV 6:1:1 per pixel, normalised to luma pixels)."""
+    if not canvas.yuv:
+        return ((pred[0] - target[0]) ** 2).sum() / 3.0
+    total = torch.zeros((), device=pred[0].device)
+    luma = float(target[0].numel())
+    for w, p, t in zip(YUV_WEIGHTS, pred, target, strict=True):
+        total = total + w / 8.0 * ((p - t) ** 2).sum() * (luma / float(t.numel()))
+    return total
+
+
+def mse_to_psnr(value: float) -> float:
+    return 10.0 * math.log10(1.0 / max(value, 1e-12))
+
+
+def to_float(g: Gaussians2D, device: str) -> FloatGaussians:
+    def f(v: np.ndarray) -> Tensor:
+        return torch.tensor(v, dtype=torch.float32, device=device)
+
+    colour = np.stack([g.c0, g.c1, g.c2], axis=1)
+    bg = np.array(g.background, dtype=np.float64)
+    return FloatGaussians(f(g.x), f(g.y), f(g.s1), f(g.s2), f(g.a), f(colour), f(bg))
+
+
+def _snap(v: Tensor, anchor: Tensor | None, k: int) -> Tensor:
+    """v rounded to the lattice anchor + m 2**k (anchor 0 when None)."""
+    step = float(1 << k)
+    base = anchor if anchor is not None else torch.zeros_like(v)
+    return base + torch.round((v - base) / step) * step
+
+
+def quantize(
+    p: FloatGaussians, steps: Steps, bounds: Bounds, anchor: FloatGaussians | None = None
+) -> Gaussians2D:
+    """The integer state of float parameters on the steps' lattice, clamped."""
+    k = _tensor_steps(steps)
+    with torch.no_grad():
+        tens = p.tensors()
+        refs = anchor.tensors() if anchor is not None else [None] * len(tens)
+        ints = [_snap(t, r, kk).cpu().numpy().astype(np.int64) for t, r, kk in zip(tens, refs, k)]
+    c, bg = ints[5], ints[6]
+    g = Gaussians2D.from_columns([*ints[:5], c[:, 0], c[:, 1], c[:, 2]], tuple(bg.tolist()))
+    return bounds.clamp(g)
+
+
+def _tensor_steps(steps: Steps) -> tuple[int, ...]:
+    """Step exponents of FloatGaussians.tensors(): x, y, s1, s2, a, colour, background."""
+    k = steps.exponents()
+    return (*k[:5], k[5], k[5])
+
+
+@dataclass
+class FitReport:
+    iterations: int  # optimizer steps taken
+    seconds: float  # time spent
+    loss: float  # last loss (weighted SSE in full-scale units, plus the rate term)
+
+
+class Fitter:
+    """Fits Gaussians to frames of one canvas on one device."""
+
+    def __init__(self, canvas: Canvas, device: str, seed: int) -> None:
+        self.canvas, self.device = canvas, device
+        self.bounds = Bounds(canvas.width, canvas.height)
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ keyframes
+
+    def initial(self, target: list[Tensor], count: int) -> FloatGaussians:
+        """Initial Gaussians for a keyframe (see the module docstring)."""
+        cv, rng = self.canvas, self.rng
+        w, h = cv.width, cv.height
+        luma = target[0][0] if not cv.yuv else target[0]
+        y = luma.detach().cpu().numpy().astype(np.float64)
+        grad = np.zeros_like(y)
+        grad[:, 1:] += np.abs(np.diff(y, axis=1))
+        grad[1:, :] += np.abs(np.diff(y, axis=0))
+        n_grid = max(1, count // 2)
+        n_detail = count - n_grid
+        spacing = math.sqrt(w * h / n_grid)
+        cols = max(1, round(w / spacing))
+        rows = max(1, -(-n_grid // cols))
+        gx, gy = np.meshgrid((np.arange(cols) + 0.5) * w / cols, (np.arange(rows) + 0.5) * h / rows)
+        gx, gy = gx.ravel()[:n_grid], gy.ravel()[:n_grid]
+        gx = gx + rng.uniform(-0.25, 0.25, n_grid) * spacing
+        gy = gy + rng.uniform(-0.25, 0.25, n_grid) * spacing
+        prob = (grad + grad.mean() * 0.1 + 1e-9).ravel()
+        pick = rng.choice(prob.size, size=n_detail, p=prob / prob.sum())
+        dx = (pick % w) + rng.uniform(0, 1, n_detail)
+        dy = (pick // w) + rng.uniform(0, 1, n_detail)
+        xs = np.concatenate([gx, dx])
+        ys = np.concatenate([gy, dy])
+        sig = np.concatenate([np.full(n_grid, 0.45 * spacing), np.full(n_detail, 0.25 * spacing)])
+        s = np.clip(8.0 * np.log2(4.0 * np.maximum(sig, 0.3)), 0, T.SCALE_MAX)
+        f = torch.tensor
+        dev = self.device
+        bg = torch.stack([t.mean() for t in self._full_planes(target)]) * float(1 << T.COLOR_BITS)
+        p = FloatGaussians(
+            f(xs * T.POS_ONE, dtype=torch.float32, device=dev),
+            f(ys * T.POS_ONE, dtype=torch.float32, device=dev),
+            f(s, dtype=torch.float32, device=dev),
+            f(s + rng.uniform(-0.5, 0.5, count), dtype=torch.float32, device=dev),
+            f(rng.uniform(0, T.ANGLES, count), dtype=torch.float32, device=dev),
+            torch.zeros(count, 3, dtype=torch.float32, device=dev),
+            torch.zeros(3, dtype=torch.float32, device=dev),
+        )
+        p.colour[:] = float(1 << T.COLOR_BITS)
+        state = quantize(p, Steps(0, 0, 0, 0), self.bounds)
+        with torch.no_grad():
+            cover = render_float(p, windows(state), cv)[0]  # coverage with unit colours
+            full = self._full_planes(target)
+            ix = torch.from_numpy(np.clip(xs.astype(np.int64), 0, w - 1)).to(dev)
+            iy = torch.from_numpy(np.clip(ys.astype(np.int64), 0, h - 1)).to(dev)
+            norm = cover[iy, ix].clamp(min=0.3)
+            p.background.copy_(bg.float())
+            for ch in range(3):
+                rest = full[ch][iy, ix] - bg[ch] / float(1 << T.COLOR_BITS)
+                p.colour[:, ch] = rest / norm * float(1 << T.COLOR_BITS)
+        self.solve_colours(p, target, COLOUR_SOLVE_STEPS)
+        return p
+
+    def solve_colours(self, p: FloatGaussians, target: list[Tensor], steps: int) -> None:
+        """Improve the colours in place by conjugate gradients on the weighted SSE (the
+        picture is linear in the colours for fixed geometry)."""
+        cv = self.canvas
+        wins = windows(quantize(p, Steps(0, 0, 0, 0), self.bounds))
+        zeros = [torch.zeros_like(t) for t in target]
+        geometry = [t.detach() for t in p.tensors()[:5]]
+        no_bg = torch.zeros_like(p.background)
+
+        def grad(colour: Tensor, goal: list[Tensor], bg: Tensor) -> Tensor:
+            c = colour.detach().requires_grad_(True)
+            q = FloatGaussians(*geometry, c, bg)
+            pred = float_planes(render_float(q, wins, cv), cv)
+            (g,) = torch.autograd.grad(sse(pred, goal, cv), [c])
+            return g
+
+        colour = p.colour.detach().clone()
+        r = -grad(colour, target, p.background.detach())
+        d = r.clone()
+        rr = float((r * r).sum())
+        for _ in range(steps):
+            if rr <= 0:
+                break
+            hd = grad(d, zeros, no_bg)
+            dhd = float((d * hd).sum())
+            if dhd <= 0:
+                break
+            alpha = rr / dhd
+            colour += alpha * d
+            r -= alpha * hd
+            rr_new = float((r * r).sum())
+            d = r + (rr_new / rr) * d
+            rr = rr_new
+        p.colour.copy_(colour.clamp(-T.COLOR_LIMIT, T.COLOR_LIMIT))
+
+    def _full_planes(self, target: list[Tensor]) -> list[Tensor]:
+        """Three full-resolution planes of the target (chroma repeated)."""
+        if not self.canvas.yuv:
+            return [target[0][c] for c in range(3)]
+        sx, sy = self.canvas.sub
+        h, w = self.canvas.height, self.canvas.width
+        out = [target[0]]
+        for t in target[1:]:
+            out.append(t.repeat_interleave(sy, 0).repeat_interleave(sx, 1)[:h, :w])
+        return out
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(
+        self,
+        p: FloatGaussians,
+        target: list[Tensor],
+        steps: Steps,
+        *,
+        seconds: float,
+        max_iterations: int | None,
+        anchor: FloatGaussians | None = None,
+        rate_lambda: float = 0.0,
+    ) -> FitReport:
+        """Adam on `p` in place until `seconds` pass (at least one step). With `anchor`
+        the lattice is anchor + m * step and the rate term acts on p - anchor."""
+        start = time.perf_counter()
+        tens = p.tensors()
+        for t in tens:
+            t.requires_grad_(True)
+        opt = torch.optim.Adam(
+            [{"params": [t], "lr": lr} for t, lr in zip(tens, LEARNING_RATES, strict=True)]
+        )
+        kk = _tensor_steps(steps)
+        refs = anchor.tensors() if anchor is not None else [None] * len(tens)
+        it, loss_value = 0, 0.0
+        while True:
+            elapsed = time.perf_counter() - start
+            done = elapsed / seconds if seconds > 0 else 1.0
+            if max_iterations is not None:
+                done = max(done, it / max_iterations)
+            if it > 0 and done >= 1.0:
+                break
+            state = quantize(p, steps, self.bounds, anchor)
+            wins = windows(state)
+            qat = done >= QAT_FROM
+            used = []
+            for t, ref, kk_i in zip(tens, refs, kk, strict=True):
+                used.append(t + (_snap(t, ref, kk_i) - t).detach() if qat else t)
+            q = FloatGaussians(*used)
+            pred = float_planes(render_float(q, wins, self.canvas), self.canvas)
+            loss = sse(pred, target, self.canvas)
+            if anchor is not None and rate_lambda > 0:
+                loss = loss + rate_lambda * self._rate(q, anchor, steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = group["lr"] if it else group["lr"]
+            scale = 1.0 - 0.8 * min(done, 1.0)
+            for group, lr in zip(opt.param_groups, LEARNING_RATES, strict=True):
+                group["lr"] = lr * scale
+            opt.step()
+            loss_value = float(loss.detach())
+            it += 1
+        for t in tens:
+            t.requires_grad_(False)
+        return FitReport(it, time.perf_counter() - start, loss_value)
+
+    @staticmethod
+    def _rate(q: FloatGaussians, anchor: FloatGaussians, steps: Steps) -> Tensor:
+        """About 2 log2(1 + |residual| / step) bits per residual (a smooth proxy)."""
+        k = _tensor_steps(steps)
+        total = torch.zeros((), device=q.x.device)
+        pairs = zip(q.tensors()[:6], anchor.tensors()[:6], k[:6], strict=True)
+        for i, (v, ref, kk) in enumerate(pairs):
+            d = (v - ref) / float(1 << kk)
+            if i == 4:  # angles wrap
+                d = torch.remainder(d + T.ANGLES / 2 / (1 << kk), T.ANGLES / (1 << kk)) - T.ANGLES / 2 / (1 << kk)
+            total = total + 2.0 * torch.log2(1.0 + d.abs()).sum()
+        return total
+
+    # ------------------------------------------------------------------ P-frames
+
+    def births(
+        self, prev: Gaussians2D, target: list[Tensor], count: int
+    ) -> tuple[np.ndarray, FloatGaussians]:
+        """(indices of prev to remove, new Gaussians): `count` of the weakest Gaussians
+        go, `count` new ones come at the largest errors of prev's picture."""
+        cv = self.canvas
+        if count == 0 or prev.count <= count:
+            return np.zeros(0, np.int64), to_float(Gaussians2D.empty(), self.device)
+        energy = np.max(np.abs(np.stack([prev.c0, prev.c1, prev.c2])), axis=0) * np.exp2(
+            (prev.s1 + prev.s2) / 8.0
+        )
+        removed = np.sort(np.argsort(energy, kind="stable")[:count])
+        acc = render_exact(prev, cv).to(torch.float64) / float(1 << (T.COLOR_BITS + T.WEIGHT_BITS))
+        full = self._full_planes(target)
+        h, w = cv.height, cv.width
+        err = torch.stack([full[c].double() - acc[c, :h, :w] for c in range(3)])
+        cell = 4
+        hh, ww = h // cell, w // cell
+        if hh == 0 or ww == 0:
+            return np.zeros(0, np.int64), to_float(Gaussians2D.empty(), self.device)
+        blocks = err[:, : hh * cell, : ww * cell].reshape(3, hh, cell, ww, cell).mean(dim=(2, 4))
+        score = (blocks**2).sum(0).reshape(-1)
+        n = min(count, score.numel())
+        best = torch.topk(score, n).indices.cpu().numpy()
+        bx = (best % ww) * cell + cell / 2
+        by = (best // ww) * cell + cell / 2
+        s = float(8.0 * np.log2(4.0 * cell * 0.5))
+        dev = self.device
+        colour = blocks.reshape(3, -1)[:, torch.from_numpy(best)].T.float() * float(1 << T.COLOR_BITS)
+        born = FloatGaussians(
+            torch.tensor(bx * T.POS_ONE, dtype=torch.float32, device=dev),
+            torch.tensor(by * T.POS_ONE, dtype=torch.float32, device=dev),
+            torch.full((n,), s, device=dev),
+            torch.full((n,), s, device=dev),
+            torch.zeros(n, device=dev),
+            colour.to(dev).contiguous(),
+            torch.zeros(3, device=dev),
+        )
+        return removed[: n], born
+
+
+def residual_of(
+    prev: Gaussians2D,
+    removed: np.ndarray,
+    fitted: FloatGaussians,
+    survivors: int,
+    steps: Steps,
+    bounds: Bounds,
+) -> Residual:
+    """The residual of a P-frame: fitted[:survivors] against prev without `removed`,
+    fitted[survivors:] as births. Residuals that round to 0 are gated off."""
+    keep = np.ones(prev.count, bool)
+    keep[removed] = False
+    base = prev.take(keep)
+    k = steps.exponents()
+    with torch.no_grad():
+        cols = [t.cpu().numpy().astype(np.float64) for t in fitted.tensors()[:5]]
+        colour = fitted.colour.cpu().numpy().astype(np.float64)
+    values = [*cols, colour[:, 0], colour[:, 1], colour[:, 2]]
+    ref = base.columns()
+    deltas = []
+    for i in range(8):
+        d = values[i][:survivors] - ref[i]
+        if ATTRIBUTES[i] == "a":
+            d = np.mod(d + T.ANGLES / 2, T.ANGLES) - T.ANGLES / 2
+        deltas.append(np.rint(d / float(1 << k[i])).astype(np.int64))
+    geo = np.flatnonzero(np.any(np.stack(deltas[GEOMETRY]) != 0, axis=0)) if survivors else np.zeros(0, np.int64)
+    col = np.flatnonzero(np.any(np.stack(deltas[5:]) != 0, axis=0)) if survivors else np.zeros(0, np.int64)
+    sent = [d[geo] if i < 5 else d[col] for i, d in enumerate(deltas)]
+    born_cols = []
+    for i in range(8):
+        v = values[i][survivors:]
+        born_cols.append((np.rint(v / float(1 << k[i])).astype(np.int64)) << k[i])
+    born = bounds.clamp(Gaussians2D.from_columns(born_cols))
+    born = born.take(sort_key(born))
+    with torch.no_grad():
+        bg = fitted.background.cpu().numpy().astype(np.float64)
+    bg_delta = tuple(
+        int(np.rint((bg[i] - prev.background[i]) / float(1 << k[5]))) for i in range(3)
+    )
+    return Residual(
+        removed.astype(np.int64),
+        geo.astype(np.int64),
+        col.astype(np.int64),
+        sent,
+        born,
+        bg_delta,  # type: ignore[arg-type]
+    )
