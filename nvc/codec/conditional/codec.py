@@ -7,16 +7,20 @@ Sequence header codec parameters (version 1):
 
 One FRAME unit per frame, payload:
 
-    u8 flags (bit 0: intra, bit 1: refresh the temporal feature, bit 2: residual; others 0)
+    u8 flags (bit 0: intra, bit 1: refresh the temporal feature, bit 2: residual, bit 3:
+      inter latent not sent, y = 0; bit 4: no motion sent, zero flow; others 0)
     | u8 q (0..63)
     | [residual only: u8 q_r | shift << 6 (q_r 0..63, shift 0..3) | uleb128 n, the size
       of the main stream]
     | the main range-coder stream (nvc.codec.entropy), n bytes when a residual follows,
       with the frame's sections in order:
       intra: z, y anchors, y non-anchors;
-      inter: motion z, motion latent, z, y anchors, y non-anchors
+      inter: motion z, motion latent (without bit 4), z, y anchors, y non-anchors (without
+      bit 3); a skipped frame (bits 3 and 4) has an empty main stream
     | [residual only: a second range-coder stream, the rest of the payload: the residual
-      codec's z, y anchors, y non-anchors, at quality q_r].
+      codec's z, y anchors, y non-anchors, at quality q_r]
+    | u32le CRC-32 of the decoded frame (nvc.codec.integrity; parameters version 2 only:
+      version 1 streams have none and decode unchecked).
 
 The residual (inter frames only) is the difference between the picture and the inter
 codec's reconstruction, times 2**shift, coded with the model's residual codec (its intra
@@ -40,6 +44,7 @@ import torch
 from torch import Tensor
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType, decode_uleb128, encode_uleb128
+from nvc.codec import integrity
 from nvc.codec.base import CodecSpec, StreamInfo
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional import weights as wt
@@ -57,10 +62,13 @@ from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame
 
-PARAMS_VERSION = 1
+PARAMS_VERSION = 2  # 2: FRAME payloads end with a checksum (nvc.codec.integrity); 1: none
 FLAG_INTRA = 1
 FLAG_REFRESH = 2
 FLAG_RESIDUAL = 4
+FLAG_NO_LATENT = 8  # inter: the frame latent is not sent (no z, no y); the decoder uses y = 0
+FLAG_ZERO_MOTION = 16  # inter: no motion is sent; the decoder uses a zero flow
+RESIDUAL_Q_STEPS = (6, 12)  # the encoder's residual q search: q -+ 6, then -+ 12 that way
 DEFAULT_Q = 40
 DECODER_THREADS = 1  # torch threads while decoding (see _torch_threads)
 
@@ -79,6 +87,9 @@ class FmConfig:
     device: str = "cpu"  # device of the encoder-only float networks (analysis, refinement)
     threads: int = 1  # torch threads while coding (results are identical for any count)
     residual: bool = True  # inter frames: add a coded residual where it pays (RD)
+    # encoder RD search: the residual's own q (q -+ 6, -+ 12), dropping an inter latent that
+    # does not pay (FLAG_NO_LATENT), skipping a frame (zero motion, no latent); False: faster
+    search: bool = True
 
     def __post_init__(self) -> None:
         if self.q is not None and not 0 <= int(self.q) < Q_LEVELS:
@@ -118,7 +129,7 @@ class FmParams:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FmParams:
-        if len(data) < 2 or data[0] != PARAMS_VERSION:
+        if len(data) < 2 or data[0] not in (1, PARAMS_VERSION):
             raise BitstreamError("fm stream has unsupported codec parameters")
         n = data[1]
         end = 2 + n + wt.HASH_BYTES
@@ -298,8 +309,9 @@ class FmEncoder:
         if self.rate is not None:
             self.rate.update(8.0 * len(payload), intra)
         self.frames += 1
-        self.last_reconstruction = self.coder.to_frame(recon, frame.pts)
-        return [Unit(UnitType.FRAME, payload, pts=frame.pts, rap=intra)]
+        self.last_reconstruction = out = self.coder.to_frame(recon, frame.pts)
+        sealed = integrity.seal(payload, out)
+        return [Unit(UnitType.FRAME, sealed, pts=frame.pts, rap=intra)]
 
     def _pick_q(self) -> int:
         if self.rate is not None:
@@ -339,50 +351,88 @@ class FmEncoder:
             y = self._refine_inter(x, y, ctx_f, q).cpu()
             y_hat = inter.prior.encode(y, ctx.prior, writer)
             x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
+            main = writer.finish()
+            flags = FLAG_REFRESH if refresh else 0
+            if self.config.search:
+                # the same frame without its latent (y = 0 at the decoder): motion only
+                motion_only = SymbolWriter()
+                inter.mv_prior.encode(mv, None, motion_only)
+                bare = motion_only.finish()
+                bare_fp, bare_f = inter.exact_synthesis(torch.zeros_like(y_hat), ctx, q)
+                best = self._cost(codes, x_fp, len(main), q)
+                bare_cost = self._cost(codes, bare_fp, len(bare), q)
+                if bare_cost <= best:
+                    x_fp, f, main, flags = bare_fp, bare_f, bare, flags | FLAG_NO_LATENT
+                    best = bare_cost
+                # skip: zero motion and no latent, nothing in the main stream
+                still = inter.exact_contexts(st.ref, feature, torch.zeros_like(flow_fp))
+                skip_fp, skip_f = inter.exact_synthesis(torch.zeros_like(y_hat), still, q)
+                empty = SymbolWriter().finish()
+                if self._cost(codes, skip_fp, len(empty), q) <= best:
+                    x_fp, f, main = skip_fp, skip_f, empty
+                    flags |= FLAG_NO_LATENT | FLAG_ZERO_MOTION
             residual = self._residual(codes, x, x_fp, q) if self.config.residual else None
             if residual is not None:
                 q_r, res_bytes, x_fp = residual
-                main = writer.finish()
                 # the next temporal feature comes from the corrected picture (the refresh
                 # adaptor): the decoder's own feature f never saw the residual
                 recon = coder._finish(x_fp, None, False)
-                flags = FLAG_RESIDUAL | (FLAG_REFRESH if refresh else 0)
-                head = bytes([flags, q, q_r]) + encode_uleb128(len(main))
+                head = bytes([flags | FLAG_RESIDUAL, q, q_r]) + encode_uleb128(len(main))
                 return head + main + res_bytes, recon
             recon = coder._finish(x_fp, f, False)
+            return bytes([flags, q]) + main, recon
         flags = (FLAG_INTRA if intra else 0) | (FLAG_REFRESH if refresh else 0)
         return bytes([flags, q]) + writer.finish(), recon
+
+    def _cost(self, codes: Tensor, picture: Tensor, nbytes: int, q: int) -> float:
+        """lambda(q) MSE + bits per pixel of a candidate reconstruction (the training loss)."""
+        depth = self.coder.depth
+        pixels = float(codes.shape[2] * codes.shape[3] * 64)
+        lam = float(lambda_of(torch.tensor([q]), self.model.config))
+        err = (fr.fixed_to_codes(picture, depth) - codes) / float(1 << depth)
+        return lam * float(torch.mean(err * err)) + 8.0 * nbytes / pixels
 
     def _residual(
         self, codes: Tensor, x: Tensor, x_fp: Tensor, q: int
     ) -> tuple[int, bytes, Tensor] | None:
         """Code x - x_fp with the residual codec, amplified by 2**shift before the analysis
         and attenuated by as much after the synthesis (a finer quantization of a small
-        signal than q alone gives); returns (residual byte, stream, corrected
-        picture) for the shift in RESIDUAL_SHIFTS that lowers lambda(q) MSE + bpp the most,
-        or None when none lowers it."""
-        m, depth = self.model, self.coder.depth
-        pixels = float(codes.shape[2] * codes.shape[3] * 64)
-        lam = float(lambda_of(torch.tensor([q])))
-
-        def cost(picture: Tensor, nbytes: int) -> float:
-            err = (fr.fixed_to_codes(picture, depth) - codes) / float(1 << depth)
-            return lam * float(torch.mean(err * err)) + 8.0 * nbytes / pixels
-
-        best: tuple[int, bytes, Tensor] | None = None
-        best_cost = cost(x_fp, 0)
+        signal than q alone gives); returns (residual byte, stream, corrected picture) for
+        the trial that lowers lambda(q) MSE + bpp the most, or None when none lowers it.
+        Trials: every shift in RESIDUAL_SHIFTS at the frame's q; with `search`, then the
+        best shift at q -+ 6, and -+ 12 in the direction that paid (the residual's own q
+        travels in the residual byte, so the decoder needs nothing new)."""
+        m = self.model
         r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
-        for shift in RESIDUAL_SHIFTS:
+        best: tuple[int, bytes, Tensor] | None = None
+        best_cost = self._cost(codes, x_fp, 0, q)
+        tried: dict[tuple[int, int], float] = {}
+
+        def trial(q_r: int, shift: int) -> float:
+            nonlocal best, best_cost
+            if not 0 <= q_r < Q_LEVELS or (q_r, shift) in tried:
+                return tried.get((q_r, shift), float("inf"))
             with torch.no_grad():
-                y = self._analysis.residual_coder.latent(r * float(1 << shift), q).cpu()
+                y = self._analysis.residual_coder.latent(r * float(1 << shift), q_r).cpu()
             w = SymbolWriter()
-            res_fp = fixed_round_shift(m.residual_coder.encode(y, q, w), shift)
+            res_fp = fixed_round_shift(m.residual_coder.encode(y, q_r, w), shift)
             corrected = clamp_act(x_fp + res_fp)
             stream = w.finish()
             overhead = 1 + len(encode_uleb128(len(stream)))  # the residual byte, the size
-            c = cost(corrected, len(stream) + overhead)
+            c = self._cost(codes, corrected, len(stream) + overhead, q)
+            tried[(q_r, shift)] = c
             if c < best_cost:
-                best, best_cost = (q | shift << 6, stream, corrected), c
+                best, best_cost = (q_r | shift << 6, stream, corrected), c
+            return c
+
+        costs = {shift: trial(q, shift) for shift in RESIDUAL_SHIFTS}
+        if self.config.search:
+            shift = min(costs, key=lambda k: costs[k])
+            near, far = RESIDUAL_Q_STEPS
+            for sign in (-1, 1):
+                if trial(q + sign * near, shift) < costs[shift]:
+                    trial(q + sign * far, shift)
+                    break
         return best
 
     # ------------------------------------------------------------------ refinement
@@ -407,7 +457,7 @@ class FmEncoder:
     def _refine_intra(self, x: Tensor, y: Tensor, q: int) -> Tensor:
         intra = self._analysis.intra
         qt = torch.tensor([q], device=x.device)
-        lam = lambda_of(qt)
+        lam = lambda_of(qt, self.model.config)
         pixels = float(x.shape[2] * x.shape[3] * 64)
 
         def loss(v: Tensor) -> Tensor:
@@ -420,7 +470,7 @@ class FmEncoder:
     def _refine_inter(self, x: Tensor, y: Tensor, ctx: Contexts, q: int) -> Tensor:
         inter = self._analysis.inter
         qt = torch.tensor([q], device=x.device)
-        lam = lambda_of(qt)
+        lam = lambda_of(qt, self.model.config)
         pixels = float(x.shape[2] * x.shape[3] * 64)
 
         def loss(v: Tensor) -> Tensor:
@@ -433,10 +483,12 @@ class FmEncoder:
 
 def split_payload(data: bytes, pts: int) -> tuple[int, int, int, int, bytes, bytes | None]:
     """A FRAME payload -> (flags, q, q_r, shift, main stream, residual stream or None)."""
-    known = FLAG_INTRA | FLAG_REFRESH | FLAG_RESIDUAL
+    known = FLAG_INTRA | FLAG_REFRESH | FLAG_RESIDUAL | FLAG_NO_LATENT | FLAG_ZERO_MOTION
     if len(data) < 2 or data[0] & ~known or data[1] >= Q_LEVELS:
         raise BitstreamError(f"fm frame {pts} has a bad header")
     flags, q = data[0], data[1]
+    if flags & FLAG_INTRA and flags & (FLAG_NO_LATENT | FLAG_ZERO_MOTION):
+        raise BitstreamError(f"fm frame {pts} has a bad header")
     if not flags & FLAG_RESIDUAL:
         if (len(data) - 2) % 4:
             raise BitstreamError(f"fm frame {pts} is truncated")
@@ -459,12 +511,13 @@ class FmDecoder:
             raise CodecError(f"fm stream uses an unknown variant {self.params.variant!r}")
         self.model = wt.find_model(self.params.variant, self.params.weights_hash).eval()
         self.coder = _FrameCoder(self.model, StreamInfo.from_header(header))
+        self.checked = header.codec_params[0] >= 2  # version 2 payloads carry checksums
 
     def decode(self, unit: Unit | None) -> list[Frame]:
         if unit is None or unit.type != UnitType.FRAME:
             return []
         with _torch_threads(DECODER_THREADS):
-            return self._decode(unit)
+            return integrity.decode_checked(unit, self._decode, what="fm", checked=self.checked)
 
     def _decode(self, unit: Unit) -> list[Frame]:
         flags, q, q_r, shift, main, res = split_payload(bytes(unit.payload), unit.pts)
@@ -481,10 +534,15 @@ class FmDecoder:
                     raise BitstreamError("inter frame without a reference")
                 inter = m.inter
                 mv_shape, y_shape = inter.latent_shapes(coder.grid)
-                m_hat = inter.mv_prior.decode(reader, mv_shape, None)
-                flow_fp = inter.exact_flow(m_hat, q)
+                if flags & FLAG_ZERO_MOTION:
+                    flow_fp = torch.zeros((1, 2, *coder.grid), dtype=torch.float64)
+                else:
+                    flow_fp = inter.exact_flow(inter.mv_prior.decode(reader, mv_shape, None), q)
                 ctx = inter.exact_contexts(st.ref, feature, flow_fp)
-                y_hat = inter.prior.decode(reader, y_shape, ctx.prior)
+                if flags & FLAG_NO_LATENT:
+                    y_hat = torch.zeros(y_shape, dtype=torch.float64)
+                else:
+                    y_hat = inter.prior.decode(reader, y_shape, ctx.prior)
                 x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
                 next_feature: Tensor | None = f
                 if res is not None:

@@ -68,6 +68,14 @@ def block_dct() -> np.ndarray:
     return out
 
 
+def _zero(conv: Conv) -> None:
+    """A convolution that outputs zeros (weights and bias)."""
+    with torch.no_grad():
+        conv.conv.weight.zero_()
+        if conv.conv.bias is not None:
+            conv.conv.bias.zero_()
+
+
 class Branch16(nn.Module):
     """x + Up(Block(Down(x))): a residual path through 1/16 (wider context). The Up
     convolution starts at zero, so the branch starts as the identity."""
@@ -77,9 +85,7 @@ class Branch16(nn.Module):
         self.down = Down(c, c, relu=True)
         self.block = Block(c)
         self.up = Up(c, c, 1)
-        with torch.no_grad():
-            self.up.conv.conv.weight.zero_()
-            self.up.conv.conv.bias.zero_()
+        _zero(self.up.conv)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.up(self.block(self.down(x)))
@@ -107,16 +113,14 @@ class Chain(nn.Module):
 
 
 def _zero_block(b: Block) -> Block:
-    with torch.no_grad():
-        b.pw2.conv.weight.zero_()
-        b.pw2.conv.bias.zero_()
+    _zero(b.pw2)
     return b
 
 
 def _set_linear(conv: Conv, weight: np.ndarray) -> None:
+    _zero(conv)
     with torch.no_grad():
         conv.conv.weight.copy_(torch.from_numpy(weight).float()[:, :, None, None])
-        conv.conv.bias.zero_()
 
 
 class TransformCodec(nn.Module):

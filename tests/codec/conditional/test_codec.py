@@ -83,8 +83,9 @@ def test_pipeline_round_trip_is_bit_exact(
 def test_fresh_process_with_other_threads_decodes_the_same(
     weights_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Encoder with 2 torch threads here, decoder with 1 in a fresh process (whose
-    default is set to 3), and an in-process decoder with 2: all equal."""
+    """Encoder with 2 torch threads here, an in-process decoder with 2, and a decoder in a
+    fresh process that really runs with 3 (the decoder's thread constant set to 3 there,
+    and the count seen inside the decoder printed): all equal."""
     frames = synthetic_clip(48, 32, 3, seed=8)
     out = tmp_path / "clip.nvc"
     options = {"weights": str(weights_file), "q": 30, "threads": 2}
@@ -94,13 +95,28 @@ def test_fresh_process_with_other_threads_decodes_the_same(
     assert all(a.equal(b) for a, b in zip(_decode(units, enc), recon, strict=True))
     y4m = tmp_path / "out.y4m"
     code = (
-        "import sys, torch; torch.set_num_threads(3); "
-        "from nvc.codec.pipeline import decode_file; decode_file(sys.argv[1], sys.argv[2])"
+        "import sys, torch\n"
+        "from nvc.codec.conditional import codec as c\n"
+        "c.DECODER_THREADS = 3\n"
+        "inner = c.FmDecoder._decode\n"
+        "def spy(self, unit):\n"
+        "    print('threads', torch.get_num_threads())\n"
+        "    return inner(self, unit)\n"
+        "c.FmDecoder._decode = spy\n"
+        "from nvc.codec.pipeline import decode_file\n"
+        "decode_file(sys.argv[1], sys.argv[2])\n"
     )
-    env = dict(os.environ, NVC_FM_WEIGHTS=str(weights_file))
-    subprocess.run(
-        [sys.executable, "-c", code, str(out), str(y4m)], check=True, env=env, timeout=120
+    env = dict(os.environ, NVC_FM_WEIGHTS=str(weights_file), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out), str(y4m)],
+        check=True,
+        env=env,
+        timeout=120,
+        capture_output=True,
+        text=True,
     )
+    assert done.stdout.split().count("threads") == 3, done.stdout
+    assert set(done.stdout.split()) == {"threads", "3"}, done.stdout
     with open_video(y4m) as reader:
         decoded = list(reader)
     assert len(decoded) == 3
@@ -111,8 +127,8 @@ def test_intra_period_refresh_and_late_start(weights_file: Path) -> None:
     frames = synthetic_clip(32, 32, 6, seed=9)
     units, recon, _ = _encode(frames, weights_file, q=20, intra_period=3, refresh=2)
     assert [u.rap for u in units] == [True, False, False, True, False, False]
-    flags = [u.payload[0] for u in units]
-    assert flags == [1, 0, 2, 1, 0, 2]  # intra, inter, refresh, ...
+    flags = [u.payload[0] & ~codec_mod.FLAG_NO_LATENT for u in units]
+    assert flags == [1, 0, 2, 1, 0, 2]  # intra, inter, refresh, ... (latent sent or not)
     _, enc_ref, enc = _encode(frames, weights_file, q=20, intra_period=3, refresh=2)
     late = _decode(units[3:], enc)  # a viewer joining at the second random-access point
     assert all(a.equal(b) for a, b in zip(late, recon[3:], strict=True))
@@ -186,11 +202,16 @@ def test_bad_options_and_corrupt_units(weights_file: Path) -> None:
     with pytest.raises(BitstreamError):
         dec.decode(Unit(UnitType.FRAME, b"\x01\x50" + bytes(8), pts=0, rap=True))
     garbage = Unit(UnitType.FRAME, units[0].payload[:2] + bytes(range(64)), pts=0, rap=True)
-    try:
-        out = dec.decode(garbage)  # garbage decodes to something or fails cleanly
-        assert len(out) == 1
-    except BitstreamError:
-        pass
+    try:  # garbage either fails cleanly, naming the frame, or decodes to a whole picture
+        out = dec.decode(garbage)
+    except BitstreamError as e:
+        assert "fm frame 0" in str(e), e
+    else:
+        assert len(out) == 1 and (out[0].width, out[0].height) == (32, 24)
+    # whatever the garbage did, the decoder still decodes the real stream exactly
+    _, recon, _ = _encode(frames, weights_file, q=5)
+    again = [f for u in units for f in dec.decode(u)]
+    assert len(again) == 2 and all(a.equal(b) for a, b in zip(again, recon, strict=True))
 
 
 def test_shipped_weights_load() -> None:
@@ -226,11 +247,17 @@ def test_residual_frames_decode_exactly(
     wt.register(wt.load_weights(path))  # so that a decoder finds it
     plain, plain_recon, _ = _encode(frames, path, q=30, residual=False)
     assert all(u.payload[0] & codec_mod.FLAG_RESIDUAL == 0 for u in plain)
-    monkeypatch.setattr(codec_mod, "lambda_of", lambda q: torch.tensor([1e9]))
-    units, recon, enc = _encode(frames, path, q=30)
+    monkeypatch.setattr(codec_mod, "lambda_of", lambda q, config=None: torch.tensor([1e9]))
+    units, recon, enc = _encode(frames, path, q=30, search=False)
     assert [u.payload[0] for u in units] == [1, 4, 4, 4]
     assert all(u.payload[2] & 63 == 30 and u.payload[2] >> 6 in (1, 2) for u in units[1:])
     assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
+    # the residual q search: the residual's own q may move (q -+ 6, -+ 12); still exact
+    searched, s_recon, s_enc = _encode(frames, path, q=30)
+    assert all(u.payload[0] & codec_mod.FLAG_RESIDUAL for u in searched[1:])
+    assert all(u.payload[2] & 63 in (18, 24, 30, 36, 42) for u in searched[1:])
+    assert any(u.payload[2] & 63 != 30 for u in searched[1:])  # lambda huge: finer pays
+    assert all(o.equal(r) for o, r in zip(_decode(searched, s_enc), s_recon, strict=True))
     assert (enc.model.residual_coder is enc.model.residual) == own_codec
     # the first inter frame has the same reference either way: the residual helps it
     err = [psnr_yuv(frames[1], r).weighted for r in (plain_recon[1], recon[1])]
@@ -281,3 +308,37 @@ def test_cli_encode_decode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     )
     err = capsys.readouterr().err.strip()
     assert "0..63" in err and "\n" not in err and not (tmp_path / "w.nvc").exists()
+
+
+def test_unused_inter_latent_and_skipped_frames_cost_nothing(
+    weights_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With lambda ~ 0 only bits count: the encoder skips every inter frame (flag bits 3
+    and 4: no motion, no latent, an empty main stream); with skipping made too costly it
+    drops the latent alone (bit 3: no z, no y; the decoder uses y = 0). The frames get
+    smaller and decode exactly; without the search everything is always sent."""
+    frames = synthetic_clip(48, 32, 3, seed=24)
+    plain, _, _ = _encode(frames, weights_file, q=30, search=False)
+    assert all(
+        u.payload[0] & (codec_mod.FLAG_NO_LATENT | codec_mod.FLAG_ZERO_MOTION) == 0 for u in plain
+    )
+    monkeypatch.setattr(codec_mod, "lambda_of", lambda q, config=None: torch.tensor([1e-9]))
+    skipped, recon, enc = _encode(frames, weights_file, q=30)
+    assert [u.payload[0] for u in skipped] == [1, 24, 24]
+    assert len(skipped[1].payload) < len(plain[1].payload) - 8
+    assert all(o.equal(r) for o, r in zip(_decode(skipped, enc), recon, strict=True))
+    cost = codec_mod.FmEncoder._cost
+
+    def no_skip(self: FmEncoder, codes: torch.Tensor, pic: torch.Tensor, n: int, q: int) -> float:
+        return float("inf") if n == 0 else cost(self, codes, pic, n, q)
+
+    monkeypatch.setattr(codec_mod.FmEncoder, "_cost", no_skip)  # (the residual's too)
+    units, recon, enc = _encode(frames, weights_file, q=30, residual=False)
+    assert [u.payload[0] for u in units] == [1, 8, 8]
+    assert all(len(a.payload) < len(b.payload) for a, b in zip(units[1:], plain[1:], strict=True))
+    assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
+    header = enc.coder.stream.to_header(3, enc.codec_params)
+    for flag in (8, 16):
+        bad = Unit(UnitType.FRAME, bytes([1 | flag]) + units[0].payload[1:], pts=0, rap=True)
+        with pytest.raises(BitstreamError, match="fm frame 0 has a bad header"):
+            FmDecoder(header).decode(bad)

@@ -16,7 +16,8 @@ def test_live_testsrc_streams_through_the_player(weights_file: Path) -> None:
     config = LiveConfig(
         "testsrc",
         "fm",
-        options={"weights": str(weights_file), "q": 30, "intra_period": 8},
+        # live encoding wants speed: no encoder RD search (what `nvc live` should pass)
+        options={"weights": str(weights_file), "q": 30, "intra_period": 8, "search": False},
         size=(64, 48),
         fps=Fraction(10),
         frames=20,
