@@ -334,6 +334,7 @@ class Player:
             except (ValueError, TypeError) as e:  # aiortc's complaints about the SDP
                 text = " ".join(str(e).split()) or type(e).__name__
                 raise NvcError(f"the server's answer is unusable: {text}") from None
+            self._refuse_bad_text(pc)
             tasks = [
                 asyncio.create_task(self._decode_loop(), name="nvc-play-decode"),
                 asyncio.create_task(self._present_loop(), name="nvc-play-present"),
@@ -419,6 +420,28 @@ class Player:
             stats.messages_rejected += 1
             return
         self._take(out)
+
+    def _refuse_bad_text(self, pc: Any) -> None:
+        """Drop text messages that are not UTF-8 before aiortc decodes them: its decoding
+        error would end the association (the channel closes). Counted as control_rejected."""
+        from aiortc import rtcsctptransport
+
+        sctp = getattr(pc, "sctp", None)
+        receive = getattr(sctp, "_data_channel_receive", None)
+        string = getattr(rtcsctptransport, "WEBRTC_STRING", None)
+        if sctp is None or receive is None or string is None:
+            return
+
+        async def checked(stream_id: int, pp_id: int, data: bytes) -> None:
+            if pp_id == string:
+                try:
+                    data.decode("utf8")
+                except UnicodeDecodeError:
+                    self.stats.control_rejected += 1
+                    return
+            await receive(stream_id, pp_id, data)
+
+        sctp._data_channel_receive = checked
 
     def _on_control(self, text: str) -> None:
         try:

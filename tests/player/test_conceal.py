@@ -89,11 +89,20 @@ def test_hostile_control_messages_are_dropped_and_counted_and_playback_goes_on(g
         async with Serving(FileSource(gop_file)) as (server, url):
             add = server.broadcast.add
 
+            def not_utf8(channel) -> None:
+                # a text message (PPID 51) that is not UTF-8: aiortc's send cannot make one
+                from aiortc.rtcsctptransport import WEBRTC_STRING
+
+                sctp = channel.transport
+                sctp._data_channel_queue.append((channel, WEBRTC_STRING, b"\xff\xfe{"))
+                asyncio.ensure_future(sctp._data_channel_flush())
+
             def hostile_add(channel):
                 for text in hostile:  # before the hello, and again mid-stream
                     channel.send(text)
                 loop = asyncio.get_running_loop()
                 loop.call_later(0.5, lambda: [channel.send(t) for t in hostile])
+                loop.call_later(0.7, not_utf8, channel)
                 return add(channel)
 
             server.broadcast.add = hostile_add
@@ -101,7 +110,7 @@ def test_hostile_control_messages_are_dropped_and_counted_and_playback_goes_on(g
             return await player.run()
 
     stats = run(go(), 30)
-    assert stats.control_rejected == 2 * len(hostile)
+    assert stats.control_rejected == 2 * len(hostile) + 1
     assert stats.end_reason == "end of stream"
     assert collect.pts == list(range(40))
     assert [d for _, d in collect.frames] == expected
@@ -188,7 +197,7 @@ def test_segment_names():
 
 def test_a_decoder_slower_than_real_time_stays_within_the_latency_bound(tmp_path):
     """Decoding takes 1.75 frame intervals a frame: without dropping, latency would grow by
-    about 3 s over the 4 s stream; with max_latency 0.3 the player drops to RAPs."""
+    about 1.8 s over the 2.4 s stream; with max_latency 0.3 the player drops to RAPs."""
 
     class SlowDecoder(GopDecoder):
         def decode(self, unit):
@@ -198,19 +207,21 @@ def test_a_decoder_slower_than_real_time_stays_within_the_latency_bound(tmp_path
     spec = CodecSpec(9006, "testsleepy", "test", Cfg, GopEncoder, SlowDecoder)
     registry.register(spec)
     try:
-        path = make_file(tmp_path / "slow.nvc", frames=100, codec="testsleepy")
-        expected = [digest(f) for f in reference(path)]
+        path = make_file(tmp_path / "slow.nvc", frames=60, codec="testsleepy")
+        # the same units under the fast decoder: what each frame must be
+        fast = make_file(tmp_path / "fast.nvc", frames=60, codec="testgop")
+        expected = [digest(f) for f in reference(fast)]
         stats, collect = play(FileSource(path), {"max_latency": 0.3}, timeout=40)
     finally:
         registry.unregister(spec)
     assert stats.latency_drops > 0 and stats.units_dropped_late > 0, stats.summary()
     assert all(d == expected[p] for p, d in collect.frames)
     shown = collect.pts
-    assert len(shown) >= 15
+    assert len(shown) >= 10
     gaps = [b for a, b in zip(shown, shown[1:], strict=False) if b != a + 1]
     assert gaps and all(p % 5 == 0 for p in gaps)  # resumed at random-access points
     latencies = list(stats.latencies_ms)
     # bounded: max_latency + a decode + the playout delay, with room for a busy machine
-    # (without dropping: growing to about 3000 ms, median about 1500 ms)
+    # (without dropping: growing to about 1900 ms, median about 1000 ms)
     assert sorted(latencies)[len(latencies) // 2] < 700, latencies
-    assert max(latencies) < 1500, latencies
+    assert max(latencies) < 1200, latencies
