@@ -160,10 +160,10 @@ class GaussianEncoder:
 
     def _key(self, target: list[torch.Tensor]) -> tuple[bytes, Gaussians2D, int, int, int]:
         cfg = self.config
-        p = self.fitter.initial(target, self.count)
-        rep = self.fitter.fit(
-            p, target, self.steps, seconds=self._seconds(True), max_iterations=cfg.max_iterations
-        )
+        deadline = time.perf_counter() + self._seconds(True)
+        p = self.fitter.initial(target, self.count, deadline)
+        seconds = max(deadline - time.perf_counter(), 0.0)
+        rep = self.fitter.fit(p, target, self.steps, seconds=seconds, max_iterations=cfg.max_iterations)
         g = quantize(p, self.steps, self.bounds)
         g = g.take(coding.sort_key(g))
         payload = coding.encode_base(g, self.steps)

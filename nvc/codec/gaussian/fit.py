@@ -120,8 +120,11 @@ class Fitter:
 
     # ------------------------------------------------------------------ keyframes
 
-    def initial(self, target: list[Tensor], count: int) -> FloatGaussians:
-        """Initial Gaussians for a keyframe (see the module docstring)."""
+    def initial(
+        self, target: list[Tensor], count: int, deadline: float | None = None
+    ) -> FloatGaussians:
+        """Initial Gaussians for a keyframe (see the module docstring); the colour solve
+        stops at `deadline` (a time.perf_counter() value)."""
         cv, rng = self.canvas, self.rng
         w, h = cv.width, cv.height
         luma = target[0][0] if not cv.yuv else target[0]
@@ -170,10 +173,12 @@ class Fitter:
             for ch in range(3):
                 rest = full[ch][iy, ix] - bg[ch] / float(1 << T.COLOR_BITS)
                 p.colour[:, ch] = rest / norm * float(1 << T.COLOR_BITS)
-        self.solve_colours(p, target, COLOUR_SOLVE_STEPS)
+        self.solve_colours(p, target, COLOUR_SOLVE_STEPS, deadline)
         return p
 
-    def solve_colours(self, p: FloatGaussians, target: list[Tensor], steps: int) -> None:
+    def solve_colours(
+        self, p: FloatGaussians, target: list[Tensor], steps: int, deadline: float | None = None
+    ) -> None:
         """Improve the colours in place by conjugate gradients on the weighted SSE (the
         picture is linear in the colours for fixed geometry)."""
         cv = self.canvas
@@ -194,7 +199,7 @@ class Fitter:
         d = r.clone()
         rr = float((r * r).sum())
         for _ in range(steps):
-            if rr <= 0:
+            if rr <= 0 or (deadline is not None and time.perf_counter() > deadline):
                 break
             hd = grad(d, zeros, no_bg)
             dhd = float((d * hd).sum())
