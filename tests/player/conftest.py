@@ -29,3 +29,23 @@ def lossless_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gop_file(tmp_path_factory: pytest.TempPathFactory, gop_codec: None) -> Path:
     """40 frames of 64x48 in the test codec (RAP every 5 frames), 25 fps."""
     return make_file(tmp_path_factory.mktemp("stream") / "gop.nvc", frames=40, codec="testgop")
+
+
+@pytest.fixture(scope="package")
+def neural_files(tmp_path_factory):
+    """Small fm and inr files (inr with its fastest training: one epoch, groups of 4)."""
+    import torch
+
+    from tests.player.helpers import make_file
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("neural")
+    return {
+        "fm": make_file(tmp / "fm.nvc", frames=16, codec="fm", options={"intra_period": 4}),
+        "inr": make_file(
+            tmp / "inr.nvc",
+            frames=12,
+            codec="inr",
+            options={"preset": "realtime", "epochs": 1, "group_size": 4},
+        ),
+    }

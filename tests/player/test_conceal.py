@@ -117,18 +117,39 @@ def test_hostile_control_messages_are_dropped_and_counted_and_playback_goes_on(g
     assert len(stats.latencies_ms) == 40  # the timing messages after the junk still count
 
 
-def test_a_payload_damaged_under_a_valid_container_crc_is_counted_and_concealed(tmp_path):
-    """Lossless (FFV1) refuses a truncated frame: that one frame is not shown, the rest are,
-    each exactly the decoder's frame."""
+def flip(payload: bytes, at: float = 0.5) -> bytes:
+    """The payload with one byte changed."""
+    damaged = bytearray(payload)
+    damaged[int(len(damaged) * at)] ^= 0x55
+    return bytes(damaged)
+
+
+def test_payloads_damaged_under_a_valid_container_crc_are_counted_and_concealed(tmp_path):
+    """Lossless (FFV1 with enforced slice CRCs and a frame checksum) refuses changed and
+    truncated frames: those are not shown, the others are, each exactly the decoder's."""
     src = make_file(tmp_path / "ll.nvc", frames=20)
     _, units = file_units(src)
-    damaged = rewrite(src, tmp_path / "damaged.nvc", {7: units[7].payload[:-600]})
+    damage = {3: flip(units[3].payload), 7: units[7].payload[:-600], 11: flip(units[11].payload)}
+    damaged = rewrite(src, tmp_path / "damaged.nvc", damage)
     expected = [digest(f) for f in reference(src)]
     stats, collect = play(FileSource(damaged), {"drop_late": False})
-    assert stats.decode_errors == 1
-    assert collect.pts == [p for p in range(20) if p != 7]
+    assert stats.decode_errors == 3
+    assert collect.pts == [p for p in range(20) if p not in damage]
     assert all(d == expected[p] for p, d in collect.frames)
     assert stats.end_reason == "end of stream"
+
+
+def test_a_damaged_fm_payload_is_concealed_to_the_next_rap(neural_files, tmp_path):
+    """fm's frame checksum catches a changed intra frame: its group is skipped, no wrong
+    frame is shown (the issue saw two wrong fm frames with decode_errors 0)."""
+    src = neural_files["fm"]  # 16 frames, a RAP every 4
+    _, units = file_units(src)
+    damaged = rewrite(src, tmp_path / "fm.nvc", {4: flip(units[4].payload)})
+    expected = [digest(f) for f in reference(src)]
+    stats, collect = play(FileSource(damaged), {"drop_late": False}, timeout=60)
+    assert stats.decode_errors == 1 and stats.units_skipped == 3
+    assert collect.pts == [0, 1, 2, 3] + list(range(8, 16))
+    assert all(d == expected[p] for p, d in collect.frames)
 
 
 def test_any_decoder_exception_skips_to_the_next_rap(gop_file, tmp_path):

@@ -165,26 +165,6 @@ def expected_playback(path, config: ViewerConfig) -> list[tuple[int, str]]:
     return shown
 
 
-@pytest.fixture(scope="module")
-def neural_files(tmp_path_factory):
-    """Small fm and inr files (inr with its fastest training: one epoch, groups of 4)."""
-    import torch
-
-    from tests.player.helpers import make_file
-
-    torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("neural")
-    return {
-        "fm": make_file(tmp / "fm.nvc", frames=16, codec="fm", options={"intra_period": 4}),
-        "inr": make_file(
-            tmp / "inr.nvc",
-            frames=12,
-            codec="inr",
-            options={"preset": "realtime", "epochs": 1, "group_size": 4},
-        ),
-    }
-
-
 @pytest.mark.parametrize("codec", ["testgop", "fm", "inr"])
 def test_a_lossy_channel_shows_exactly_the_frames_that_decode_from_whole_units(
     neural_files, gop_file, codec
