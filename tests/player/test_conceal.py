@@ -246,3 +246,35 @@ def test_a_decoder_slower_than_real_time_stays_within_the_latency_bound(tmp_path
     # (without dropping: growing to about 1900 ms, median about 1000 ms)
     assert sorted(latencies)[len(latencies) // 2] < 700, latencies
     assert max(latencies) < 1200, latencies
+
+
+def test_a_size_change_while_recording_to_a_fifo_stops_the_recording_and_keeps_it(tmp_path):
+    import os
+    import threading
+
+    a = make_file(tmp_path / "a.nvc", frames=6, size=(64, 48), codec="testgop")
+    b = make_file(tmp_path / "b.nvc", frames=6, size=(32, 32), codec="testgop", seed=1)
+    header_a, units_a = file_units(a)
+    header_b, units_b = file_units(b, pts_offset=6)
+    fifo = tmp_path / "rec.y4m"
+    os.mkfifo(fifo)
+    received = bytearray()
+
+    def drain() -> None:
+        with open(fifo, "rb") as f:
+            while chunk := f.read(65536):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    source = ScriptedSource(header_a, units_a + [header_b.to_unit()] + units_b)
+    stats, collect = play(source, {"drop_late": False, "output": str(fifo)})
+    reader.join(10)
+    assert stats.recordings == [str(fifo)]
+    assert collect.pts == list(range(12))  # playback goes on after the recording stopped
+    copy = tmp_path / "copy.y4m"
+    copy.write_bytes(bytes(received))
+    with open_video(copy) as r:
+        got = list(r)
+    assert len(got) == 6 and all(x.equal(y) for x, y in zip(got, reference(a), strict=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nvc", "b.nvc", "copy.y4m", "rec.y4m"]
