@@ -141,38 +141,49 @@ def windows(g: Gaussians2D) -> Windows:
     )
 
 
-def _grid(
-    x: Tensor, y: Tensor, ex: int, ey: int, canvas: Canvas
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+MARGIN = T.MAX_EXTENT + 8 + 2  # the accumulators extend this far around the picture
+
+
+def _grid(x: Tensor, y: Tensor, ex: int, ey: int, canvas: Canvas) -> tuple[Tensor, Tensor, Tensor]:
     """Window pixel centres in 1/16 px, columns (n, 1, wx) and rows (n, wy, 1), for
-    Gaussians with integer centres x, y (1/16 px); the in-picture mask and flat indices
-    (n, wy, wx)."""
-    h2, w2 = canvas.padded
+    Gaussians with integer centres x, y (1/16 px), and the window pixels' flat indices
+    (n, wy, wx) into the accumulators, which extend MARGIN pixels around the picture (so
+    every window of a centre inside Bounds' margin lies inside them: no clipping)."""
+    _, wp = _accumulator_shape(canvas)
     dev = x.device
     ox = torch.arange(-ex, ex + 1, dtype=torch.int64, device=dev)
     oy = torch.arange(-ey, ey + 1, dtype=torch.int64, device=dev)
     cols = (x >> T.POS_BITS)[:, None, None] + ox[None, None, :]
     rows = (y >> T.POS_BITS)[:, None, None] + oy[None, :, None]
-    inside = (cols >= 0) & (cols < w2) & (rows >= 0) & (rows < h2)
-    flat = rows.clamp(0, h2 - 1) * w2 + cols.clamp(0, w2 - 1)
+    flat = (rows + MARGIN) * wp + (cols + MARGIN)
     half = T.POS_ONE // 2
-    return cols * T.POS_ONE + half, rows * T.POS_ONE + half, inside, flat
+    return cols * T.POS_ONE + half, rows * T.POS_ONE + half, flat
+
+
+def _accumulator_shape(canvas: Canvas) -> tuple[int, int]:
+    h2, w2 = canvas.padded
+    return h2 + 2 * MARGIN, w2 + 2 * MARGIN
+
+
+def _crop(acc: Tensor, canvas: Canvas) -> Tensor:
+    h2, w2 = canvas.padded
+    hp, wp = _accumulator_shape(canvas)
+    return acc.view(3, hp, wp)[:, MARGIN : MARGIN + h2, MARGIN : MARGIN + w2]
 
 
 def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) -> Tensor:
     """The integer accumulators (3, H2, W2) int64 of `g` (colour x weight in 2**-24).
 
-    `max_pixels` bounds the window pixel evaluations (a BitstreamError above it)."""
+    `g` must be within Bounds (decoded states are). `max_pixels` bounds the window pixel
+    evaluations (a BitstreamError above it)."""
     wins = windows(g)
     if max_pixels is not None and wins.pixels > max_pixels:
         raise BitstreamError(
             f"the Gaussians ask for {wins.pixels} pixel evaluations per frame, "
             f"above the limit of {max_pixels}"
         )
-    h2, w2 = canvas.padded
-    acc = torch.zeros(3, h2 * w2, dtype=torch.int64)
-    for ch in range(3):
-        acc[ch] = g.background[ch] << T.WEIGHT_BITS
+    hp, wp = _accumulator_shape(canvas)
+    acc = torch.zeros(3, hp * wp, dtype=torch.int64)
     a_all, b_all, c_all = (torch.from_numpy(v) for v in conic(g))
     x_all, y_all = torch.from_numpy(g.x), torch.from_numpy(g.y)
     colours = [torch.from_numpy(c) for c in (g.c0, g.c1, g.c2)]
@@ -180,19 +191,21 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
     for part, ex, ey in wins.groups():
         idx = torch.from_numpy(part)
         x, y = x_all[idx], y_all[idx]
-        px, py, inside, flat = _grid(x, y, ex, ey, canvas)
+        px, py, flat = _grid(x, y, ex, ey, canvas)
         dx = px - x[:, None, None]  # (n, 1, wx)
         dy = py - y[:, None, None]  # (n, wy, 1)
-        a = a_all[idx][:, None, None]
-        b2 = 2 * b_all[idx][:, None, None]
-        c = c_all[idx][:, None, None]
-        q = (a * dx * dx + c * dy * dy + (b2 * dx) * dy) >> T.Q_SHIFT
+        # q = A dx^2 + C dy^2 + (2 B dy) dx, all exact in int64
+        ends = a_all[idx][:, None, None] * dx * dx + c_all[idx][:, None, None] * dy * dy
+        q = torch.addcmul(ends, 2 * b_all[idx][:, None, None] * dy, dx)
+        q >>= T.Q_SHIFT
         w = table[q.clamp_(0, T.EXP_SIZE - 1)]
-        w.mul_(inside)
         flat_f = flat.reshape(-1)
         for ch in range(3):
             acc[ch].index_add_(0, flat_f, (w * colours[ch][idx][:, None, None]).reshape(-1))
-    return acc.view(3, h2, w2)
+    out = _crop(acc, canvas).clone()
+    for ch in range(3):
+        out[ch] += g.background[ch] << T.WEIGHT_BITS
+    return out
 
 
 def to_planes(acc: Tensor, canvas: Canvas) -> tuple[np.ndarray, ...]:
@@ -241,10 +254,9 @@ class FloatGaussians:
 def render_float(p: FloatGaussians, wins: Windows, canvas: Canvas) -> Tensor:
     """A differentiable float render (3, H2, W2) in full-scale units on the windows `wins`
     (of the integer state nearest to p), with exp instead of the table."""
-    h2, w2 = canvas.padded
+    hp, wp = _accumulator_shape(canvas)
     dev = p.x.device
-    out = torch.zeros(3, h2 * w2, dtype=p.x.dtype, device=dev)
-    out = out + (p.background / float(1 << T.COLOR_BITS))[:, None]
+    out = torch.zeros(3, hp * wp, dtype=p.x.dtype, device=dev)
     pi = 3.141592653589793
     xi = torch.floor(p.x.detach()).to(torch.int64)
     yi = torch.floor(p.y.detach()).to(torch.int64)
@@ -259,16 +271,17 @@ def render_float(p: FloatGaussians, wins: Windows, canvas: Canvas) -> Tensor:
     colour = p.colour / float(1 << T.COLOR_BITS)
     for part, ex, ey in wins.groups():
         idx = torch.from_numpy(part).to(dev)
-        px, py, inside, flat = _grid(xi[idx], yi[idx], ex, ey, canvas)
+        px, py, flat = _grid(xi[idx], yi[idx], ex, ey, canvas)
         dx = px.to(p.x.dtype) - p.x[idx][:, None, None]
         dy = py.to(p.x.dtype) - p.y[idx][:, None, None]
         q = ca[idx][:, None, None] * dx * dx + cc[idx][:, None, None] * dy * dy
-        q = q + (cb[idx][:, None, None] * dx) * dy
-        w = torch.exp(-0.5 * q) * (inside & (q < T.Q_CUT))
+        q = q + (cb[idx][:, None, None] * dy) * dx
+        w = torch.exp(-0.5 * q) * (q < T.Q_CUT)
         w = w.reshape(len(part), -1)
         contrib = colour[idx].T[:, :, None] * w[None]
         out.index_add_(1, flat.reshape(-1), contrib.reshape(3, -1))
-    return out.view(3, h2, w2)
+    bg = (p.background / float(1 << T.COLOR_BITS))[:, None, None]
+    return _crop(out, canvas) + bg
 
 
 def float_planes(img: Tensor, canvas: Canvas) -> list[Tensor]:
