@@ -373,6 +373,12 @@ async def _play(args: argparse.Namespace) -> int:
     if args.stats:
         print(format_stats(stats), file=sys.stderr)
         print(f"nvc: ended: {stats.end_reason or 'interrupted'}", file=sys.stderr)
+    concealed = concealment(stats)
+    if concealed:
+        print(f"nvc: concealed: {concealed}", file=sys.stderr)
+    if len(stats.recordings) > 1:
+        segments = ", ".join(stats.recordings)
+        print(f"nvc: recorded {len(stats.recordings)} segments: {segments}", file=sys.stderr)
     if args.stats_json:
         with open(args.stats_json, "w", encoding="utf-8") as f:
             json.dump(stats.summary(), f, indent=2)
@@ -380,6 +386,21 @@ async def _play(args: argparse.Namespace) -> int:
     if stats.frames_presented == 0 and stats.end_reason not in ("", "duration reached"):
         raise NvcError(f"no frame was presented ({stats.end_reason})")
     return 0
+
+
+def concealment(stats: Any) -> str:
+    """What the player concealed, in words ('' when nothing was)."""
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (stats.decode_errors, "units that did not decode"),
+            (stats.header_errors, "unusable sequence headers"),
+            (stats.units_dropped_late, "units dropped to stay within --max-latency"),
+            (stats.control_rejected, "malformed control messages"),
+        )
+        if n
+    ]
+    return ", ".join(parts)
 
 
 def run_play(args: argparse.Namespace) -> int:

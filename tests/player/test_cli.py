@@ -206,3 +206,25 @@ def test_play_max_latency_option():
     assert p.parse_args(["play", "http://x", "--max-latency", "0.25"]).max_latency == 0.25
     with pytest.raises(SystemExit):
         p.parse_args(["play", "http://x", "--max-latency", "-1"])
+
+
+def test_play_says_what_it_concealed(tmp_path, capsys):
+    from nvc.bitstream import Unit, Writer
+    from tests.player.helpers import file_units, make_file
+
+    src = make_file(tmp_path / "ll.nvc", frames=10)
+    header, units = file_units(src)
+    damaged = tmp_path / "damaged.nvc"
+    with Writer(damaged, header) as w:
+        for u in units:
+            payload = u.payload[:-600] if u.pts in (2, 5) else u.payload
+            w.write(Unit(u.type, payload, u.pts, u.rap))
+    out = tmp_path / "out.y4m"
+    with ServerThread(FileSource(damaged)) as url:
+        args = parser().parse_args(["play", url, "--no-drop", "-o", str(out)])
+        assert args.run(args) == 0
+    assert "nvc: concealed: 2 units that did not decode" in capsys.readouterr().err
+    with open_video(out) as r:
+        got = list(r)
+    expected = [f for f in reference(src) if f.pts not in (2, 5)]
+    assert len(got) == 8 and all(a.equal(b) for a, b in zip(got, expected, strict=True))
