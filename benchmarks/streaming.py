@@ -145,6 +145,8 @@ def player_summary(stats: PlayerStats) -> dict[str, Any]:
         "units_lost",
         "units_skipped",
         "units_skipped_by_server",
+        "units_dropped_late",
+        "decode_errors",
         "clock_resets",
         "decode_fps",
         "latency_ms_median",
@@ -210,6 +212,7 @@ def held(stats: PlayerStats, expected: float) -> bool:
         and bad <= 0.05 * max(shown, 1)
         and stats.units_skipped_by_server == 0
         and stats.units_lost == 0
+        and stats.units_dropped_late == 0
     )
 
 
