@@ -1,0 +1,371 @@
+"""A differentiable renderer of 3D Gaussians in pure PyTorch (CPU), and gsplat on CUDA.
+
+Written from the description in Kerbl, Kopanas, Leimkühler and Drettakis, "3D Gaussian
+Splatting for Real-Time Radiance Field Rendering" (SIGGRAPH 2023), whose projection is
+the EWA splatting of Zwicker, Pfister, van Baar and Gross (2001):
+
+- each Gaussian has a mean mu, a rotation q (quaternion, w x y z), per-axis scales
+  s = exp(log_scales), an opacity o = sigmoid(opacity_logit) and a colour;
+  its covariance is Sigma = R(q) diag(s)^2 R(q)^T;
+- a camera with world-to-camera rotation W, translation t and intrinsics fx, fy, cx, cy
+  sees the mean at p = W mu + t and the covariance, through the Jacobian J of the
+  perspective projection at p (the local affine approximation), as the 2D covariance
+  Sigma' = J W Sigma W^T J^T; a low-pass term `eps2d` (0.3 pixel^2, as in 3DGS) is added
+  to its diagonal so no footprint is smaller than about a pixel. As 3DGS does, p's
+  x/z and y/z are clamped to 1.3 times the field of view in the Jacobian so Gaussians at
+  the border of the view do not blow up;
+- the image is cut into `tile` x `tile` tiles; every Gaussian is listed in each tile its
+  3-sigma bounding square touches, and the lists are sorted by depth (3DGS sorts by the
+  key (tile, depth) once per frame; so does this);
+- every pixel composites its tile's Gaussians front to back:
+  alpha_i = min(0.99, o_i exp(-1/2 d_i^T Sigma'^-1 d_i)), skipped below 1/255;
+  C = sum_i c_i alpha_i prod_{j<i} (1 - alpha_j) + T_final * background, and a pixel
+  stops once its transmittance would drop below 1e-4 (3DGS's rules).
+
+The compositing is written with tensors (gather, cumprod), not loops over pixels, so
+autograd differentiates it; tiles are processed in chunks that bound memory.
+
+Pixel convention (nvc.media.multiview): the centre of pixel (row i, column j) is at
+(j + 0.5, i + 0.5), and K's principal point is measured from the top-left corner, as in
+gsplat.
+
+`gsplat_render` has the same signature and calls gsplat's `rasterization` (imported
+lazily, CUDA only). It was written against gsplat's documented API (1.x) and **has not
+been run on CUDA**: no GPU was available when it was written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from nvc.errors import CodecError
+
+SH_C0 = 0.28209479177387814  # the degree-0 spherical-harmonics basis value 1 / (2 sqrt(pi))
+ALPHA_MAX = 0.99  # largest alpha of one Gaussian at one pixel (3DGS)
+ALPHA_MIN = 1.0 / 255.0  # smaller alphas are skipped (3DGS)
+T_MIN = 1e-4  # a pixel stops compositing when its transmittance would fall below this
+FOV_CLAMP = 1.3  # Jacobian evaluated with x/z, y/z clamped to this times the field of view
+CHUNK_ELEMENTS = 1 << 21  # tile-chunk size bound: tiles x pixels x Gaussians per chunk
+
+
+@dataclass
+class Projected:
+    """Gaussians projected into one camera (only those in front of it and on screen)."""
+
+    index: Tensor  # (M,) int64: which input Gaussians these are
+    means2d: Tensor  # (M, 2) pixel positions (u, v) of the means
+    conics: Tensor  # (M, 3) inverse 2D covariance (a, b, c): [[a, b], [b, c]]
+    depths: Tensor  # (M,) camera-space z of the means
+    radii: Tensor  # (M,) int64 3-sigma radius in pixels (bounding square half side)
+
+
+@dataclass
+class Render3D:
+    """What a render returns."""
+
+    image: Tensor  # (H, W, 3) composited colour
+    alpha: Tensor  # (H, W) accumulated opacity (1 - final transmittance)
+    means2d: Tensor  # (N, 2) projected means of all input Gaussians (0 where culled);
+    # its gradient is the view-space positional gradient QUEEN and 3DGS densify with
+    radii: Tensor  # (N,) int64 3-sigma radii in pixels (0 where culled)
+
+
+def quaternion_to_rotation(quats: Tensor) -> Tensor:
+    """(N, 3, 3) rotation matrices of (N, 4) quaternions (w, x, y, z), normalised first."""
+    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(-1, 3, 3)
+
+
+def colours_of(colors: Tensor, sh_degree: int | None) -> Tensor:
+    """(N, 3) RGB: `colors` as they are (sh_degree None), or from degree-0 spherical
+    harmonics coefficients (N, 3) or (N, 1, 3) as 3DGS evaluates them: max(0, C0 sh + 0.5)."""
+    if sh_degree is None:
+        return colors
+    if sh_degree != 0:
+        raise CodecError(f"the CPU renderer supports SH degree 0 only, not {sh_degree}")
+    return (SH_C0 * colors.reshape(colors.shape[0], 3) + 0.5).clamp_min(0.0)
+
+
+def project(
+    means: Tensor,
+    log_scales: Tensor,
+    quats: Tensor,
+    viewmat: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    *,
+    near: float = 0.01,
+    eps2d: float = 0.3,
+) -> tuple[Projected, Tensor]:
+    """EWA projection (module docstring) of all Gaussians; also returns the (N, 2) means2d
+    of every input Gaussian (the culled ones included)."""
+    R, t = viewmat[:3, :3], viewmat[:3, 3]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    p = means @ R.T + t
+    x, y, z = p.unbind(-1)
+    zc = z.clamp_min(near)
+    u = fx * x / zc + cx
+    v = fy * y / zc + cy
+    means2d = torch.stack([u, v], dim=-1)
+    lim_x = FOV_CLAMP * 0.5 * width / float(fx)
+    lim_y = FOV_CLAMP * 0.5 * height / float(fy)
+    tx = (x / zc).clamp(-lim_x, lim_x) * zc
+    ty = (y / zc).clamp(-lim_y, lim_y) * zc
+    zero = torch.zeros_like(zc)
+    J = torch.stack(
+        [fx / zc, zero, -fx * tx / (zc * zc), zero, fy / zc, -fy * ty / (zc * zc)], dim=-1
+    ).reshape(-1, 2, 3)
+    M = quaternion_to_rotation(quats) * torch.exp(log_scales)[:, None, :]
+    sigma = M @ M.transpose(1, 2)
+    T = J @ R
+    cov = T @ sigma @ T.transpose(1, 2)
+    a = cov[:, 0, 0] + eps2d
+    b = cov[:, 0, 1]
+    c = cov[:, 1, 1] + eps2d
+    det = a * c - b * b
+    with torch.no_grad():
+        mid = 0.5 * (a + c)
+        lam = mid + torch.sqrt((mid * mid - det).clamp_min(0.1))
+        radii = torch.ceil(3.0 * torch.sqrt(lam)).to(torch.int64)
+        keep = (z > near) & (det > 0)
+        keep &= (u + radii > 0) & (u - radii < width) & (v + radii > 0) & (v - radii < height)
+        index = torch.nonzero(keep).squeeze(1)
+    d = det[index]
+    conics = torch.stack([c[index] / d, -b[index] / d, a[index] / d], dim=-1)
+    projected = Projected(index, means2d[index], conics, z[index], radii[index])
+    return projected, means2d
+
+
+def _tile_lists(
+    proj: Projected, tiles_x: int, tiles_y: int, tile: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(tiles, K) indices into proj's Gaussians, depth-sorted per tile, padded with M (a
+    transparent dummy), for the tiles that hold any; their tile ids and list lengths,
+    shortest lists first (so chunks of consecutive tiles pad little)."""
+    m = proj.index.numel()
+    with torch.no_grad():
+        order = torch.sort(proj.depths.detach(), stable=True).indices
+        mu = proj.means2d.detach()[order]
+        r = proj.radii[order]
+        x0 = torch.div(mu[:, 0] - r, tile, rounding_mode="floor").clamp(0, tiles_x - 1).long()
+        x1 = torch.div(mu[:, 0] + r, tile, rounding_mode="floor").clamp(0, tiles_x - 1).long()
+        y0 = torch.div(mu[:, 1] - r, tile, rounding_mode="floor").clamp(0, tiles_y - 1).long()
+        y1 = torch.div(mu[:, 1] + r, tile, rounding_mode="floor").clamp(0, tiles_y - 1).long()
+        wx = x1 - x0 + 1
+        counts = wx * (y1 - y0 + 1)
+        owner = torch.repeat_interleave(torch.arange(m), counts)  # position in depth order
+        starts = torch.cumsum(counts, 0) - counts
+        k = torch.arange(int(counts.sum())) - starts[owner]
+        tile_ids = (y0[owner] + k // wx[owner]) * tiles_x + x0[owner] + k % wx[owner]
+        tile_ids, perm = torch.sort(tile_ids, stable=True)  # stable: depth order kept
+        gauss = order[owner[perm]]
+        n_tiles = tiles_x * tiles_y
+        per_tile = torch.bincount(tile_ids, minlength=n_tiles)
+        width = int(per_tile.max()) if per_tile.numel() and m else 0
+        lists = torch.full((n_tiles, max(width, 1)), m, dtype=torch.int64)
+        first = torch.cumsum(per_tile, 0) - per_tile
+        slot = torch.arange(tile_ids.numel()) - first[tile_ids]
+        lists[tile_ids, slot] = gauss
+        busy = torch.nonzero(per_tile).squeeze(1)
+        busy = busy[torch.sort(per_tile[busy], stable=True).indices]  # fewest first
+    return lists[busy], busy, per_tile[busy]
+
+
+def render(
+    means: Tensor,
+    log_scales: Tensor,
+    quats: Tensor,
+    opacity_logits: Tensor,
+    colors: Tensor,
+    viewmat: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    *,
+    background: Tensor | None = None,
+    sh_degree: int | None = None,
+    near: float = 0.01,
+    eps2d: float = 0.3,
+    tile: int = 16,
+) -> Render3D:
+    """Render N Gaussians into one camera on the CPU (module docstring), differentiably.
+
+    means (N, 3), log_scales (N, 3), quats (N, 4) w x y z (need not be unit),
+    opacity_logits (N,), colors (N, 3) RGB, or SH degree-0 coefficients (N, 3) or
+    (N, 1, 3) with sh_degree=0; viewmat (4, 4) world-to-camera, K (3, 3);
+    background (3,) RGB (default black). All float tensors on one device.
+    """
+    n = means.shape[0]
+    _check_inputs(means, log_scales, quats, opacity_logits, colors, width, height, tile)
+    dtype, device = means.dtype, means.device
+    bg = torch.zeros(3, dtype=dtype, device=device) if background is None else background
+    rgb = colours_of(colors, sh_degree)
+    proj, means2d = project(
+        means,
+        log_scales,
+        quats,
+        viewmat.to(dtype),
+        K.to(dtype),
+        width,
+        height,
+        near=near,
+        eps2d=eps2d,
+    )
+    radii = torch.zeros(n, dtype=torch.int64, device=device)
+    radii[proj.index] = proj.radii
+    tiles_x, tiles_y = math.ceil(width / tile), math.ceil(height / tile)
+    px = tile * tile
+    out = bg.expand(tiles_x * tiles_y, px, 3)
+    acc = torch.zeros(tiles_x * tiles_y, px, dtype=dtype, device=device)
+    if proj.index.numel():
+        lists, busy, lengths = _tile_lists(proj, tiles_x, tiles_y, tile)
+        # the Gaussians' per-render attributes, with a transparent dummy appended
+        mu = torch.cat([proj.means2d, proj.means2d.new_zeros(1, 2)])
+        con = torch.cat([proj.conics, proj.conics.new_zeros(1, 3)])
+        opa = torch.cat([torch.sigmoid(opacity_logits[proj.index]), opacity_logits.new_zeros(1)])
+        col = torch.cat([rgb[proj.index], rgb.new_zeros(1, 3)])
+        offs = torch.arange(tile, dtype=dtype, device=device) + 0.5
+        local = torch.stack(torch.meshgrid(offs, offs, indexing="ij")[::-1], -1).reshape(-1, 2)
+        colours, alphas = [], []
+        for lo, hi, k in _chunks(lengths.tolist(), px):
+            ids, g = busy[lo:hi], lists[lo:hi, :k]
+            origin = torch.stack([ids % tiles_x, ids // tiles_x], -1).to(dtype) * tile
+            pix = origin[:, None, :] + local[None]  # (C, P, 2)
+            d = pix[:, :, None, :] - mu[g][:, None, :, :]  # (C, P, K, 2)
+            cg = con[g][:, None]  # (C, 1, K, 3)
+            power = -0.5 * (cg[..., 0] * d[..., 0] ** 2 + cg[..., 2] * d[..., 1] ** 2)
+            power = power - cg[..., 1] * d[..., 0] * d[..., 1]
+            alpha = (opa[g][:, None, :] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
+            alpha = torch.where(alpha < ALPHA_MIN, torch.zeros_like(alpha), alpha)
+            trans = torch.cumprod(1.0 - alpha, dim=-1)
+            before = torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], dim=-1)
+            weight = alpha * before * (trans >= T_MIN)
+            a = weight.sum(-1)
+            colours.append(torch.einsum("cpk,ckd->cpd", weight, col[g]) + (1 - a)[..., None] * bg)
+            alphas.append(a)
+        out = out.index_put((busy,), torch.cat(colours))
+        acc = acc.index_put((busy,), torch.cat(alphas))
+    image = _untile(out, tiles_x, tiles_y, tile, 3)[:height, :width]
+    alpha_img = _untile(acc[..., None], tiles_x, tiles_y, tile, 1)[:height, :width, 0]
+    return Render3D(image, alpha_img, means2d, radii)
+
+
+def _chunks(lengths: list[int], pixels: int) -> list[tuple[int, int, int]]:
+    """(start, end, K) runs of consecutive tiles (lengths ascending) whose padded work
+    (tiles x pixels x K, K the run's longest list) stays within CHUNK_ELEMENTS."""
+    out = []
+    start = 0
+    for i, k in enumerate(lengths):
+        if i > start and (i + 1 - start) * pixels * k > CHUNK_ELEMENTS:
+            out.append((start, i, lengths[i - 1]))
+            start = i
+    if lengths:
+        out.append((start, len(lengths), lengths[-1]))
+    return out
+
+
+def _untile(x: Tensor, tiles_x: int, tiles_y: int, tile: int, ch: int) -> Tensor:
+    x = x.reshape(tiles_y, tiles_x, tile, tile, ch).permute(0, 2, 1, 3, 4)
+    return x.reshape(tiles_y * tile, tiles_x * tile, ch)
+
+
+def _check_inputs(
+    means: Tensor,
+    log_scales: Tensor,
+    quats: Tensor,
+    opacity_logits: Tensor,
+    colors: Tensor,
+    width: int,
+    height: int,
+    tile: int,
+) -> None:
+    n = means.shape[0] if means.ndim == 2 else -1
+    shapes = {
+        "means": (means, (n, 3)),
+        "log_scales": (log_scales, (n, 3)),
+        "quats": (quats, (n, 4)),
+        "opacity_logits": (opacity_logits, (n,)),
+    }
+    for name, (value, shape) in shapes.items():
+        if n < 0 or tuple(value.shape) != shape:
+            raise CodecError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+    if colors.shape[0] != n or colors.numel() != 3 * n:
+        raise CodecError(f"colors must have shape ({n}, 3) or ({n}, 1, 3)")
+    if width < 1 or height < 1 or tile < 1:
+        raise CodecError(f"bad render size {width}x{height} (tile {tile})")
+
+
+def gsplat_render(
+    means: Tensor,
+    log_scales: Tensor,
+    quats: Tensor,
+    opacity_logits: Tensor,
+    colors: Tensor,
+    viewmat: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    *,
+    background: Tensor | None = None,
+    sh_degree: int | None = None,
+    near: float = 0.01,
+    eps2d: float = 0.3,
+    tile: int = 16,
+) -> Render3D:
+    """`render` through gsplat's CUDA rasterizer (`gsplat.rasterization`, classic mode).
+
+    gsplat takes linear scales and opacities in [0, 1], batched cameras, and SH
+    coefficients as (N, K, 3) with sh_degree; this converts to that. Not run on CUDA yet
+    (see the module docstring)."""
+    if not means.is_cuda:
+        raise CodecError("gsplat renders on CUDA only; use render() on the CPU")
+    _check_inputs(means, log_scales, quats, opacity_logits, colors, width, height, tile)
+    try:
+        from gsplat import rasterization  # lazily: it compiles CUDA kernels on first use
+    except ImportError:
+        raise CodecError("gsplat is not installed (pip install gsplat)") from None
+    n = means.shape[0]
+    feats = colors.reshape(n, 1, 3) if sh_degree is not None else colors.reshape(n, 3)
+    backgrounds = None if background is None else background.reshape(1, 3)
+    image, alpha, meta = rasterization(
+        means,
+        quats,
+        torch.exp(log_scales),
+        torch.sigmoid(opacity_logits),
+        feats,
+        viewmat[None],
+        K[None],
+        width,
+        height,
+        near_plane=near,
+        eps2d=eps2d,
+        sh_degree=sh_degree,
+        packed=False,
+        tile_size=tile,
+        backgrounds=backgrounds,
+        render_mode="RGB",
+        rasterize_mode="classic",
+    )
+    radii = meta["radii"][0]
+    if radii.ndim == 2:  # gsplat >= 1.5 gives x and y radii
+        radii = radii.amax(dim=-1)
+    return Render3D(image[0], alpha[0, ..., 0], meta["means2d"][0], radii.to(torch.int64))
