@@ -95,6 +95,9 @@ class PlayerConfig:
     # drop to the next random-access point when the unit next in line for the decoder has
     # waited this long (seconds; None: never; not with drop_late off, which keeps every frame)
     max_latency: float | None = 1.0
+    # payload bytes waiting for the decoder past which the backlog is dropped to a RAP
+    # whatever the options (a memory bound: a flood, or --no-drop behind a slow decoder)
+    max_backlog_bytes: int = 256 << 20
 
 
 @dataclass
@@ -269,6 +272,8 @@ class Player:
         self._url = offer_url(config.url)
         self._reassembler = Reassembler(start_seq=0, resync=True)
         self._units: deque[tuple[Unit, float] | _Marker] = deque()  # (unit, arrived at)
+        self._units_bytes = 0  # payload bytes in self._units
+        self._cut = False  # the backlog was cut on arrival: flush and set the clock again
         self._units_ready = asyncio.Event()
         # (frame, ready at, decoded without waiting in the queue)
         self._frames: asyncio.Queue[tuple[Frame, float, bool] | _Marker | _Segment] = (
@@ -465,6 +470,10 @@ class Player:
                 self.stats.units_received += 1
                 self._last_delivery = time.monotonic()
                 self._units.append((item, asyncio.get_running_loop().time()))
+                self._units_bytes += len(item.payload)
+                if self._units_bytes > self.config.max_backlog_bytes:
+                    self._cut_backlog(0)
+                    self._cut = True
                 if item.type == UnitType.END:
                     self._end_stream("end of stream")
             elif item.reason == "skipped":
@@ -501,7 +510,10 @@ class Player:
         while not self._units:
             self._units_ready.clear()
             await self._units_ready.wait()
-        return self._units.popleft()
+        item = self._units.popleft()
+        if isinstance(item, tuple):
+            self._units_bytes -= len(item[0].payload)
+        return item
 
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -609,8 +621,11 @@ class Player:
                 if not isinstance(item, tuple):
                     raise NvcError(f"player: unexpected queue item {item!r}")
                 if self._is_frame_unit(item) and self._too_late(item[1]):
-                    await self._drop_backlog()
+                    self._cut_backlog(1)  # this unit and those waiting up to a RAP
+                    await self._after_cut()
                     continue
+                if self._cut:  # cut on arrival: this unit is one that was kept
+                    await self._after_cut()
                 await self._decode_unit(*item)
         except asyncio.CancelledError:
             raise
@@ -631,10 +646,11 @@ class Player:
             UnitType.END,
         )
 
-    async def _drop_backlog(self) -> None:
-        """The decoder is behind: drop the unit next in line and the units waiting up to
-        the newest RAP among them (without one, up to the next RAP to arrive), and set the
-        clock again there. Sequence headers and the end of the stream stay in the queue."""
+    def _cut_backlog(self, dropped: int) -> None:
+        """The decoder is behind: drop the units waiting up to the newest RAP among them
+        (without one, every unit up to the next RAP to arrive); `dropped` units were left
+        out already. Sequence headers and the end of the stream stay in the queue. The
+        decoder is flushed and the clock set again before the next unit (self._cut)."""
         queue = self._units
         newest = None  # index in the queue of the newest RAP waiting
         for i in range(len(queue) - 1, -1, -1):
@@ -642,7 +658,6 @@ class Player:
             if isinstance(item, tuple) and self._is_frame_unit(item) and item[0].rap:
                 newest = i
                 break
-        dropped = 1  # the unit next in line
         kept: deque[tuple[Unit, float] | _Marker] = deque()
         for i, item in enumerate(queue):
             if newest is not None and i >= newest:
@@ -654,11 +669,16 @@ class Player:
             else:
                 kept.append(item)
         self._units = kept
+        self._units_bytes = sum(len(item[0].payload) for item in kept if isinstance(item, tuple))
         self.stats.units_dropped_late += dropped
         self.stats.latency_drops += 1
         self._behind = newest is None
         self._decoder_dirty = True
         log.info("decoding fell behind: dropped %d units to a random-access point", dropped)
+
+    async def _after_cut(self) -> None:
+        """After a cut: the old decoder's frames out, the clock set again at the RAP."""
+        self._cut = False
         await self._flush_decoder()
         await self._frames.put(_RESYNC)
 

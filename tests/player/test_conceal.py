@@ -216,9 +216,20 @@ def test_segment_names():
     assert segment_path("rec.mkv", 2) == "rec-2.mkv"
 
 
-def test_a_decoder_slower_than_real_time_stays_within_the_latency_bound(tmp_path):
+@pytest.mark.parametrize(
+    "bound",
+    [
+        {"max_latency": 0.3},
+        # --no-drop never drops for lateness, but the memory bound still holds (about 8
+        # units of ~2.3 KB waiting)
+        {"drop_late": False, "max_latency": None, "max_backlog_bytes": 20_000},
+    ],
+    ids=["max_latency", "max_backlog_bytes"],
+)
+def test_a_decoder_slower_than_real_time_stays_within_the_latency_bound(tmp_path, bound):
     """Decoding takes 1.75 frame intervals a frame: without dropping, latency would grow by
-    about 1.8 s over the 2.4 s stream; with max_latency 0.3 the player drops to RAPs."""
+    about 1.8 s over the 2.4 s stream; with max_latency 0.3 (or a small backlog in bytes)
+    the player drops to RAPs."""
 
     class SlowDecoder(GopDecoder):
         def decode(self, unit):
@@ -232,7 +243,7 @@ def test_a_decoder_slower_than_real_time_stays_within_the_latency_bound(tmp_path
         # the same units under the fast decoder: what each frame must be
         fast = make_file(tmp_path / "fast.nvc", frames=60, codec="testgop")
         expected = [digest(f) for f in reference(fast)]
-        stats, collect = play(FileSource(path), {"max_latency": 0.3}, timeout=40)
+        stats, collect = play(FileSource(path), bound, timeout=40)
     finally:
         registry.unregister(spec)
     assert stats.latency_drops > 0 and stats.units_dropped_late > 0, stats.summary()
