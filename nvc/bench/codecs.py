@@ -35,6 +35,8 @@ INR_TIME_BUDGET = 60.0
 NVC_RATE_POINTS: dict[str, list[dict[str, Any]]] = {
     "inr": [{"bpp": b, "time_budget": INR_TIME_BUDGET} for b in (0.02, 0.05, 0.1, 0.2)],
     "lossless": [{}],
+    # gaussian fits while it encodes: 2 s per frame (a keyframe 4x) at four quantizations
+    "gaussian": [{"q": q, "frame_budget": 2.0} for q in (8, 24, 40, 56)],
 }
 
 

@@ -30,8 +30,8 @@ from nvc.codec.gaussian.config import (
     steps_for,
 )
 from nvc.codec.gaussian.fit import (
+    P_FRAME_LR,
     Fitter,
-    mse_to_psnr,
     quantize,
     residual_of,
     target_planes,
@@ -59,7 +59,9 @@ class Limits:
         return cls(min(MAX_GAUSSIANS, canvas.width * canvas.height), MAX_EVALS_PER_PIXEL * h2 * w2)
 
 
-def render_frame(g: Gaussians2D, canvas: Canvas, limits: Limits, pts: int, stream: StreamInfo) -> Frame:
+def render_frame(
+    g: Gaussians2D, canvas: Canvas, limits: Limits, pts: int, stream: StreamInfo
+) -> Frame:
     planes = to_planes(render_exact(g, canvas, limits.evaluations), canvas)
     return Frame(planes, stream.format, pts, 1 / stream.fps, stream.full_range)
 
@@ -153,7 +155,18 @@ class GaussianEncoder:
         self.index += 1
         psnr = psnr_rgb(frame, out) if not self.canvas.yuv else psnr_yuv(frame, out).weighted
         self.reports.append(
-            FrameReport(frame.pts, key, state.count, gated, born, len(payload), psnr, its, seconds, state.crc())
+            FrameReport(
+                frame.pts,
+                key,
+                state.count,
+                gated,
+                born,
+                len(payload),
+                psnr,
+                its,
+                seconds,
+                state.crc(),
+            )
         )
         self.last_reconstruction = out
         return [unit]
@@ -163,7 +176,9 @@ class GaussianEncoder:
         deadline = time.perf_counter() + self._seconds(True)
         p = self.fitter.initial(target, self.count, deadline)
         seconds = max(deadline - time.perf_counter(), 0.0)
-        rep = self.fitter.fit(p, target, self.steps, seconds=seconds, max_iterations=cfg.max_iterations)
+        rep = self.fitter.fit(
+            p, target, self.steps, seconds=seconds, max_iterations=cfg.max_iterations
+        )
         g = quantize(p, self.steps, self.bounds)
         g = g.take(coding.sort_key(g))
         payload = coding.encode_base(g, self.steps)
@@ -191,13 +206,18 @@ class GaussianEncoder:
             max_iterations=cfg.max_iterations,
             anchor=anchor,
             rate_lambda=self.rate_lambda,
+            lr_scale=P_FRAME_LR,
         )
         res = residual_of(prev, removed, p, int(keep.sum()), self.steps, self.bounds)
         state = coding.apply_residual(prev, res, self.steps, self.bounds)
         payload = coding.encode_residual(prev.count, res, self.steps, state.crc())
-        decoded = coding.decode_residual(payload, prev, self.bounds, self.limits.gaussians, self.index)
+        decoded = coding.decode_residual(
+            payload, prev, self.bounds, self.limits.gaussians, self.index
+        )
         if not decoded.equal(state):
-            raise CodecError("gaussian: the residual does not decode to the encoder's state (a bug)")
+            raise CodecError(
+                "gaussian: the residual does not decode to the encoder's state (a bug)"
+            )
         gated = int(np.union1d(res.geometry, res.colour).size)
         return payload, decoded, gated, res.births.count, rep.iterations
 
@@ -207,8 +227,10 @@ class GaussianEncoder:
 
 def _concat(a: FloatGaussians, b: FloatGaussians) -> FloatGaussians:
     """a's Gaussians then b's, a's background."""
-    parts = [torch.cat([x, y]) for x, y in zip(a.tensors()[:6], b.tensors()[:6], strict=True)]
-    return FloatGaussians(*parts, a.background.clone())
+    x, y, s1, s2, ang, colour = (
+        torch.cat([u, v]) for u, v in zip(a.tensors()[:6], b.tensors()[:6], strict=True)
+    )
+    return FloatGaussians(x, y, s1, s2, ang, colour, a.background.clone())
 
 
 def _zeros_like(p: FloatGaussians) -> FloatGaussians:

@@ -97,15 +97,14 @@ class Reader:
             if kind == 1:
                 lo = self.sleb(field)
                 size = self.uleb(MAX_ALPHABET, field)
-                if size < 1 or not -_INT32 <= lo or lo + size > _INT32:
+                if size < 1 or lo < -_INT32 or lo + size > _INT32:
                     raise BitstreamError(f"{self.what}: {field} has a bad range")
                 data = self.take(self.uleb(len(self.data), field), field)
-                params = CategoricalWeightParams(lo, size)
-                return _CATEGORICAL.decompress(data, params, count)
+                return _CATEGORICAL.decompress(data, CategoricalWeightParams(lo, size), count)
             if kind == 2:
-                params = ParametricWeightParams.from_bytes(self.take(9, field))
+                laplace = ParametricWeightParams.from_bytes(self.take(9, field))
                 data = self.take(self.uleb(len(self.data), field), field)
-                return _LAPLACE.decompress(data, params, count)
+                return _LAPLACE.decompress(data, laplace, count)
         except CodecError as e:
             raise BitstreamError(f"{self.what}: {field} does not decode ({e})") from None
         raise BitstreamError(f"{self.what}: {field} has unknown section kind {kind}")
@@ -184,9 +183,7 @@ def _read_gaussians(r: Reader, count: int, steps: Steps) -> Gaussians2D:
     cols[0] = r.ints(count, "x positions")
     for i, name in enumerate(("s1", "s2", "a", "c0", "c1", "c2"), start=2):
         cols[i] = r.ints(count, name)
-    return Gaussians2D.from_columns(
-        [c << k for c, k in zip(cols, steps.exponents(), strict=True)]
-    )
+    return Gaussians2D.from_columns([c << k for c, k in zip(cols, steps.exponents(), strict=True)])
 
 
 def sort_key(g: Gaussians2D) -> IntArray:
@@ -238,7 +235,9 @@ def apply_residual(prev: Gaussians2D, res: Residual, steps: Steps, bounds: Bound
     for i in range(8):
         rows = res.geometry if i < 5 else res.colour
         cols[i][rows] += res.deltas[i] << k[i]
-    bg = tuple(b + (d << steps.colour) for b, d in zip(prev.background, res.background))
+    bg = tuple(
+        b + (d << steps.colour) for b, d in zip(prev.background, res.background, strict=True)
+    )
     survivors = Gaussians2D.from_columns(cols, bg)  # type: ignore[arg-type]
     return bounds.clamp(survivors.concat(res.births))
 
@@ -300,4 +299,3 @@ def decode_residual(
 def _check_range(g: Gaussians2D, bounds: Bounds, what: str) -> None:
     if g.count and not bounds.clamp(g).equal(g):
         raise BitstreamError(f"{what}: a Gaussian's parameters are out of range")
-

@@ -39,8 +39,10 @@ QAT_FROM = 0.7  # fraction of a fit after which parameters are rounded (straight
 # Adam learning rates in the attributes' own units (x, y: 1/16 px; s1, s2: 1/8 octave;
 # a: pi/256; colours and background: 2**-12).
 LEARNING_RATES = (2.0, 2.0, 0.25, 0.25, 1.5, 24.0, 24.0)
-YUV_WEIGHTS = (6.0, 1.0, 1.0)
-COLOUR_SOLVE_STEPS = 8  # conjugate-gradient steps on the colours of a keyframe's start  # per-plane weights of the loss for YUV (6:1:1)
+YUV_WEIGHTS = (6.0, 1.0, 1.0)  # per-plane weights of the loss for YUV (6:1:1)
+P_FRAME_LR = 0.3  # P-frames fit with this fraction of the learning rates (small moves)
+RESIDUAL_ROUNDING = 0.35  # residuals round as floor(|r| / step + this): a dead zone
+COLOUR_SOLVE_STEPS = 8  # conjugate-gradient steps on the colours of a keyframe's start
 
 
 def target_planes(frame: Frame, device: str) -> list[Tensor]:
@@ -63,10 +65,6 @@ def sse(pred: list[Tensor], target: list[Tensor], canvas: Canvas) -> Tensor:
     return total
 
 
-def mse_to_psnr(value: float) -> float:
-    return 10.0 * math.log10(1.0 / max(value, 1e-12))
-
-
 def to_float(g: Gaussians2D, device: str) -> FloatGaussians:
     def f(v: np.ndarray) -> Tensor:
         return torch.tensor(v, dtype=torch.float32, device=device)
@@ -76,11 +74,18 @@ def to_float(g: Gaussians2D, device: str) -> FloatGaussians:
     return FloatGaussians(f(g.x), f(g.y), f(g.s1), f(g.s2), f(g.a), f(colour), f(bg))
 
 
+def deadzone(x: Tensor) -> Tensor:
+    """Residual rounding with a dead zone: |x| < 1 - RESIDUAL_ROUNDING rounds to 0."""
+    return torch.sign(x) * torch.floor(x.abs() + RESIDUAL_ROUNDING)
+
+
 def _snap(v: Tensor, anchor: Tensor | None, k: int) -> Tensor:
-    """v rounded to the lattice anchor + m 2**k (anchor 0 when None)."""
+    """v rounded to the lattice anchor + m 2**k (plain rounding without an anchor, the
+    residual dead zone with one)."""
     step = float(1 << k)
-    base = anchor if anchor is not None else torch.zeros_like(v)
-    return base + torch.round((v - base) / step) * step
+    if anchor is None:
+        return torch.round(v / step) * step
+    return anchor + deadzone((v - anchor) / step) * step
 
 
 def quantize(
@@ -91,7 +96,10 @@ def quantize(
     with torch.no_grad():
         tens = p.tensors()
         refs = anchor.tensors() if anchor is not None else [None] * len(tens)
-        ints = [_snap(t, r, kk).cpu().numpy().astype(np.int64) for t, r, kk in zip(tens, refs, k)]
+        ints = [
+            _snap(t, r, kk).cpu().numpy().astype(np.int64)
+            for t, r, kk in zip(tens, refs, k, strict=True)
+        ]
     c, bg = ints[5], ints[6]
     g = Gaussians2D.from_columns([*ints[:5], c[:, 0], c[:, 1], c[:, 2]], tuple(bg.tolist()))
     return bounds.clamp(g)
@@ -189,7 +197,8 @@ class Fitter:
 
         def grad(colour: Tensor, goal: list[Tensor], bg: Tensor) -> Tensor:
             c = colour.detach().requires_grad_(True)
-            q = FloatGaussians(*geometry, c, bg)
+            x, y, s1, s2, a = geometry
+            q = FloatGaussians(x, y, s1, s2, a, c, bg)
             pred = float_planes(render_float(q, wins, cv), cv)
             (g,) = torch.autograd.grad(sse(pred, goal, cv), [c])
             return g
@@ -236,6 +245,7 @@ class Fitter:
         max_iterations: int | None,
         anchor: FloatGaussians | None = None,
         rate_lambda: float = 0.0,
+        lr_scale: float = 1.0,
     ) -> FitReport:
         """Adam on `p` in place until `seconds` pass (at least one step). With `anchor`
         the lattice is anchor + m * step and the rate term acts on p - anchor."""
@@ -244,7 +254,10 @@ class Fitter:
         for t in tens:
             t.requires_grad_(True)
         opt = torch.optim.Adam(
-            [{"params": [t], "lr": lr} for t, lr in zip(tens, LEARNING_RATES, strict=True)]
+            [
+                {"params": [t], "lr": lr * lr_scale}
+                for t, lr in zip(tens, LEARNING_RATES, strict=True)
+            ]
         )
         kk = _tensor_steps(steps)
         refs = anchor.tensors() if anchor is not None else [None] * len(tens)
@@ -269,9 +282,7 @@ class Fitter:
                 loss = loss + rate_lambda * self._rate(q, anchor, steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            for group in opt.param_groups:
-                group["lr"] = group["lr"] if it else group["lr"]
-            scale = 1.0 - 0.8 * min(done, 1.0)
+            scale = lr_scale * (1.0 - 0.8 * min(done, 1.0))
             for group, lr in zip(opt.param_groups, LEARNING_RATES, strict=True):
                 group["lr"] = lr * scale
             opt.step()
@@ -290,7 +301,9 @@ class Fitter:
         for i, (v, ref, kk) in enumerate(pairs):
             d = (v - ref) / float(1 << kk)
             if i == 4:  # angles wrap
-                d = torch.remainder(d + T.ANGLES / 2 / (1 << kk), T.ANGLES / (1 << kk)) - T.ANGLES / 2 / (1 << kk)
+                d = torch.remainder(
+                    d + T.ANGLES / 2 / (1 << kk), T.ANGLES / (1 << kk)
+                ) - T.ANGLES / 2 / (1 << kk)
             total = total + 2.0 * torch.log2(1.0 + d.abs()).sum()
         return total
 
@@ -324,7 +337,9 @@ class Fitter:
         by = (best // ww) * cell + cell / 2
         s = float(8.0 * np.log2(4.0 * cell * 0.5))
         dev = self.device
-        colour = blocks.reshape(3, -1)[:, torch.from_numpy(best)].T.float() * float(1 << T.COLOR_BITS)
+        colour = blocks.reshape(3, -1)[:, torch.from_numpy(best)].T.float() * float(
+            1 << T.COLOR_BITS
+        )
         born = FloatGaussians(
             torch.tensor(bx * T.POS_ONE, dtype=torch.float32, device=dev),
             torch.tensor(by * T.POS_ONE, dtype=torch.float32, device=dev),
@@ -334,7 +349,7 @@ class Fitter:
             colour.to(dev).contiguous(),
             torch.zeros(3, device=dev),
         )
-        return removed[: n], born
+        return removed[:n], born
 
 
 def residual_of(
@@ -361,9 +376,18 @@ def residual_of(
         d = values[i][:survivors] - ref[i]
         if ATTRIBUTES[i] == "a":
             d = np.mod(d + T.ANGLES / 2, T.ANGLES) - T.ANGLES / 2
-        deltas.append(np.rint(d / float(1 << k[i])).astype(np.int64))
-    geo = np.flatnonzero(np.any(np.stack(deltas[GEOMETRY]) != 0, axis=0)) if survivors else np.zeros(0, np.int64)
-    col = np.flatnonzero(np.any(np.stack(deltas[5:]) != 0, axis=0)) if survivors else np.zeros(0, np.int64)
+        x = d / float(1 << k[i])
+        deltas.append((np.sign(x) * np.floor(np.abs(x) + RESIDUAL_ROUNDING)).astype(np.int64))
+    geo = (
+        np.flatnonzero(np.any(np.stack(deltas[GEOMETRY]) != 0, axis=0))
+        if survivors
+        else np.zeros(0, np.int64)
+    )
+    col = (
+        np.flatnonzero(np.any(np.stack(deltas[5:]) != 0, axis=0))
+        if survivors
+        else np.zeros(0, np.int64)
+    )
     sent = [d[geo] if i < 5 else d[col] for i, d in enumerate(deltas)]
     born_cols = []
     for i in range(8):
@@ -374,7 +398,8 @@ def residual_of(
     with torch.no_grad():
         bg = fitted.background.cpu().numpy().astype(np.float64)
     bg_delta = tuple(
-        int(np.rint((bg[i] - prev.background[i]) / float(1 << k[5]))) for i in range(3)
+        int(deadzone(torch.tensor((bg[i] - prev.background[i]) / float(1 << k[5]))))
+        for i in range(3)
     )
     return Residual(
         removed.astype(np.int64),

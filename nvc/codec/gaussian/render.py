@@ -141,34 +141,42 @@ def windows(g: Gaussians2D) -> Windows:
     )
 
 
-MARGIN = T.MAX_EXTENT + 8 + 2  # the accumulators extend this far around the picture
+CENTRE_MARGIN = 8 + 2  # pixels a centre within Bounds (and its floor) lies outside
 
 
-def _grid(x: Tensor, y: Tensor, ex: int, ey: int, canvas: Canvas) -> tuple[Tensor, Tensor, Tensor]:
+def _grid(
+    x: Tensor, y: Tensor, ex: int, ey: int, canvas: Canvas, margin: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Window pixel centres in 1/16 px, columns (n, 1, wx) and rows (n, wy, 1), for
     Gaussians with integer centres x, y (1/16 px), and the window pixels' flat indices
-    (n, wy, wx) into the accumulators, which extend MARGIN pixels around the picture (so
-    every window of a centre inside Bounds' margin lies inside them: no clipping)."""
-    _, wp = _accumulator_shape(canvas)
+    (n, wy, wx) into accumulators that extend `margin` pixels around the picture (the
+    largest window plus CENTRE_MARGIN, so no window needs clipping)."""
+    _, wp = _accumulator_shape(canvas, margin)
     dev = x.device
     ox = torch.arange(-ex, ex + 1, dtype=torch.int64, device=dev)
     oy = torch.arange(-ey, ey + 1, dtype=torch.int64, device=dev)
     cols = (x >> T.POS_BITS)[:, None, None] + ox[None, None, :]
     rows = (y >> T.POS_BITS)[:, None, None] + oy[None, :, None]
-    flat = (rows + MARGIN) * wp + (cols + MARGIN)
+    flat = (rows + margin) * wp + (cols + margin)
     half = T.POS_ONE // 2
     return cols * T.POS_ONE + half, rows * T.POS_ONE + half, flat
 
 
-def _accumulator_shape(canvas: Canvas) -> tuple[int, int]:
+def _accumulator_shape(canvas: Canvas, margin: int) -> tuple[int, int]:
     h2, w2 = canvas.padded
-    return h2 + 2 * MARGIN, w2 + 2 * MARGIN
+    return h2 + 2 * margin, w2 + 2 * margin
 
 
-def _crop(acc: Tensor, canvas: Canvas) -> Tensor:
+def _margin(wins: Windows) -> int:
+    if wins.ex.size == 0:
+        return CENTRE_MARGIN
+    return int(max(wins.ex.max(), wins.ey.max())) + CENTRE_MARGIN
+
+
+def _crop(acc: Tensor, canvas: Canvas, margin: int) -> Tensor:
     h2, w2 = canvas.padded
-    hp, wp = _accumulator_shape(canvas)
-    return acc.view(3, hp, wp)[:, MARGIN : MARGIN + h2, MARGIN : MARGIN + w2]
+    hp, wp = _accumulator_shape(canvas, margin)
+    return acc.view(3, hp, wp)[:, margin : margin + h2, margin : margin + w2]
 
 
 def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) -> Tensor:
@@ -182,7 +190,8 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
             f"the Gaussians ask for {wins.pixels} pixel evaluations per frame, "
             f"above the limit of {max_pixels}"
         )
-    hp, wp = _accumulator_shape(canvas)
+    margin = _margin(wins)
+    hp, wp = _accumulator_shape(canvas, margin)
     acc = torch.zeros(3, hp * wp, dtype=torch.int64)
     a_all, b_all, c_all = (torch.from_numpy(v) for v in conic(g))
     x_all, y_all = torch.from_numpy(g.x), torch.from_numpy(g.y)
@@ -191,7 +200,7 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
     for part, ex, ey in wins.groups():
         idx = torch.from_numpy(part)
         x, y = x_all[idx], y_all[idx]
-        px, py, flat = _grid(x, y, ex, ey, canvas)
+        px, py, flat = _grid(x, y, ex, ey, canvas, margin)
         dx = px - x[:, None, None]  # (n, 1, wx)
         dy = py - y[:, None, None]  # (n, wy, 1)
         # q = A dx^2 + C dy^2 + (2 B dy) dx, all exact in int64
@@ -202,7 +211,7 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         flat_f = flat.reshape(-1)
         for ch in range(3):
             acc[ch].index_add_(0, flat_f, (w * colours[ch][idx][:, None, None]).reshape(-1))
-    out = _crop(acc, canvas).clone()
+    out = _crop(acc, canvas, margin).clone()
     for ch in range(3):
         out[ch] += g.background[ch] << T.WEIGHT_BITS
     return out
@@ -254,7 +263,8 @@ class FloatGaussians:
 def render_float(p: FloatGaussians, wins: Windows, canvas: Canvas) -> Tensor:
     """A differentiable float render (3, H2, W2) in full-scale units on the windows `wins`
     (of the integer state nearest to p), with exp instead of the table."""
-    hp, wp = _accumulator_shape(canvas)
+    margin = _margin(wins)
+    hp, wp = _accumulator_shape(canvas, margin)
     dev = p.x.device
     out = torch.zeros(3, hp * wp, dtype=p.x.dtype, device=dev)
     pi = 3.141592653589793
@@ -271,7 +281,7 @@ def render_float(p: FloatGaussians, wins: Windows, canvas: Canvas) -> Tensor:
     colour = p.colour / float(1 << T.COLOR_BITS)
     for part, ex, ey in wins.groups():
         idx = torch.from_numpy(part).to(dev)
-        px, py, flat = _grid(xi[idx], yi[idx], ex, ey, canvas)
+        px, py, flat = _grid(xi[idx], yi[idx], ex, ey, canvas, margin)
         dx = px.to(p.x.dtype) - p.x[idx][:, None, None]
         dy = py.to(p.x.dtype) - p.y[idx][:, None, None]
         q = ca[idx][:, None, None] * dx * dx + cc[idx][:, None, None] * dy * dy
@@ -281,7 +291,7 @@ def render_float(p: FloatGaussians, wins: Windows, canvas: Canvas) -> Tensor:
         contrib = colour[idx].T[:, :, None] * w[None]
         out.index_add_(1, flat.reshape(-1), contrib.reshape(3, -1))
     bg = (p.background / float(1 << T.COLOR_BITS))[:, None, None]
-    return _crop(out, canvas) + bg
+    return _crop(out, canvas, margin) + bg
 
 
 def float_planes(img: Tensor, canvas: Canvas) -> list[Tensor]:

@@ -50,6 +50,7 @@ ALPHA_MIN = 1.0 / 255.0  # smaller alphas are skipped (3DGS)
 T_MIN = 1e-4  # a pixel stops compositing when its transmittance would fall below this
 FOV_CLAMP = 1.3  # Jacobian evaluated with x/z, y/z clamped to this times the field of view
 CHUNK_ELEMENTS = 1 << 21  # tile-chunk size bound: tiles x pixels x Gaussians per chunk
+BLOCK = 32  # Gaussians per step of the compositing loop when no gradient is needed
 
 
 @dataclass
@@ -245,22 +246,20 @@ def render(
         col = torch.cat([rgb[proj.index], rgb.new_zeros(1, 3)])
         offs = torch.arange(tile, dtype=dtype, device=device) + 0.5
         local = torch.stack(torch.meshgrid(offs, offs, indexing="ij")[::-1], -1).reshape(-1, 2)
+        blocked = not (
+            torch.is_grad_enabled() and any(x.requires_grad for x in (mu, con, opa, col))
+        )
+        block = BLOCK if blocked else None
         colours, alphas = [], []
-        for lo, hi, k in _chunks(lengths.tolist(), px):
+        for lo, hi, k in _chunks(lengths.tolist(), px, block):
             ids, g = busy[lo:hi], lists[lo:hi, :k]
             origin = torch.stack([ids % tiles_x, ids // tiles_x], -1).to(dtype) * tile
-            pix = origin[:, None, :] + local[None]  # (C, P, 2)
-            d = pix[:, :, None, :] - mu[g][:, None, :, :]  # (C, P, K, 2)
-            cg = con[g][:, None]  # (C, 1, K, 3)
-            power = -0.5 * (cg[..., 0] * d[..., 0] ** 2 + cg[..., 2] * d[..., 1] ** 2)
-            power = power - cg[..., 1] * d[..., 0] * d[..., 1]
-            alpha = (opa[g][:, None, :] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
-            alpha = torch.where(alpha < ALPHA_MIN, torch.zeros_like(alpha), alpha)
-            trans = torch.cumprod(1.0 - alpha, dim=-1)
-            before = torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], dim=-1)
-            weight = alpha * before * (trans >= T_MIN)
-            a = weight.sum(-1)
-            colours.append(torch.einsum("cpk,ckd->cpd", weight, col[g]) + (1 - a)[..., None] * bg)
+            if block is None:
+                pix = origin[:, None, :] + local[None]  # (C, P, 2)
+                colour, a = _composite(pix, g, mu, con, opa, col)
+            else:
+                colour, a = _composite_blocked(origin, local, g, mu, con, opa, col, block)
+            colours.append(colour + (1 - a)[..., None] * bg)
             alphas.append(a)
         out = out.index_put((busy,), torch.cat(colours))
         acc = acc.index_put((busy,), torch.cat(alphas))
@@ -269,12 +268,88 @@ def render(
     return Render3D(image, alpha_img, means2d, radii)
 
 
-def _chunks(lengths: list[int], pixels: int) -> list[tuple[int, int, int]]:
+def _alphas(pix: Tensor, g: Tensor, mu: Tensor, con: Tensor, opa: Tensor) -> Tensor:
+    """(C, P, K) alpha of tile lists g (C, K) at pixel centres pix (C, P, 2)."""
+    d = pix[:, :, None, :] - mu[g][:, None, :, :]  # (C, P, K, 2)
+    cg = con[g][:, None]  # (C, 1, K, 3)
+    power = -0.5 * (cg[..., 0] * d[..., 0] ** 2 + cg[..., 2] * d[..., 1] ** 2)
+    power = power - cg[..., 1] * d[..., 0] * d[..., 1]
+    alpha = (opa[g][:, None, :] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
+    return torch.where(alpha < ALPHA_MIN, torch.zeros_like(alpha), alpha)
+
+
+def _composite(
+    pix: Tensor, g: Tensor, mu: Tensor, con: Tensor, opa: Tensor, col: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Front-to-back compositing of whole tile lists at once (differentiable): the
+    (C, P, 3) colour without background and the (C, P) accumulated alpha."""
+    alpha = _alphas(pix, g, mu, con, opa)
+    trans = torch.cumprod(1.0 - alpha, dim=-1)
+    before = torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], dim=-1)
+    weight = alpha * before * (trans >= T_MIN)
+    return torch.einsum("cpk,ckd->cpd", weight, col[g]), weight.sum(-1)
+
+
+def _composite_blocked(
+    origin: Tensor,
+    local: Tensor,
+    g: Tensor,
+    mu: Tensor,
+    con: Tensor,
+    opa: Tensor,
+    col: Tensor,
+    block: int,
+) -> tuple[Tensor, Tensor]:
+    """_composite for rendering without gradients: the exponent of every Gaussian is a
+    quadratic in the tile-local pixel position (lx, ly), so all of them are one batched
+    matrix product of the pixels' (lx^2, ly^2, lx ly, lx, ly, 1) with per-Gaussian
+    coefficients (the log-opacity folded into the constant); the lists are walked in
+    blocks of `block` Gaussians, stopping once every pixel of the chunk has saturated.
+    Tile-local coordinates (at most `tile`) keep float32 cancellation negligible."""
+    lx, ly = local[:, 0], local[:, 1]
+    feats = torch.stack([lx * lx, ly * ly, lx * ly, lx, ly, torch.ones_like(lx)], -1)
+    chunk, pixels = origin.shape[0], local.shape[0]
+    colour = local.new_zeros(chunk, pixels, 3)
+    carried = local.new_ones(chunk, pixels)  # transmittance before the block
+    accumulated = local.new_zeros(chunk, pixels)
+    log_opa = torch.log(opa.clamp_min(1e-30))
+    for k0 in range(0, g.shape[1], block):
+        gb = g[:, k0 : k0 + block]
+        m = mu[gb] - origin[:, None, :]  # (C, B, 2) means relative to the tile
+        a, b, c = con[gb].unbind(-1)
+        mx, my = m.unbind(-1)
+        coeffs = torch.stack(
+            [
+                -0.5 * a,
+                -0.5 * c,
+                -b,
+                a * mx + b * my,
+                c * my + b * mx,
+                log_opa[gb] - 0.5 * (a * mx * mx + c * my * my) - b * mx * my,
+            ],
+            dim=1,
+        )  # (C, 6, B)
+        alpha = torch.exp(torch.matmul(feats, coeffs).clamp_max(0.0)).clamp_max(ALPHA_MAX)
+        alpha = alpha * (alpha >= ALPHA_MIN)
+        trans = torch.cumprod(1.0 - alpha, dim=-1) * carried[..., None]
+        before = torch.cat([carried[..., None], trans[..., :-1]], dim=-1)
+        weight = alpha * before * (trans >= T_MIN)
+        colour += torch.bmm(weight, col[gb])
+        accumulated += weight.sum(-1)
+        carried = trans[..., -1]
+        if bool((carried < T_MIN).all()):
+            break
+    return colour, accumulated
+
+
+def _chunks(lengths: list[int], pixels: int, block: int | None) -> list[tuple[int, int, int]]:
     """(start, end, K) runs of consecutive tiles (lengths ascending) whose padded work
-    (tiles x pixels x K, K the run's longest list) stays within CHUNK_ELEMENTS."""
+    (tiles x pixels x K, K the run's longest list, at most `block`) stays within
+    CHUNK_ELEMENTS."""
     out = []
     start = 0
     for i, k in enumerate(lengths):
+        k = k if block is None else min(k, block)
         if i > start and (i + 1 - start) * pixels * k > CHUNK_ELEMENTS:
             out.append((start, i, lengths[i - 1]))
             start = i

@@ -45,14 +45,17 @@ class Gaussians2D:
     def from_columns(
         cls, cols: list[IntArray], background: tuple[int, int, int] = (0, 0, 0)
     ) -> Gaussians2D:
-        arrays = [np.ascontiguousarray(c, dtype=np.int64) for c in cols]
-        return cls(*arrays, background=tuple(int(b) for b in background))  # type: ignore[arg-type]
+        a = [np.ascontiguousarray(c, dtype=np.int64) for c in cols]
+        if len(a) != len(ATTRIBUTES):
+            raise ValueError(f"expected {len(ATTRIBUTES)} columns, got {len(a)}")
+        bg = (int(background[0]), int(background[1]), int(background[2]))
+        return cls(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], background=bg)
 
     @classmethod
     def empty(cls) -> Gaussians2D:
         return cls.from_columns([np.zeros(0, np.int64) for _ in ATTRIBUTES])
 
-    def take(self, index: npt.ArrayLike) -> Gaussians2D:
+    def take(self, index: IntArray | npt.NDArray[np.bool_]) -> Gaussians2D:
         return Gaussians2D.from_columns([c[index] for c in self.columns()], self.background)
 
     def concat(self, other: Gaussians2D) -> Gaussians2D:

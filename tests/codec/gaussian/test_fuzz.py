@@ -49,7 +49,9 @@ def test_random_damage_is_refused_or_harmless(coded, index):
         data = bytearray(unit.payload)
         for _ in range(int(rng.integers(1, 4))):
             data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
-        outcome(fresh(coded, index), dataclasses.replace(unit, payload=bytes(data)), coded.recon[index])
+        outcome(
+            fresh(coded, index), dataclasses.replace(unit, payload=bytes(data)), coded.recon[index]
+        )
 
 
 def _sealed(coded, payload: bytes, kind=UnitType.GAUSSIAN_BASE) -> Unit:
