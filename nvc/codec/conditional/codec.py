@@ -68,7 +68,8 @@ FLAG_REFRESH = 2
 FLAG_RESIDUAL = 4
 FLAG_NO_LATENT = 8  # inter: the frame latent is not sent (no z, no y); the decoder uses y = 0
 FLAG_ZERO_MOTION = 16  # inter: no motion is sent; the decoder uses a zero flow
-RESIDUAL_Q_STEPS = (6, 12)  # the encoder's residual q search: q -+ 6, then -+ 12 that way
+# the encoder's residual q search: q -+ 6, then on in the direction that paid while it pays
+RESIDUAL_Q_STEPS = (6, 12, 18, 24)
 DEFAULT_Q = 40
 DECODER_THREADS = 1  # torch threads while decoding (see _torch_threads)
 
@@ -400,8 +401,9 @@ class FmEncoder:
         signal than q alone gives); returns (residual byte, stream, corrected picture) for
         the trial that lowers lambda(q) MSE + bpp the most, or None when none lowers it.
         Trials: every shift in RESIDUAL_SHIFTS at the frame's q; with `search`, then the
-        best shift at q -+ 6, and -+ 12 in the direction that paid (the residual's own q
-        travels in the residual byte, so the decoder needs nothing new)."""
+        best shift at q - 6, - 12, ... (RESIDUAL_Q_STEPS) while each step pays, else the
+        same upwards (the residual's own q travels in the residual byte, so the decoder
+        needs nothing new)."""
         m = self.model
         r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
         best: tuple[int, bytes, Tensor] | None = None
@@ -428,10 +430,14 @@ class FmEncoder:
         costs = {shift: trial(q, shift) for shift in RESIDUAL_SHIFTS}
         if self.config.search:
             shift = min(costs, key=lambda k: costs[k])
-            near, far = RESIDUAL_Q_STEPS
             for sign in (-1, 1):
-                if trial(q + sign * near, shift) < costs[shift]:
-                    trial(q + sign * far, shift)
+                last = costs[shift]
+                for step in RESIDUAL_Q_STEPS:
+                    c = trial(q + sign * step, shift)
+                    if c >= last:
+                        break
+                    last = c
+                if last < costs[shift]:  # this direction paid: the other one is not tried
                     break
         return best
 

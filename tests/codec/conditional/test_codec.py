@@ -252,11 +252,12 @@ def test_residual_frames_decode_exactly(
     assert [u.payload[0] for u in units] == [1, 4, 4, 4]
     assert all(u.payload[2] & 63 == 30 and u.payload[2] >> 6 in (1, 2) for u in units[1:])
     assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
-    # the residual q search: the residual's own q may move (q -+ 6, -+ 12); still exact
+    # the residual q search: the residual's own q may move (q -+ 6, 12, 18, 24); exact
     searched, s_recon, s_enc = _encode(frames, path, q=30)
-    assert all(u.payload[0] & codec_mod.FLAG_RESIDUAL for u in searched[1:])
-    assert all(u.payload[2] & 63 in (18, 24, 30, 36, 42) for u in searched[1:])
-    assert any(u.payload[2] & 63 != 30 for u in searched[1:])  # lambda huge: finer pays
+    with_residual = [u for u in searched[1:] if u.payload[0] & codec_mod.FLAG_RESIDUAL]
+    assert len(with_residual) >= 2  # (a skipped frame may already beat every residual)
+    assert all(u.payload[2] & 63 in (6, 12, 18, 24, 30, 36, 42, 48, 54) for u in with_residual)
+    assert any(u.payload[2] & 63 > 30 for u in with_residual)  # lambda huge: finer pays
     assert all(o.equal(r) for o, r in zip(_decode(searched, s_enc), s_recon, strict=True))
     assert (enc.model.residual_coder is enc.model.residual) == own_codec
     # the first inter frame has the same reference either way: the residual helps it
