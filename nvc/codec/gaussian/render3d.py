@@ -258,7 +258,9 @@ def render(
                 pix = origin[:, None, :] + local[None]  # (C, P, 2)
                 colour, a = _composite(pix, g, mu, con, opa, col)
             else:
-                colour, a = _composite_blocked(origin, local, g, mu, con, opa, col, block)
+                colour, a = _composite_blocked(
+                    origin, local, g, mu, con, opa, col, lengths[lo:hi], block
+                )
             colours.append(colour + (1 - a)[..., None] * bg)
             alphas.append(a)
         out = out.index_put((busy,), torch.cat(colours))
@@ -298,13 +300,15 @@ def _composite_blocked(
     con: Tensor,
     opa: Tensor,
     col: Tensor,
+    lengths: Tensor,
     block: int,
 ) -> tuple[Tensor, Tensor]:
     """_composite for rendering without gradients: the exponent of every Gaussian is a
     quadratic in the tile-local pixel position (lx, ly), so all of them are one batched
     matrix product of the pixels' (lx^2, ly^2, lx ly, lx, ly, 1) with per-Gaussian
     coefficients (the log-opacity folded into the constant); the lists are walked in
-    blocks of `block` Gaussians, stopping once every pixel of the chunk has saturated.
+    blocks of `block` Gaussians, and a tile leaves the loop once all its pixels have
+    saturated or its list (`lengths`) has ended.
     Tile-local coordinates (at most `tile`) keep float32 cancellation negligible."""
     lx, ly = local[:, 0], local[:, 1]
     feats = torch.stack([lx * lx, ly * ly, lx * ly, lx, ly, torch.ones_like(lx)], -1)
@@ -313,9 +317,10 @@ def _composite_blocked(
     carried = local.new_ones(chunk, pixels)  # transmittance before the block
     accumulated = local.new_zeros(chunk, pixels)
     log_opa = torch.log(opa.clamp_min(1e-30))
+    active = torch.arange(chunk)  # tiles with unsaturated pixels and Gaussians left
     for k0 in range(0, g.shape[1], block):
-        gb = g[:, k0 : k0 + block]
-        m = mu[gb] - origin[:, None, :]  # (C, B, 2) means relative to the tile
+        gb = g[active, k0 : k0 + block]
+        m = mu[gb] - origin[active, None, :]  # (A, B, 2) means relative to the tile
         a, b, c = con[gb].unbind(-1)
         mx, my = m.unbind(-1)
         coeffs = torch.stack(
@@ -328,16 +333,19 @@ def _composite_blocked(
                 log_opa[gb] - 0.5 * (a * mx * mx + c * my * my) - b * mx * my,
             ],
             dim=1,
-        )  # (C, 6, B)
-        alpha = torch.exp(torch.matmul(feats, coeffs).clamp_max(0.0)).clamp_max(ALPHA_MAX)
-        alpha = alpha * (alpha >= ALPHA_MIN)
-        trans = torch.cumprod(1.0 - alpha, dim=-1) * carried[..., None]
-        before = torch.cat([carried[..., None], trans[..., :-1]], dim=-1)
-        weight = alpha * before * (trans >= T_MIN)
-        colour += torch.bmm(weight, col[gb])
-        accumulated += weight.sum(-1)
-        carried = trans[..., -1]
-        if bool((carried < T_MIN).all()):
+        )  # (A, 6, B)
+        alpha = torch.matmul(feats, coeffs).clamp_max_(0.0).exp_().clamp_max_(ALPHA_MAX)
+        alpha.masked_fill_(alpha < ALPHA_MIN, 0.0)
+        carry = carried[active]
+        trans = torch.cumprod(1.0 - alpha, dim=-1).mul_(carry[..., None])
+        weight = alpha.mul_(torch.cat([carry[..., None], trans[..., :-1]], dim=-1))
+        weight.masked_fill_(trans < T_MIN, 0.0)
+        colour[active] += torch.bmm(weight, col[gb])
+        accumulated[active] += weight.sum(-1)
+        carried[active] = trans[..., -1]
+        alive = (trans[..., -1] >= T_MIN).any(-1) & (lengths[active] > k0 + block)
+        active = active[alive]
+        if active.numel() == 0:
             break
     return colour, accumulated
 

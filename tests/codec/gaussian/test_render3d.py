@@ -193,3 +193,17 @@ def test_fitting_a_few_gaussians_to_a_ray_cast_view_improves_psnr() -> None:
         opt.step()
     after = _psnr(render(*params, viewmat, k, 48, 27).image.detach(), target)
     assert after > before + 8.0 and after > 21.0, (before, after)  # 11.5 -> 23.8 dB here
+
+
+def test_the_fast_path_without_gradients_matches_the_differentiable_one() -> None:
+    params = _random_gaussians(400, seed=3)
+    params[3] = params[3] + 2.0  # mostly opaque: tiles saturate and leave the loop early
+    bg = torch.tensor([0.1, 0.2, 0.3])
+    with torch.no_grad():
+        fast = render(*params, EYE, K, W, H, background=bg)
+    params[0].requires_grad_()
+    exact = render(*params, EYE, K, W, H, background=bg)
+    exact.image, exact.alpha = exact.image.detach(), exact.alpha.detach()
+    assert float((fast.image - exact.image).abs().max()) < 2e-5
+    assert float((fast.alpha - exact.alpha).abs().max()) < 2e-5
+    assert float(exact.alpha.max()) > 0.99
