@@ -574,7 +574,7 @@ class Player:
         """A sequence header that cannot be used: keep the last good one, resume at a RAP."""
         if unit.payload != self._rejected_header:  # not a repeat of the same bad header
             text = " ".join(str(error).split()) or type(error).__name__
-            log.warning("nvc: a sequence header was refused: %s", text)
+            log.warning("a sequence header was refused: %s", text)
             self.stats.header_errors += 1
             self.stats.loss_events += 1
         self._rejected_header = unit.payload
@@ -838,13 +838,13 @@ class Player:
         number = len(self.stats.recordings) + 1
         if number > 1 and not _can_segment(output):
             if self._writer is not None:
-                log.warning("nvc: the stream changed its size: recording stops (%s)", output)
+                log.warning("the stream changed its size: recording stops (%s)", output)
                 await self._finish_recording()
             return
         await self._finish_recording()
         path = segment_path(output, number)
         if number > 1:
-            log.warning("nvc: the stream changed its size: recording goes on in %s", path)
+            log.warning("the stream changed its size: recording goes on in %s", path)
         self._writer = await asyncio.get_running_loop().run_in_executor(
             self._io_pool,
             lambda: open_writer(
