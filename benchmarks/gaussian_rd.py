@@ -88,7 +88,12 @@ def decode_fps(data: bytes, frames: int, threads: int) -> float:
 
 
 def run_gaussian(
-    frames: list[Frame], count: int, q: int, seconds_per_frame: float, group: int
+    frames: list[Frame],
+    count: int,
+    q: int,
+    seconds_per_frame: float,
+    group: int,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
     f0 = frames[0]
     stream = StreamInfo(f0.width, f0.height, FPS, "yuv420p", frame_count=len(frames))
@@ -98,6 +103,7 @@ def run_gaussian(
         time_budget=seconds_per_frame * len(frames),
         frame_budget=4 * seconds_per_frame,
         group=group,
+        **extra,
     )
     start = time.perf_counter()
     cpu = time.process_time()
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group", type=int, default=20)
     ap.add_argument("--points", default="1800:32,3600:40,7200:48", help="gaussians:q,...")
     ap.add_argument("--crfs", default="22,27,32,37,42")
+    ap.add_argument("--options", default="{}", help="other GaussianConfig fields as JSON")
     ap.add_argument("--out", default=str(RESULTS / "gaussian_rd"), help="output path stem")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (writes to /tmp)")
     args = ap.parse_args(argv)
@@ -229,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for spec in args.points.split(","):
         count, q = (int(v) for v in spec.split(":"))
-        rows.append(run_gaussian(frames, count, q, args.seconds_per_frame, args.group))
+        extra = json.loads(args.options)
+        rows.append(run_gaussian(frames, count, q, args.seconds_per_frame, args.group, extra))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "frames"}), flush=True)
     anchor_rows = [run_anchor(frames, a, int(c)) for a in ANCHORS for c in args.crfs.split(",")]
     for row in anchor_rows:
@@ -244,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "seconds_per_frame": args.seconds_per_frame,
         "group": args.group,
+        "options": json.loads(args.options),
         "machine": machine_info(),
         "versions": versions(),
         "load_start": [round(v, 2) for v in load_start],

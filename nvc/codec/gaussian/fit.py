@@ -324,7 +324,7 @@ class Fitter:
         acc = render_exact(prev, cv).to(torch.float64) / float(1 << (T.COLOR_BITS + T.WEIGHT_BITS))
         full = self._full_planes(target)
         h, w = cv.height, cv.width
-        err = torch.stack([full[c].double() - acc[c, :h, :w] for c in range(3)])
+        err = torch.stack([full[c].double().cpu() - acc[c, :h, :w] for c in range(3)])
         cell = 4
         hh, ww = h // cell, w // cell
         if hh == 0 or ww == 0:
