@@ -42,6 +42,7 @@ LEARNING_RATES = (2.0, 2.0, 0.25, 0.25, 1.5, 24.0, 24.0)
 YUV_WEIGHTS = (6.0, 1.0, 1.0)  # per-plane weights of the loss for YUV (6:1:1)
 P_FRAME_LR = 0.3  # P-frames fit with this fraction of the learning rates (small moves)
 RESIDUAL_ROUNDING = 0.35  # residuals round as floor(|r| / step + this): a dead zone
+BIRTH_CONTRAST = 4.0  # births go to 4x4 blocks whose error is this many times the mean
 COLOUR_SOLVE_STEPS = 8  # conjugate-gradient steps on the colours of a keyframe's start
 
 
@@ -312,15 +313,16 @@ class Fitter:
     def births(
         self, prev: Gaussians2D, target: list[Tensor], count: int
     ) -> tuple[np.ndarray, FloatGaussians]:
-        """(indices of prev to remove, new Gaussians): `count` of the weakest Gaussians
-        go, `count` new ones come at the largest errors of prev's picture."""
+        """(indices of prev to remove, new Gaussians): up to `count` new Gaussians at the
+        4x4 blocks of prev's picture with the largest errors (those above BIRTH_CONTRAST x
+        the mean), and as many of the weakest Gaussians go."""
         cv = self.canvas
         if count == 0 or prev.count <= count:
             return np.zeros(0, np.int64), to_float(Gaussians2D.empty(), self.device)
         energy = np.max(np.abs(np.stack([prev.c0, prev.c1, prev.c2])), axis=0) * np.exp2(
             (prev.s1 + prev.s2) / 8.0
         )
-        removed = np.sort(np.argsort(energy, kind="stable")[:count])
+        weakest = np.argsort(energy, kind="stable")
         acc = render_exact(prev, cv).to(torch.float64) / float(1 << (T.COLOR_BITS + T.WEIGHT_BITS))
         full = self._full_planes(target)
         h, w = cv.height, cv.width
@@ -331,7 +333,10 @@ class Fitter:
             return np.zeros(0, np.int64), to_float(Gaussians2D.empty(), self.device)
         blocks = err[:, : hh * cell, : ww * cell].reshape(3, hh, cell, ww, cell).mean(dim=(2, 4))
         score = (blocks**2).sum(0).reshape(-1)
-        n = min(count, score.numel())
+        # only where the error stands out: a still picture needs no births
+        n = min(count, int((score > BIRTH_CONTRAST * score.mean()).sum()))
+        if n == 0:
+            return np.zeros(0, np.int64), to_float(Gaussians2D.empty(), self.device)
         best = torch.topk(score, n).indices.cpu().numpy()
         bx = (best % ww) * cell + cell / 2
         by = (best // ww) * cell + cell / 2
@@ -349,7 +354,7 @@ class Fitter:
             colour.to(dev).contiguous(),
             torch.zeros(3, device=dev),
         )
-        return removed[:n], born
+        return np.sort(weakest[:n]), born
 
 
 def residual_of(

@@ -162,3 +162,14 @@ def test_bad_codec_parameters_are_refused(coded):
         header = dataclasses.replace(coded.header, codec_params=params)
         with pytest.raises(BitstreamError):
             spec.create_decoder(header)
+
+
+def test_a_still_picture_costs_little_after_its_base():
+    import dataclasses
+
+    still = clip(frames=1)[0]
+    c = Coded([dataclasses.replace(still, pts=i) for i in range(4)], gaussians=60, group=10)
+    base, *residuals = (len(u.payload) for u in c.units)
+    assert max(residuals) < 0.3 * base
+    psnrs = [r.psnr for r in c.encoder.reports]
+    assert all(b >= a - 0.1 for a, b in zip(psnrs, psnrs[1:], strict=False))
