@@ -17,20 +17,22 @@ Entry points and what counts as a failure (which must be 0):
 - CLI: `nvc decode` / `nvc info` on mutated files and on files forged to 16384x16384, one
   fresh process per case under the same caps: exit codes other than 0/1, tracebacks,
   errors of more than one line, partial outputs or stray files, hangs.
-- signaling (parse_offer), when helper D1's hook `fuzz_parse` is present.
+- signaling, when helper D1's hooks are present: `parse_offer` on mutated offers (a
+  status other than 2xx/4xx), and mutated HTTP requests to both servers on loopback
+  (a 5xx, a request over 3 s, a logged traceback, a server that stops serving).
 
-Peak RSS is native memory (getrusage / wait4), per process: the largest of the entry
-point's processes.
+Peak RSS is native memory (VmHWM), per process: the largest of the entry point's
+processes (the container and signaling entries run in this process).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -41,6 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SEED = 20261202
+
+
+def peak_rss_kb() -> int:
+    from tests.fuzzing import peak_rss_kb as peak
+
+    return peak()
 
 
 def _entry(name: str, cases: int, failures: list[str], **extra: object) -> dict:
@@ -80,7 +88,7 @@ def container(files: int, messages: int, seed: int) -> list[dict]:
                 count,
                 failures,
                 longest_case_s=round(longest, 4),
-                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                peak_rss_mb=round(peak_rss_kb() / 1024, 1),
                 seconds=round(time.perf_counter() - start, 1),
             )
         )
@@ -172,7 +180,59 @@ def signaling(cases: int, seed: int) -> dict | None:
         failures,
         outcomes={str(k): v for k, v in outcomes.items()},
         longest_case_s=None,
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        peak_rss_mb=round(peak_rss_kb() / 1024, 1),
+        seconds=round(time.perf_counter() - start, 1),
+    )
+
+
+class _TracebackCounter(logging.Handler):
+    """Counts log records that carry a traceback (a server must log client errors quietly)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.examples: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info is not None or "Traceback" in record.getMessage():
+            self.examples.append(f"{record.name}: {record.getMessage()[:200]}")
+
+
+def signaling_http(lossless: Path, cases: int, seed: int) -> dict | None:
+    """Helper D1's HTTP fuzzing of both servers on loopback, if its hook is there."""
+    try:
+        from tests.player.test_signaling_fuzz import fuzz_http
+    except ImportError:
+        return None
+    counter = _TracebackCounter()
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(counter)
+    start = time.perf_counter()
+    failures: list[str] = []
+    outcomes: dict = {}
+    longest = None
+    try:
+        outcomes, closed, after, longest = fuzz_http(lossless, cases, seed)
+        if after != [200, 200]:
+            failures.append(f"a server stopped serving: {after}")
+        failures += [f"HTTP {s} x{n}" for s, n in outcomes.items() if s >= 500]
+        if longest >= 3.0:
+            failures.append(f"a request took {longest:.1f} s")
+        outcomes = {**{str(k): v for k, v in outcomes.items()}, "closed": closed}
+    except BaseException as e:  # noqa: BLE001
+        failures.append(f"{type(e).__name__}: {e}")
+    finally:
+        root.removeHandler(counter)
+        root.setLevel(old_level)
+    failures += [f"logged a traceback: {x}" for x in counter.examples]
+    return _entry(
+        "signaling: HTTP requests to both servers (loopback)",
+        cases,
+        failures,
+        outcomes=outcomes,
+        longest_case_s=None if longest is None else round(longest, 3),
+        peak_rss_mb=round(peak_rss_kb() / 1024, 1),
         seconds=round(time.perf_counter() - start, 1),
     )
 
@@ -188,6 +248,7 @@ def main() -> int:
         "decoder": 1000,
         "cli_mutations": 20,
         "signaling": 5000,
+        "http": 1000,
     }
     counts = {k: max(1, round(v * args.scale)) for k, v in counts.items()}
     started = time.time()
@@ -198,9 +259,12 @@ def main() -> int:
         corpus = build_corpus(Path(tmp))
         entries += decoders(corpus, counts["decoder"], SEED)
         entries.append(cli(corpus, counts["cli_mutations"], SEED))
-    sig = signaling(counts["signaling"], SEED)
-    if sig is not None:
-        entries.append(sig)
+        for sig in (
+            signaling(counts["signaling"], SEED),
+            signaling_http(corpus["lossless"], counts["http"], SEED),
+        ):
+            if sig is not None:
+                entries.append(sig)
     report = {
         "command": "nice -n 10 python benchmarks/robustness.py"
         + (f" --scale {args.scale}" if args.scale != 1.0 else ""),
@@ -216,9 +280,8 @@ def main() -> int:
         "total_failures": sum(e["failures"] for e in entries),
         "seconds": round(time.time() - started, 1),
         "entries": entries,
-        "not_covered_here": "the data channel and the player (helper D2), the HTTP signaling "
-        "servers (helper D1's test_signaling_over_http_fuzzed): their figures are merged "
-        "by the lead",
+        "not_covered_here": "the data channel and the player (helper D2): their figures are "
+        "merged by the lead",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

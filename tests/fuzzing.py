@@ -8,8 +8,9 @@ that the container layer still catches it.
 
 Decoder fuzzing runs in fresh worker processes (`python -m tests.fuzzing`), many cases per
 process, each process under a memory cap (RLIMIT_AS) and each case under a time cap
-(SIGALRM). The CLI fuzzing runs `nvc decode` / `nvc info` once per case, under the same
-caps, measuring the child's peak RSS (native memory, from wait4).
+(SIGALRM). The CLI fuzzing runs `nvc decode` / `nvc info` (the console script's entry
+point) once per case, under the same caps. Peak RSS is native memory: each process's
+VmHWM, which it reports itself at exit.
 
 A case fails when it raises anything but an nvc error (NvcError), runs past the time cap,
 hits the memory cap, or (payload damage only) decodes without an error to frames that
@@ -24,7 +25,6 @@ import json
 import os
 import random
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -217,7 +217,16 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _rss_kb() -> int:
+def peak_rss_kb() -> int:
+    """This process's peak RSS in KiB: VmHWM, the high-water mark of its own address space.
+    (getrusage's ru_maxrss would do, but Linux carries the parent's RSS at fork into it.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -244,7 +253,7 @@ def run_decoder_cases(path: Path, seed: int, cases: int, case_seconds: float) ->
     outcomes: dict[str, int] = {}
     failures: list[dict] = []
     longest = 0.0
-    start_rss = _rss_kb()
+    start_rss = peak_rss_kb()
     rng = random.Random(seed)
     for index in range(cases):
         kind = case_kind(index)
@@ -281,8 +290,8 @@ def run_decoder_cases(path: Path, seed: int, cases: int, case_seconds: float) ->
         "failures": failures,
         "outcomes": outcomes,
         "longest_case_s": round(longest, 3),
-        "peak_rss_mb": round(_rss_kb() / 1024, 1),
-        "rss_growth_mb": round((_rss_kb() - start_rss) / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
+        "rss_growth_mb": round((peak_rss_kb() - start_rss) / 1024, 1),
     }
 
 
@@ -335,39 +344,47 @@ class CliResult:
     problem: str | None  # why this case fails, or None
 
 
-def _nvc_command() -> list[str]:
-    """The installed `nvc` console script, or the same entry point through python."""
-    script = shutil.which("nvc", path=os.path.dirname(sys.executable))
-    if script:
-        return [script]
-    return [sys.executable, "-c", "import sys; from nvc.cli import main; sys.exit(main())"]
+# The `nvc` console script's entry point, reporting the process's peak RSS at exit.
+_NVC = """
+import atexit, os, sys
+from tests.fuzzing import peak_rss_kb
+def report():
+    with open(os.environ["NVC_FUZZ_RSS_FILE"], "w") as f:
+        f.write(str(peak_rss_kb()))
+atexit.register(report)
+from nvc.cli import main
+sys.exit(main())
+"""
 
 
 def run_cli(args: list[str], workdir: Path, output: Path | None, timeout: float) -> CliResult:
     """Run `nvc ARGS` in a fresh memory-capped process; check the one-line-error rules."""
-    argv = [*_nvc_command(), *args]
+    argv = [sys.executable, "-c", _NVC, *args]
     before = set(os.listdir(workdir))
+    rss_file = Path(tempfile.mkstemp(prefix="nvc-fuzz-rss-")[1])
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             argv,
             stdout=out_file,
             stderr=err_file,
-            env=_env(),
+            env={**_env(), "NVC_FUZZ_RSS_FILE": str(rss_file)},
             cwd=workdir,
             preexec_fn=_cap_memory,  # noqa: PLW1509 - the parent starts no threads here
         )
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak RSS
+            _, status = os.waitpid(proc.pid, 0)
         finally:
             killer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
         err_file.seek(0)
         err = err_file.read().decode("utf-8", "replace")
-    rss = usage.ru_maxrss / 1024
+    text = rss_file.read_text().strip()
+    rss_file.unlink()
+    rss = int(text) / 1024 if text else 0.0  # empty: killed before its exit handlers ran
     if seconds >= timeout:
         return CliResult(argv, proc.returncode, err, seconds, rss, f"hang: ran past {timeout} s")
     problem = None
