@@ -111,7 +111,9 @@ def _bpp(nbytes: int, frames: list[Frame]) -> float:
     return 8.0 * nbytes / (len(frames) * frames[0].width * frames[0].height)
 
 
-def run_fm(frames: list[Frame], q: int, weights: str, tmp: Path) -> dict[str, Any]:
+def run_fm(
+    frames: list[Frame], q: int, weights: str, tmp: Path, search: bool = True
+) -> dict[str, Any]:
     """Encode with fm at q into a .nvc file, decode it with a fresh decoder, compare."""
     f0 = frames[0]
     stream = StreamInfo(f0.width, f0.height, FPS, f0.format, False, len(frames))
@@ -119,7 +121,7 @@ def run_fm(frames: list[Frame], q: int, weights: str, tmp: Path) -> dict[str, An
     path = tmp / f"fm-{q}.nvc"
     recon: list[Frame] = []
     t0 = time.perf_counter()
-    encoder = spec.create_encoder(stream, {"q": q, "weights": weights})
+    encoder = spec.create_encoder(stream, {"q": q, "weights": weights, "search": search})
     with Writer(path, stream.to_header(spec.id, encoder.codec_params)) as writer:
         for f in frames:
             for unit in encoder.encode(f):
@@ -181,9 +183,17 @@ def _bd(anchor: list[dict[str, Any]], test: list[dict[str, Any]], metric: str) -
 
 
 def _speed(model_path: str, frames: list[Frame], tmp: Path) -> dict[str, float]:
-    """Encode and decode fps at 640x360 (q = 40, the default), one thread."""
-    p = run_fm(frames, 40, model_path, tmp)
-    return {"encode_fps": p["encode_fps"], "decode_fps": p["decode_fps"], "frames": len(frames)}
+    """Encode and decode fps at 640x360 (q = 40, the default), one thread, with the
+    encoder's RD search (the file default) and without it (what live encoding wants)."""
+    on = run_fm(frames, 40, model_path, tmp)
+    off = run_fm(frames, 40, model_path, tmp, search=False)
+    return {
+        "encode_fps": on["encode_fps"],
+        "decode_fps": on["decode_fps"],
+        "encode_fps_no_search": off["encode_fps"],
+        "decode_fps_no_search": off["decode_fps"],
+        "frames": len(frames),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,12 @@ grid), in units of that grid. Coarse to fine: an exhaustive +-3 search at 1/16 l
 resolution (+-48 luma pixels), then +-1 refinements at 1/8, 1/4 and 1/2 resolution around
 the doubled coarser vector, then a half-pixel refinement at 1/2 resolution (1/4 luma
 pixel). Cost: mean absolute difference over a block (with its neighbours at the coarse
-levels) plus a small penalty on the vector's length, so flat areas keep still vectors.
+levels) plus a small penalty on the vector's length, so flat areas keep still vectors, plus
+a rate term from 1/8 on (the learned motion coder pays for every irregularity): a second
+pass adds SMOOTHNESS times a vector's distance to the 3x3 median of the first pass's field.
+Measured with the shipped model on held-out real clips (5 inter frames, no residuals, q 16
+/ 40): motion + inter bytes -18% / -14% on vtest.avi@600 (+0.06 / +0.02 dB), -30% / -31% on
+cup.mp4 (+0.2 / +0.03 dB).
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ from torch.nn import functional as F
 from nvc.codec.conditional.layers import upsample_nearest, warp
 
 _PENALTY = 0.002  # cost per pixel of vector length (in units of the level's pixels), on [0, 1]
+SMOOTHNESS = 0.015  # cost per pixel of a vector's distance to its neighbours' median (the rate)
+
+
+def _median3(v: Tensor) -> Tensor:
+    """3x3 median of each component of a vector field (B, 2, H, W), borders replicated."""
+    b, c, h, w = v.shape
+    padded = F.pad(v, (1, 1, 1, 1), mode="replicate")
+    patches = F.unfold(padded, 3).view(b, c, 9, h * w)
+    return patches.median(dim=2).values.view(b, c, h, w)
 
 
 def _candidates(radius: int, step: float, device: torch.device) -> Tensor:
@@ -31,16 +45,23 @@ def _candidates(radius: int, step: float, device: torch.device) -> Tensor:
 
 
 def _search(
-    cur: Tensor, ref: Tensor, base: Tensor, block: int, cands: Tensor, smooth: bool
+    cur: Tensor,
+    ref: Tensor,
+    base: Tensor,
+    block: int,
+    cands: Tensor,
+    smooth: bool,
+    rate: bool = True,
 ) -> Tensor:
-    """Best vector per block among base + candidate, in pixels of this level.
+    """Best vector per block among base + candidate, in pixels of this level. With `rate`
+    (and SMOOTHNESS > 0), a second pass adds the rate term against the 3x3 median of the
+    first pass's field: a vector pays for differing from its neighbours' consensus.
 
     cur, ref: (B, 1, H, W); base: (B, 2, H / block, W / block)."""
-    best_cost: Tensor | None = None
-    best = base
     integer = bool(torch.equal(cands, torch.round(cands))) and bool(
         torch.equal(base, torch.round(base))
     )
+    vecs, costs = [], []
     for d in cands:
         vec = base + d.view(1, 2, 1, 1)
         full = upsample_nearest(vec, block)
@@ -49,13 +70,27 @@ def _search(
         cost = F.avg_pool2d(diff, block) if block > 1 else diff
         if smooth:
             cost = F.avg_pool2d(cost, 3, stride=1, padding=1, count_include_pad=False)
-        cost = cost + _PENALTY * vec.abs().sum(dim=1, keepdim=True)
-        if best_cost is None:
-            best_cost, best = cost, vec
-        else:
-            better = cost < best_cost
-            best_cost = torch.where(better, cost, best_cost)
-            best = torch.where(better, vec, best)
+        vecs.append(vec)
+        costs.append(cost + _PENALTY * vec.abs().sum(dim=1, keepdim=True))
+    best = _pick(vecs, costs)
+    if rate and SMOOTHNESS > 0:
+        anchor = _median3(best)
+        weight = SMOOTHNESS / float(block)  # per level pixel, per block
+        rated = [
+            c + weight * (v - anchor).abs().sum(dim=1, keepdim=True)
+            for v, c in zip(vecs, costs, strict=True)
+        ]
+        best = _pick(vecs, rated)
+    return best
+
+
+def _pick(vecs: list[Tensor], costs: list[Tensor]) -> Tensor:
+    """Per block, the vector of the lowest cost (the first one on ties)."""
+    best, best_cost = vecs[0], costs[0]
+    for vec, cost in zip(vecs[1:], costs[1:], strict=True):
+        better = cost < best_cost
+        best_cost = torch.where(better, cost, best_cost)
+        best = torch.where(better, vec, best)
     return best
 
 
@@ -81,7 +116,8 @@ def estimate_motion(cur: Tensor, ref: Tensor) -> Tensor:
     b, _, h, w = pyr_c[3].shape
     dev = cur.device
     # level 1/16: per-pixel (3x3-smoothed) exhaustive search
-    vec = _search(pyr_c[3], pyr_r[3], cur.new_zeros(b, 2, h, w), 1, _candidates(3, 1, dev), True)
+    zero = cur.new_zeros(b, 2, h, w)
+    vec = _search(pyr_c[3], pyr_r[3], zero, 1, _candidates(3, 1, dev), True, rate=False)
     # level 1/8: one vector per pixel of the feature grid
     vec = _search(pyr_c[2], pyr_r[2], upsample_nearest(vec * 2, 2), 1, _candidates(1, 1, dev), True)
     # level 1/4: 2x2 blocks; level 1/2: 4x4 blocks, then half pixels
