@@ -219,7 +219,7 @@ def fit_static(
         if reseed is not None and config.relocate_every and steps % config.relocate_every == 0:
             relocated += _relocate(g, opt, config, reseed)
         if progress is not None:
-            progress(steps, float(loss))
+            progress(steps, loss.item())
     seconds = time.perf_counter() - start
     fitted = g.detach()
     with torch.no_grad():

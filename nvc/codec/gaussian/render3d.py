@@ -22,8 +22,13 @@ the EWA splatting of Zwicker, Pfister, van Baar and Gross (2001):
   C = sum_i c_i alpha_i prod_{j<i} (1 - alpha_j) + T_final * background, and a pixel
   stops once its transmittance would drop below 1e-4 (3DGS's rules).
 
-The compositing is written with tensors (gather, cumprod), not loops over pixels, so
-autograd differentiates it; tiles are processed in chunks that bound memory.
+The compositing is written with tensors, not loops over pixels, so autograd
+differentiates it: each Gaussian's exponent is a quadratic in the tile-local pixel
+position, so a chunk of tiles gets all its exponents from one batched matrix product;
+transmittance is a cumulative product along each tile's list. Tiles are processed in
+chunks that bound memory, grouped by list length so that little padding is done.
+Without gradients, lists are walked in blocks and a tile stops once all its pixels
+have saturated (3DGS's early termination, per tile).
 
 Pixel convention (nvc.media.multiview): the centre of pixel (row i, column j) is at
 (j + 0.5, i + 0.5), and K's principal point is measured from the top-left corner, as in
@@ -40,6 +45,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from nvc.errors import CodecError
@@ -242,12 +248,15 @@ def render(
         # the Gaussians' per-render attributes, with a transparent dummy appended
         mu = torch.cat([proj.means2d, proj.means2d.new_zeros(1, 2)])
         con = torch.cat([proj.conics, proj.conics.new_zeros(1, 3)])
-        opa = torch.cat([torch.sigmoid(opacity_logits[proj.index]), opacity_logits.new_zeros(1)])
+        log_opa = torch.cat(
+            [F.logsigmoid(opacity_logits[proj.index]), opacity_logits.new_full((1,), -100.0)]
+        )
         col = torch.cat([rgb[proj.index], rgb.new_zeros(1, 3)])
         offs = torch.arange(tile, dtype=dtype, device=device) + 0.5
-        local = torch.stack(torch.meshgrid(offs, offs, indexing="ij")[::-1], -1).reshape(-1, 2)
+        ly, lx = (t.reshape(-1) for t in torch.meshgrid(offs, offs, indexing="ij"))
+        feats = torch.stack([lx * lx, ly * ly, lx * ly, lx, ly, torch.ones_like(lx)], -1)
         blocked = not (
-            torch.is_grad_enabled() and any(x.requires_grad for x in (mu, con, opa, col))
+            torch.is_grad_enabled() and any(x.requires_grad for x in (mu, con, log_opa, col))
         )
         block = BLOCK if blocked else None
         colours, alphas = [], []
@@ -255,11 +264,11 @@ def render(
             ids, g = busy[lo:hi], lists[lo:hi, :k]
             origin = torch.stack([ids % tiles_x, ids // tiles_x], -1).to(dtype) * tile
             if block is None:
-                pix = origin[:, None, :] + local[None]  # (C, P, 2)
-                colour, a = _composite(pix, g, mu, con, opa, col)
+                alpha = _alphas(_exponents(feats, origin, g, mu, con, log_opa))
+                colour, a = _composite(alpha, col[g])
             else:
                 colour, a = _composite_blocked(
-                    origin, local, g, mu, con, opa, col, lengths[lo:hi], block
+                    feats, origin, g, mu, con, log_opa, col, lengths[lo:hi], block
                 )
             colours.append(colour + (1 - a)[..., None] * bg)
             alphas.append(a)
@@ -270,71 +279,72 @@ def render(
     return Render3D(image, alpha_img, means2d, radii)
 
 
-def _alphas(pix: Tensor, g: Tensor, mu: Tensor, con: Tensor, opa: Tensor) -> Tensor:
-    """(C, P, K) alpha of tile lists g (C, K) at pixel centres pix (C, P, 2)."""
-    d = pix[:, :, None, :] - mu[g][:, None, :, :]  # (C, P, K, 2)
-    cg = con[g][:, None]  # (C, 1, K, 3)
-    power = -0.5 * (cg[..., 0] * d[..., 0] ** 2 + cg[..., 2] * d[..., 1] ** 2)
-    power = power - cg[..., 1] * d[..., 0] * d[..., 1]
-    alpha = (opa[g][:, None, :] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
+def _exponents(
+    feats: Tensor, origin: Tensor, g: Tensor, mu: Tensor, con: Tensor, log_opa: Tensor
+) -> Tensor:
+    """(C, P, K) log-alpha log(o) - d^T conic d / 2 of the Gaussians of tile lists g (C, K)
+    at the pixels of tiles whose corners are `origin` (C, 2).
+
+    The exponent is a quadratic in the tile-local pixel position (lx, ly), so it is one
+    batched matrix product of the pixels' features `feats` (P, 6) = (lx^2, ly^2, lx ly,
+    lx, ly, 1) with per-Gaussian coefficients; tile-local coordinates (at most `tile`)
+    keep float32 cancellation in the expansion negligible."""
+    m = mu[g] - origin[:, None, :]  # (C, K, 2) means relative to the tile corner
+    a, b, c = con[g].unbind(-1)
+    mx, my = m.unbind(-1)
+    coeffs = torch.stack(
+        [
+            -0.5 * a,
+            -0.5 * c,
+            -b,
+            a * mx + b * my,
+            c * my + b * mx,
+            log_opa[g] - 0.5 * (a * mx * mx + c * my * my) - b * mx * my,
+        ],
+        dim=1,
+    )  # (C, 6, K)
+    return torch.matmul(feats, coeffs)
+
+
+def _alphas(exponents: Tensor) -> Tensor:
+    """3DGS's alpha: min(0.99, o exp(-d^T conic d / 2)), zero below 1/255."""
+    alpha = torch.exp(exponents.clamp_max(0.0)).clamp_max(ALPHA_MAX)
     return torch.where(alpha < ALPHA_MIN, torch.zeros_like(alpha), alpha)
 
 
-def _composite(
-    pix: Tensor, g: Tensor, mu: Tensor, con: Tensor, opa: Tensor, col: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Front-to-back compositing of whole tile lists at once (differentiable): the
-    (C, P, 3) colour without background and the (C, P) accumulated alpha."""
-    alpha = _alphas(pix, g, mu, con, opa)
+def _composite(alpha: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
+    """Front-to-back compositing of whole tile lists at once (differentiable): alphas
+    (C, P, K) and colours (C, K, 3) give the (C, P, 3) colour without background and the
+    (C, P) accumulated alpha."""
     trans = torch.cumprod(1.0 - alpha, dim=-1)
     before = torch.cat([torch.ones_like(trans[..., :1]), trans[..., :-1]], dim=-1)
     weight = alpha * before * (trans >= T_MIN)
-    return torch.einsum("cpk,ckd->cpd", weight, col[g]), weight.sum(-1)
+    return torch.bmm(weight, col), weight.sum(-1)
 
 
 def _composite_blocked(
+    feats: Tensor,
     origin: Tensor,
-    local: Tensor,
     g: Tensor,
     mu: Tensor,
     con: Tensor,
-    opa: Tensor,
+    log_opa: Tensor,
     col: Tensor,
     lengths: Tensor,
     block: int,
 ) -> tuple[Tensor, Tensor]:
-    """_composite for rendering without gradients: the exponent of every Gaussian is a
-    quadratic in the tile-local pixel position (lx, ly), so all of them are one batched
-    matrix product of the pixels' (lx^2, ly^2, lx ly, lx, ly, 1) with per-Gaussian
-    coefficients (the log-opacity folded into the constant); the lists are walked in
-    blocks of `block` Gaussians, and a tile leaves the loop once all its pixels have
-    saturated or its list (`lengths`) has ended.
-    Tile-local coordinates (at most `tile`) keep float32 cancellation negligible."""
-    lx, ly = local[:, 0], local[:, 1]
-    feats = torch.stack([lx * lx, ly * ly, lx * ly, lx, ly, torch.ones_like(lx)], -1)
-    chunk, pixels = origin.shape[0], local.shape[0]
-    colour = local.new_zeros(chunk, pixels, 3)
-    carried = local.new_ones(chunk, pixels)  # transmittance before the block
-    accumulated = local.new_zeros(chunk, pixels)
-    log_opa = torch.log(opa.clamp_min(1e-30))
+    """_composite for rendering without gradients, in place where it can be: the lists
+    are walked in blocks of `block` Gaussians, and a tile leaves the loop once all its
+    pixels have saturated or its list (`lengths`) has ended."""
+    chunk, pixels = origin.shape[0], feats.shape[0]
+    colour = feats.new_zeros(chunk, pixels, 3)
+    carried = feats.new_ones(chunk, pixels)  # transmittance before the block
+    accumulated = feats.new_zeros(chunk, pixels)
     active = torch.arange(chunk)  # tiles with unsaturated pixels and Gaussians left
     for k0 in range(0, g.shape[1], block):
         gb = g[active, k0 : k0 + block]
-        m = mu[gb] - origin[active, None, :]  # (A, B, 2) means relative to the tile
-        a, b, c = con[gb].unbind(-1)
-        mx, my = m.unbind(-1)
-        coeffs = torch.stack(
-            [
-                -0.5 * a,
-                -0.5 * c,
-                -b,
-                a * mx + b * my,
-                c * my + b * mx,
-                log_opa[gb] - 0.5 * (a * mx * mx + c * my * my) - b * mx * my,
-            ],
-            dim=1,
-        )  # (A, 6, B)
-        alpha = torch.matmul(feats, coeffs).clamp_max_(0.0).exp_().clamp_max_(ALPHA_MAX)
+        x = _exponents(feats, origin[active], gb, mu, con, log_opa)
+        alpha = x.clamp_max_(0.0).exp_().clamp_max_(ALPHA_MAX)
         alpha.masked_fill_(alpha < ALPHA_MIN, 0.0)
         carry = carried[active]
         trans = torch.cumprod(1.0 - alpha, dim=-1).mul_(carry[..., None])
