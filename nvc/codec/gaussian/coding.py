@@ -11,8 +11,9 @@ The encoder writes the cheapest kind. Index sets (gates, removals) are coded as 
 of the gaps between sorted indices.
 
 Base payload: count (LEB128), steps (4 bytes), the background (3 zigzag LEB128, >> the
-colour step), then the sections of the Gaussians sorted by
-(y, x): y as its first value and gaps, x, s1, s2, a, c0, c1, c2, each as value >> step;
+colour step), then the sections of the Gaussians sorted by (16-pixel band of y, x, y):
+the bands as gaps, x as gaps within its band (the band's first from 0), y within its
+band, then s1, s2, a, c0, c1, c2, all in units of their steps;
 last the CRC-32 of the decoded state (u32le).
 
 Residual payload: the previous state's count (LEB128), steps (4 bytes), the change of
@@ -167,28 +168,48 @@ def _read_background(r: Reader, shift: int) -> tuple[int, int, int]:
     return (values[0] << shift, values[1] << shift, values[2] << shift)
 
 
+BAND_SHIFT = 8  # positions are coded in horizontal bands of 2**8 / 16 = 16 pixels
+
+
 def _put_gaussians(out: bytearray, g: Gaussians2D, steps: Steps) -> None:
-    """The sections of a set sorted by (y, x) whose values are multiples of the steps."""
+    """The sections of a set sorted by sort_key whose values are multiples of the steps:
+    band gaps, x gaps within the band (from 0 at a band's first Gaussian), y within the
+    band, then s1, s2, a, c0, c1, c2."""
     cols = [c >> k for c, k in zip(g.columns(), steps.exponents(), strict=True)]
-    y = cols[1]
-    put_ints(out, np.diff(y, prepend=0) if y.size else y)
-    put_ints(out, cols[0])
+    band = g.y >> BAND_SHIFT
+    height = (1 << BAND_SHIFT) >> steps.position  # band height in position steps
+    x = cols[0]
+    first = np.ones(g.count, bool)
+    first[1:] = band[1:] != band[:-1]
+    x_gaps = x - np.where(first, 0, np.concatenate([[0], x[:-1]]))
+    put_ints(out, np.diff(band, prepend=0))
+    put_ints(out, x_gaps)
+    put_ints(out, cols[1] - band * height)
     for c in cols[2:]:
         put_ints(out, c)
 
 
 def _read_gaussians(r: Reader, count: int, steps: Steps) -> Gaussians2D:
-    cols: list[IntArray] = [np.zeros(0, np.int64)] * 8
-    cols[1] = np.cumsum(r.ints(count, "y positions"))
-    cols[0] = r.ints(count, "x positions")
-    for i, name in enumerate(("s1", "s2", "a", "c0", "c1", "c2"), start=2):
-        cols[i] = r.ints(count, name)
+    band = np.cumsum(r.ints(count, "position bands"))
+    x_gaps = r.ints(count, "x positions")
+    y_in_band = r.ints(count, "y positions")
+    first = np.ones(count, bool)
+    first[1:] = band[1:] != band[:-1]
+    total = np.cumsum(x_gaps)
+    starts = np.flatnonzero(first)
+    before = (total[starts] - x_gaps[starts])[np.cumsum(first) - 1] if count else total
+    cols: list[IntArray] = [
+        total - before,
+        y_in_band + band * ((1 << BAND_SHIFT) >> steps.position),
+    ]
+    for name in ("s1", "s2", "a", "c0", "c1", "c2"):
+        cols.append(r.ints(count, name))
     return Gaussians2D.from_columns([c << k for c, k in zip(cols, steps.exponents(), strict=True)])
 
 
 def sort_key(g: Gaussians2D) -> IntArray:
-    """The coding order of a base set: by y, then x."""
-    return np.lexsort((g.x, g.y))
+    """The coding order of a base set: by 16-pixel band of y, then x, then y."""
+    return np.lexsort((g.y, g.x, g.y >> BAND_SHIFT))
 
 
 def encode_base(g: Gaussians2D, steps: Steps) -> bytes:
