@@ -147,6 +147,45 @@ class Camera:
         v, u = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64) + 0.5
         return self.center, self.directions(np.stack([u, v], axis=-1))
 
+    def to_json(self) -> dict[str, Any]:
+        """The camera as JSON-ready values (floats round-trip exactly through JSON)."""
+        return {
+            "name": self.name,
+            "width": self.width,
+            "height": self.height,
+            "fx": self.fx,
+            "fy": self.fy,
+            "cx": self.cx,
+            "cy": self.cy,
+            "R": [float(v) for v in self.R.reshape(-1)],
+            "t": [float(v) for v in self.t],
+            "near": self.near,
+            "far": self.far,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Camera:
+        """A camera from to_json's values; MediaError when they do not describe one."""
+        try:
+            if not isinstance(data, dict):
+                raise TypeError
+            near, far = data.get("near"), data.get("far")
+            return cls(
+                str(data["name"]),
+                int(data["width"]),
+                int(data["height"]),
+                float(data["fx"]),
+                float(data["fy"]),
+                float(data["cx"]),
+                float(data["cy"]),
+                np.array(data["R"], np.float64).reshape(3, 3),
+                np.array(data["t"], np.float64),
+                None if near is None else float(near),
+                None if far is None else float(far),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise MediaError("bad camera description in the stream") from None
+
     def scaled(self, width: int, height: int) -> Camera:
         """This camera's intrinsics for images resized to width x height."""
         sx, sy = width / self.width, height / self.height

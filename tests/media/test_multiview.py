@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
 from pathlib import Path
@@ -314,3 +315,14 @@ def test_colmap_errors(tmp_path: Path) -> None:
     (sparse / "cameras.txt").write_text("1 WEIRD 32 24 30\n")
     with pytest.raises(MediaError, match="unknown camera model 'WEIRD'"):
         open_scene(root)
+
+
+def test_cameras_round_trip_through_json_exactly() -> None:
+    for cam in _rig(3):
+        back = Camera.from_json(json.loads(json.dumps(cam.to_json())))
+        assert back.to_json() == cam.to_json()
+        assert np.array_equal(back.R, cam.R) and np.array_equal(back.t, cam.t)
+    with pytest.raises(MediaError, match="bad camera description"):
+        Camera.from_json({"name": "x", "width": 4})
+    with pytest.raises(MediaError, match="bad camera description"):
+        Camera.from_json([1, 2])
