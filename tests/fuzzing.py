@@ -43,6 +43,10 @@ STREAMS: dict[str, tuple[str, dict[str, object]]] = {
     "fm": ("fm", {"intra_period": 3}),
     "inr": ("inr", {"preset": "realtime", "epochs": 2, "group_size": 2}),
     "inr-nerv": ("inr", {"preset": "nerv", "epochs": 2, "group_size": 2, "rap_every": 2}),
+    "gaussian": (
+        "gaussian",
+        {"gaussians": 12, "max_iterations": 20, "group": 2, "frame_budget": 0.2},
+    ),
 }
 MEMORY_CAP = 3 << 30  # bytes of address space per worker / CLI process
 CASE_SECONDS = 20  # a case running longer counts as a hang

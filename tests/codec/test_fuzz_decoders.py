@@ -15,7 +15,7 @@ from tests.fuzzing import OTHER_KINDS, PAYLOAD_KINDS, decoder_worker, session_co
 
 SEED = 20261201
 # Cases per corpus stream in the default run: decoding is cheap after the worker's start
-DEFAULT_CASES = {"lossless": 120, "fm": 80, "inr": 70, "inr-nerv": 50}
+DEFAULT_CASES = {"lossless": 100, "fm": 70, "inr": 60, "inr-nerv": 40, "gaussian": 40}
 SLOW_CASES = 2500
 MAX_RSS_MB = 1500  # peak RSS of one worker (torch and the fm model take about 300 MB)
 
