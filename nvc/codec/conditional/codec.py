@@ -1,8 +1,8 @@
 """The `fm` codec: learned causal video coding with feature modulation (see README.md).
 
-Sequence header codec parameters (version 1):
+Sequence header codec parameters (version 2; version 1, the same fields, has no checksums):
 
-    u8 version = 1 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
+    u8 version = 2 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
     | uleb128 intra period (0: only the first frame) | uleb128 refresh interval (0: never)
 
 One FRAME unit per frame, payload:
