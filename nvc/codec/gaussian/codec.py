@@ -11,7 +11,9 @@ a failed unit clears the state, so nothing is shown until the next base.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,8 +44,25 @@ from nvc.codec.gaussian.state import Bounds, Gaussians2D
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame, psnr_rgb, psnr_yuv
 
+# The exact renderer's bits do not depend on the thread count (integer sums); its speed
+# does: its index_add_ of int64 loses 4-8x with a second thread on the busy 2-core machine.
+RENDER_THREADS = 1
 PIXELS_PER_GAUSSIAN = 64  # default count: one Gaussian per this many pixels
 UNKNOWN_LENGTH_FRAMES = 20  # unknown frame count: a frame gets 1/(1 + this) of what is left
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with n torch intra-op threads, then restore the count."""
+    old = torch.get_num_threads()
+    if n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -62,7 +81,9 @@ class Limits:
 def render_frame(
     g: Gaussians2D, canvas: Canvas, limits: Limits, pts: int, stream: StreamInfo
 ) -> Frame:
-    planes = to_planes(render_exact(g, canvas, limits.evaluations), canvas)
+    """The exact picture of a decoded state, rendered with RENDER_THREADS torch threads."""
+    with torch_threads(RENDER_THREADS):
+        planes = to_planes(render_exact(g, canvas, limits.evaluations), canvas)
     return Frame(planes, stream.format, pts, 1 / stream.fps, stream.full_range)
 
 

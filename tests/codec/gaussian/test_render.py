@@ -51,8 +51,9 @@ def test_render_does_not_depend_on_order_chunks_or_threads(monkeypatch):
     monkeypatch.setattr(render, "CHUNK", 64)
     old = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        assert torch.equal(render_exact(g, cv), ref)
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            assert torch.equal(render_exact(g, cv), ref)
     finally:
         torch.set_num_threads(old)
 
