@@ -41,7 +41,7 @@ def test_default_is_4k_uhd_and_the_limit_is_inclusive() -> None:
             check_picture(_header("lossless", 8, 8), max_pixels=bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("codec", ["lossless", "fm", "inr"])
+@pytest.mark.parametrize("codec", ["lossless", "fm", "inr", "gaussian"])
 @pytest.mark.parametrize("size", [(16384, 16384), (4096, 4096), (65536, 65536)])
 def test_every_codec_refuses_a_forged_size_before_building_anything(
     codec: str, size: tuple[int, int]
