@@ -37,8 +37,9 @@ from nvc.media import Frame
 
 QAT_FROM = 0.7  # fraction of a fit after which parameters are rounded (straight-through)
 # Adam learning rates in the attributes' own units (x, y: 1/16 px; s1, s2: 1/8 octave;
-# a: pi/256; colours and background: 2**-12).
-LEARNING_RATES = (2.0, 2.0, 0.25, 0.25, 1.5, 24.0, 24.0)
+# a: pi/256; colours and background: 2**-12). Chosen on a cup.mp4 frame at 320x240, 1200
+# Gaussians, 60 steps: 40.6 dB against 38.7 dB with half these for x, y, s and a.
+LEARNING_RATES = (4.0, 4.0, 0.5, 0.5, 3.0, 24.0, 24.0)
 YUV_WEIGHTS = (6.0, 1.0, 1.0)  # per-plane weights of the loss for YUV (6:1:1)
 P_FRAME_LR = 0.3  # P-frames fit with this fraction of the learning rates (small moves)
 RESIDUAL_ROUNDING = 0.35  # residuals round as floor(|r| / step + this): a dead zone
