@@ -41,6 +41,8 @@ Layouts read by `open_scene(folder)`:
   of their distortion coefficients are exactly zero, which is pinhole; with
   ``ignore_distortion=True`` they are read as pinhole and one warning is logged on the
   "nvc.media" logger (the pictures will then be slightly off near the borders).
+  `read_points3d` gives COLMAP's sparse points (points3D.txt or .bin), where present, for
+  starting a fit.
 
 All cameras of a scene must have the same frame size, frame rate and number of frames;
 anything else, a folder that is not a scene, or missing or inconsistent poses is a one-line
@@ -104,6 +106,10 @@ class Camera:
             raise MediaError(f"camera {self.name}: bad intrinsics {values}")
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "t", t)
+        for name in ("fx", "fy", "cx", "cy"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
 
     @property
     def K(self) -> np.ndarray:
@@ -583,7 +589,8 @@ def write_colmap_text(directory: Path, cameras: Sequence[Camera]) -> None:
     cam_lines = ["# Camera list with one line of data per camera:"]
     img_lines = ["# Image list with two lines of data per image:"]
     for i, c in enumerate(cameras, 1):
-        cam_lines.append(f"{i} PINHOLE {c.width} {c.height} {c.fx!r} {c.fy!r} {c.cx!r} {c.cy!r}")
+        values = " ".join(repr(float(v)) for v in (c.fx, c.fy, c.cx, c.cy))
+        cam_lines.append(f"{i} PINHOLE {c.width} {c.height} {values}")
         q = rotation_to_quat(c.R)
         values = " ".join(repr(float(v)) for v in (*q, *c.t))
         img_lines += [f"{i} {values} {i} {c.name}.png", ""]
@@ -638,6 +645,63 @@ def _colmap_source(root: Path, name: str, image_name: str) -> Path | None:
             return folder / name
     image = root / "images" / image_name
     return image if image.is_file() else None
+
+
+def read_points3d(scene: MultiViewScene) -> tuple[np.ndarray, np.ndarray] | None:
+    """A COLMAP scene's sparse points: positions (N, 3) float64 and colours (N, 3) uint8
+    from points3D.txt (`POINT3D_ID X Y Z R G B ERROR TRACK...` per line) or points3D.bin
+    (uint64 count; per point uint64 id, 3 float64, 3 uint8, float64 error, uint64 track
+    length and that many (int32 image id, int32 point index)); None when there are none
+    (N3DV folders have none)."""
+    sparse = _colmap_dir(scene.root) if scene.layout == "colmap" else None
+    if sparse is None:
+        return None
+    xyz: list[tuple[float, float, float]] = []
+    rgb: list[tuple[int, int, int]] = []
+    if (sparse / "points3D.txt").is_file():
+        for n, line in enumerate(_data_lines(sparse / "points3D.txt"), 1):
+            if not line:
+                continue
+            f = line.split()
+            try:
+                xyz.append((float(f[1]), float(f[2]), float(f[3])))
+                rgb.append((int(f[4]), int(f[5]), int(f[6])))
+            except (ValueError, IndexError):
+                raise MediaError(f"{sparse / 'points3D.txt'}: line {n} is not a point") from None
+    elif (sparse / "points3D.bin").is_file():
+        r = _Bytes(sparse / "points3D.bin")
+        for _ in range(_count(r, 51)):
+            values = r.take("<Q3d3BdQ")
+            xyz.append((values[1], values[2], values[3]))
+            rgb.append((values[4], values[5], values[6]))
+            skip = int(values[8]) * 8
+            if r.pos + skip > len(r.data):
+                raise MediaError(f"{r.path} is truncated (in a point's track)")
+            r.pos += skip
+    if not xyz:
+        return None
+    points = np.array(xyz, np.float64)
+    if not np.all(np.isfinite(points)) or any(not 0 <= v <= 255 for c in rgb for v in c):
+        raise MediaError(f"{sparse}: the 3D points hold bad values")
+    return points, np.array(rgb, np.uint8)
+
+
+def write_points3d_text(directory: Path, points: np.ndarray, colours: np.ndarray) -> None:
+    """points3D.txt for `points` (N, 3) and uint8 `colours` (N, 3), with empty tracks."""
+    lines = ["# 3D point list with one line of data per point:"]
+    for i, (p, c) in enumerate(zip(points, colours, strict=True), 1):
+        xyz = " ".join(repr(float(v)) for v in p)
+        lines.append(f"{i} {xyz} {int(c[0])} {int(c[1])} {int(c[2])} 0.5")
+    (directory / "points3D.txt").write_text("\n".join(lines) + "\n")
+
+
+def write_points3d_binary(directory: Path, points: np.ndarray, colours: np.ndarray) -> None:
+    """points3D.bin as write_points3d_text writes it in text (each with a 1-long track)."""
+    out = bytearray(struct.pack("<Q", len(points)))
+    for i, (p, c) in enumerate(zip(points, colours, strict=True), 1):
+        out += struct.pack("<Q3d3BdQ", i, *map(float, p), *map(int, c), 0.5, 1)
+        out += struct.pack("<ii", 1, 0)
+    (directory / "points3D.bin").write_bytes(bytes(out))
 
 
 def read_colmap(root: str | os.PathLike[str], *, ignore_distortion: bool = False) -> MultiViewScene:

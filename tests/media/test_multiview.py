@@ -19,9 +19,12 @@ from nvc.media.multiview import (
     is_scene,
     open_scene,
     quat_to_rotation,
+    read_points3d,
     rotation_to_quat,
     write_colmap_binary,
     write_colmap_text,
+    write_points3d_binary,
+    write_points3d_text,
 )
 from nvc.media.open import open_writer
 
@@ -326,3 +329,30 @@ def test_cameras_round_trip_through_json_exactly() -> None:
         Camera.from_json({"name": "x", "width": 4})
     with pytest.raises(MediaError, match="bad camera description"):
         Camera.from_json([1, 2])
+
+
+@pytest.mark.parametrize("kind", ["text", "binary"])
+def test_colmap_points(tmp_path: Path, kind: str) -> None:
+    cams = _rig(2)
+    root = tmp_path / "s"
+    sparse = root / "sparse" / "0"
+    write_colmap_text(sparse, cams)
+    for i, cam in enumerate(cams):
+        _write_video(root / f"{cam.name}.mp4", 1, i)
+    assert read_points3d(open_scene(root)) is None
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(7, 3))
+    colours = rng.integers(0, 256, (7, 3), dtype=np.uint8)
+    (write_points3d_text if kind == "text" else write_points3d_binary)(sparse, points, colours)
+    got = read_points3d(open_scene(root))
+    assert got is not None
+    assert np.array_equal(got[0], points) and np.array_equal(got[1], colours)
+    if kind == "binary":
+        data = (sparse / "points3D.bin").read_bytes()
+        (sparse / "points3D.bin").write_bytes(data[:-4])
+        with pytest.raises(MediaError, match="truncated"):
+            read_points3d(open_scene(root))
+    else:
+        (sparse / "points3D.txt").write_text("1 0.0 zero 0 0 0 0\n")
+        with pytest.raises(MediaError, match="line 1 is not a point"):
+            read_points3d(open_scene(root))
