@@ -1,18 +1,26 @@
-"""Rate-distortion run of the inr codec against x264 and x265 (PyAV, preset medium).
+"""Rate-distortion of the inr codec at fixed CPU budgets, against x264 / x265 medium.
 
-    python benchmarks/inr_rd.py                  # 640x360, 100 frames, the default points
     python benchmarks/inr_rd.py --quick          # a one-minute smoke run
-    python benchmarks/inr_rd.py --input clip.mp4 --frames 100 --point quality:0.05:600
+    python benchmarks/inr_rd.py --input /work/data/video/tree.avi --crop 176x144 \\
+        --frames 30 --points 1:0.2,1:0.4,10:0.2,10:0.4 --baseline 347ead9
 
 Every codec codes the same frames (the generated natural-looking clip of nvc.media, or a
-user file converted to 8-bit 4:2:0 and cropped to an even size). For each inr point the
-script writes a real .nvc file and reports its actual size, the PSNR of the frames the
-decoder produces (checked bit for bit against the encoder's own reconstruction), the
-encoding time and the decoding speed; the anchors report the same quantities for their
-raw elementary streams (nvc.bench.anchors). Results go to benchmarks/results/inr_rd.json.
+user file converted to 8-bit 4:2:0, centre-cropped to --crop or to an even size). Each inr
+point is one encode with `--time-budget` = budget x frames counted in this process's CPU
+seconds (`cpu_seconds`, so the points mean the same on a loaded machine), one torch
+thread; the script writes a real .nvc file and reports its actual size, the PSNR of the
+frames the decoder produces (checked bit for bit against the encoder's own
+reconstruction), the CPU and wall time, the effective training speed (GMAC/s: three times
+the decoder's multiply-accumulates per frame, forward and backward, times the frames
+trained, per CPU second of the whole encode) and the decoding speed. The anchors
+(nvc.bench.anchors.encode_anchor: x264 / x265 preset medium, SEI-free streams) report the
+same quantities. `--baseline COMMIT` also encodes with the inr codec of an older commit
+(exported with `git archive`, run in a subprocess whose clock is its CPU time, one
+thread) at --baseline-points (CPU-s per frame and bpp, like --points).
 
-PSNR is YUV 6:1:1 (nvc.media.psnr_yuv, mean over frames); RGB PSNR is recorded too.
-Timings depend on the machine's load: the load average is recorded with the results.
+Outputs: benchmarks/results/inr_rd.json (everything), .md (one table: PSNR-YUV gap to
+x264 / x265 at equal bpp, BD-rate where the curves overlap) and .png (the curves).
+PSNR is YUV 6:1:1 (nvc.media.psnr_yuv, mean over frames). The load average is recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nvc.bench import anchors
+from nvc.bench import anchors, bdrate
 from nvc.bench.environment import machine_info, versions
 from nvc.codec.base import StreamInfo
 from nvc.codec.inr.codec import InrEncoder, frame_digest
@@ -39,8 +48,45 @@ from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.media import Frame, convert, open_video, psnr_rgb, psnr_yuv, synthetic_clip
 
 FPS = Fraction(25)
-DEFAULT_POINTS = ["realtime:0.05:150", "realtime:0.1:150", "quality:0.05:200", "quality:0.1:200"]
-QUICK_POINTS = ["realtime:0.3:20", "quality:0.3:20"]
+ANCHORS = ("x264", "x265")
+
+# Run in a subprocess with PYTHONPATH at an older commit's tree: encode the frames of an
+# .npz file with that commit's inr codec, the budget counted in CPU seconds, and print
+# its reports as JSON. (Older encoders time themselves with time.perf_counter.)
+BASELINE_SNIPPET = r"""
+import json, sys, time
+time.perf_counter = time.process_time
+import numpy as np, torch
+torch.set_num_threads(1)
+from fractions import Fraction
+from nvc.codec.base import StreamInfo
+from nvc.codec.inr.codec import InrEncoder
+from nvc.codec.pipeline import encode_frames
+from nvc.media import Frame
+src, out, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+z = np.load(src)
+n = z["y"].shape[0]
+frames = [Frame((z["y"][i], z["u"][i], z["v"][i]), "yuv420p", i, Fraction(1, 25))
+          for i in range(n)]
+h, w = z["y"].shape[1:]
+stream = StreamInfo(w, h, Fraction(25), "yuv420p", False, n)
+keep = []
+init = InrEncoder.__init__
+def hold(self, *a, **k):
+    init(self, *a, **k)
+    keep.append(self)
+InrEncoder.__init__ = hold
+began = time.process_time()
+report = encode_frames(frames, stream, out, codec="inr", options=options)
+cpu = time.process_time() - began
+enc = keep[0]
+print(json.dumps({"bytes": report.bytes, "bpp": report.bpp, "cpu_s": cpu,
+    "psnr_yuv": float(np.average([r.psnr for r in enc.reports],
+                                 weights=[r.frames for r in enc.reports])),
+    "epochs": [r.epochs for r in enc.reports], "params": enc.plan.params,
+    "frames_trained": sum(r.epochs * r.frames for r in enc.reports),
+    "macs_per_pixel": enc.plan.macs_per_pixel}))
+"""
 
 
 def load_clip(args: argparse.Namespace) -> list[Frame]:
@@ -53,11 +99,13 @@ def load_clip(args: argparse.Namespace) -> list[Frame]:
             if i >= args.frames:
                 break
             frame = convert(frame, "yuv420p")
-            w, h = frame.width // 2 * 2, frame.height // 2 * 2  # the anchors need even sizes
+            w, h = args.crop or (frame.width, frame.height)
+            w, h = min(w, frame.width) // 2 * 2, min(h, frame.height) // 2 * 2  # even sizes
+            x0, y0 = (frame.width - w) // 4 * 2, (frame.height - h) // 4 * 2  # centred
             planes = (
-                frame.planes[0][:h, :w],
-                frame.planes[1][: h // 2, : w // 2],
-                frame.planes[2][: h // 2, : w // 2],
+                frame.planes[0][y0 : y0 + h, x0 : x0 + w],
+                frame.planes[1][y0 // 2 : (y0 + h) // 2, x0 // 2 : (x0 + w) // 2],
+                frame.planes[2][y0 // 2 : (y0 + h) // 2, x0 // 2 : (x0 + w) // 2],
             )
             frames.append(
                 Frame(tuple(np.ascontiguousarray(p) for p in planes), "yuv420p", i, 1 / FPS)
@@ -74,12 +122,19 @@ def quality(ref: list[Frame], dist: list[Frame]) -> dict[str, float]:
     }
 
 
+def gmacs(macs_per_pixel: float, pixels: int, frames_trained: int, cpu_s: float) -> float:
+    """Effective training speed: 3 x decoder MACs (forward + backward) of every frame
+    trained (epochs x frames, all groups), per CPU second of the whole encode."""
+    return 3.0 * macs_per_pixel * pixels * frames_trained / max(cpu_s, 1e-9) / 1e9
+
+
 def run_inr(
-    frames: list[Frame], preset: str, bpp: float, budget: float, epochs: int | None, workdir: Path
+    frames: list[Frame], preset: str, bpp: float, per_frame: float, workdir: Path
 ) -> dict[str, Any]:
     first = frames[0]
-    stream = StreamInfo(first.width, first.height, FPS, "yuv420p", False, len(frames))
-    path = workdir / f"inr_{preset}_{bpp}.nvc"
+    n = len(frames)
+    stream = StreamInfo(first.width, first.height, FPS, "yuv420p", False, n)
+    path = workdir / f"inr_{preset}_{bpp}_{per_frame}.nvc"
     encoders: list[InrEncoder] = []
     original = InrEncoder.__init__
 
@@ -88,75 +143,121 @@ def run_inr(
         encoders.append(self)
 
     InrEncoder.__init__ = keep  # type: ignore[method-assign]
-    options: dict[str, Any] = {"preset": preset, "bpp": bpp, "time_budget": budget}
-    if epochs:
-        options["epochs"] = epochs
+    budget = per_frame * n
+    options: dict[str, Any] = {
+        "preset": preset,
+        "bpp": bpp,
+        "time_budget": budget,
+        "cpu_seconds": True,
+        "threads": 1,
+    }
     try:
-        t = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         report = encode_frames(frames, stream, path, codec="inr", options=options)
-        encode_s = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         InrEncoder.__init__ = original  # type: ignore[method-assign]
     enc = encoders[0]
+    torch.set_num_threads(1)
     timings = []
-    threads = torch.get_num_threads()
-    for n_threads in (threads, threads, 1):  # the second pass is warm (oneDNN kernels built)
-        torch.set_num_threads(n_threads)
+    for _ in range(2):  # the second pass is warm (oneDNN kernels built)
         t = time.perf_counter()
         decoded = list(decode_frames(path))
         timings.append(time.perf_counter() - t)
-    torch.set_num_threads(threads)
     digests = [d for r in enc.reports for d in r.digests]
-    exact = digests == [frame_digest(f) for f in decoded]
-    q = quality(frames, decoded)
-    reported = float(
-        np.average([r.psnr for r in enc.reports], weights=[r.frames for r in enc.reports])
-    )
+    epochs = [r.epochs for r in enc.reports]
+    pixels = n * first.width * first.height
     return {
         "codec": "inr",
         "preset": preset,
         "target_bpp": bpp,
-        "time_budget_s": budget,
+        "budget_cpu_s_per_frame": per_frame,
         "bytes": report.bytes,
         "bpp": report.bpp,
-        **q,
-        "encoder_reported_psnr_yuv": reported,
-        "decode_matches_encoder_bit_exactly": exact,
-        "encode_s": encode_s,
-        "decode_fps": len(frames) / timings[1],
-        "decode_fps_cold": len(frames) / timings[0],
-        "decode_fps_1_thread": len(frames) / timings[2],
+        "bpp_error": report.bpp / bpp - 1.0,
+        **quality(frames, decoded),
+        "decode_matches_encoder_bit_exactly": digests == [frame_digest(f) for f in decoded],
+        "encode_cpu_s": cpu,
+        "encode_wall_s": wall,
+        "cpu_within_budget": cpu <= 1.05 * budget,
+        "gmac_per_s": gmacs(
+            enc.plan.macs_per_pixel,
+            pixels // n,
+            sum(r.epochs * r.frames for r in enc.reports),
+            cpu,
+        ),
+        "decode_fps_1_thread": n / timings[1],
         "groups": len(enc.reports),
-        "epochs": [r.epochs for r in enc.reports],
+        "epochs": epochs,
         "params": enc.plan.params,
-        "width_multiplier": enc.plan.width,
         "macs_per_pixel": enc.plan.macs_per_pixel,
+        "batch": enc.plan.batch,
+        "lr": enc.plan.lr,
         "model": {k: v for k, v in vars(enc.model).items()},
     }
 
 
-def run_anchor(
-    frames: list[Frame], name: str, crf: int, threads: int, workdir: Path
+def run_baseline(
+    frames: list[Frame], commit: str, bpp: float, per_frame: float, workdir: Path
 ) -> dict[str, Any]:
-    cfg = anchors.anchor(name)
-    assert cfg is not None
-    path = workdir / f"{name}_{crf}.{cfg.extension}"
-    t = time.perf_counter()
-    size = anchors.encode(frames, cfg, crf, path, fps=FPS, threads=threads)
-    encode_s = time.perf_counter() - t
-    t = time.perf_counter()
-    decoded = anchors.decode(path, cfg, fps=FPS, threads=threads)
-    decode_s = time.perf_counter() - t
+    """The inr codec of `commit`, in a subprocess, at the same CPU budget and bpp target."""
+    tree = workdir / f"base_{commit}"
+    if not tree.exists():
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", commit, "nvc"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        np.savez(
+            workdir / "clip.npz",
+            y=np.stack([f.planes[0] for f in frames]),
+            u=np.stack([f.planes[1] for f in frames]),
+            v=np.stack([f.planes[2] for f in frames]),
+        )
+    n = len(frames)
+    options = {"preset": "quality", "bpp": bpp, "time_budget": per_frame * n}
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    out = workdir / f"base_{bpp}_{per_frame}.nvc"
+    wall = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", BASELINE_SNIPPET, str(workdir / "clip.npz"), str(out)]
+        + [json.dumps(options)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    cpu = row.pop("cpu_s")
+    pixels = frames[0].width * frames[0].height
+    return {
+        "codec": f"inr@{commit}",
+        "preset": "quality",
+        "target_bpp": bpp,
+        "budget_cpu_s_per_frame": per_frame,
+        **row,
+        "bpp_error": row["bpp"] / bpp - 1.0,
+        "encode_cpu_s": cpu,
+        "encode_wall_s": time.perf_counter() - wall,
+        "cpu_within_budget": cpu <= 1.05 * per_frame * n,
+        "gmac_per_s": gmacs(row["macs_per_pixel"], pixels, row["frames_trained"], cpu),
+    }
+
+
+def run_anchor(frames: list[Frame], name: str, crf: int) -> dict[str, Any]:
+    t = time.process_time()
+    coded = anchors.encode_anchor(frames, name, crf=crf, fps=FPS, threads=1)
+    cpu = time.process_time() - t
     n, w, h = len(frames), frames[0].width, frames[0].height
     return {
         "codec": name,
         "crf": crf,
-        "config": cfg.describe("ra", anchors.DEFAULT_KEYINT, threads),
-        "bytes": size,
-        "bpp": 8 * size / (n * w * h),
-        **quality(frames, decoded),
-        "encode_s": encode_s,
-        "decode_fps": n / decode_s,
+        "preset": "medium",
+        "bytes": len(coded.data),
+        "bpp": 8 * len(coded.data) / (n * w * h),
+        **quality(frames, coded.frames),
+        "encode_and_decode_cpu_s": cpu,
     }
 
 
@@ -170,23 +271,121 @@ def psnr_at(curve: list[dict[str, Any]], bpp: float) -> float | None:
     return None
 
 
+def bd_rate_or_none(anchor: list[dict[str, Any]], test: list[dict[str, Any]]) -> float | None:
+    """BD-rate (%) of test against anchor where their PSNR ranges overlap (None if not)."""
+    if len(test) < 2:
+        return None
+    aq, tq = [p["psnr_yuv"] for p in anchor], [p["psnr_yuv"] for p in test]
+    lo, hi = max(min(aq), min(tq)), min(max(aq), max(tq))
+    if hi <= lo:
+        return None
+    try:
+        return bdrate.bd_rate([p["bpp"] for p in anchor], aq, [p["bpp"] for p in test], tq)
+    except Exception:  # noqa: BLE001 - not computable (too few or non-monotonic points)
+        return None
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    """The .md table and the .png plot next to the JSON."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for row in results["inr"]:
+        key = f"{row['codec']} {row['budget_cpu_s_per_frame']:g} CPU-s/frame"
+        curves.setdefault(key, []).append(row)
+    lines = [
+        f"# inr rate-distortion: {results['clip']['source']}, {results['clip']['width']}x"
+        f"{results['clip']['height']}, {results['clip']['frames']} frames",
+        "",
+        f"Command: `{results['command']}`. {results['note']}",
+        "",
+        "| codec | budget | target bpp | bpp | PSNR-YUV | x264 at that bpp | gap | "
+        "x265 at that bpp | gap | CPU-s | GMAC/s | exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    anchor_curves = {a: [r for r in results["anchors"] if r["codec"] == a] for a in ANCHORS}
+
+    def fmt(v: float | None, digits: int = 2) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    for rows in curves.values():
+        for r in sorted(rows, key=lambda r: r["bpp"]):
+            at = {a: psnr_at(anchor_curves[a], r["bpp"]) for a in ANCHORS}
+            gap = {a: None if at[a] is None else r["psnr_yuv"] - at[a] for a in ANCHORS}
+            lines.append(
+                f"| {r['codec']} {r['preset']} | {r['budget_cpu_s_per_frame']:g} CPU-s/f | "
+                f"{r['target_bpp']:g} | {r['bpp']:.4f} | {r['psnr_yuv']:.2f} | "
+                f"{fmt(at['x264'])} | {fmt(gap['x264'])} | "
+                f"{fmt(at['x265'])} | {fmt(gap['x265'])} | "
+                f"{r['encode_cpu_s']:.0f} | {fmt(r.get('gmac_per_s'))} | "
+                f"{r.get('decode_matches_encoder_bit_exactly', '-')} |"
+            )
+    lines += ["", "| curve | BD-rate vs x264 | BD-rate vs x265 |", "|---|---|---|"]
+    for key, rows in curves.items():
+        bd = {a: bd_rate_or_none(anchor_curves[a], rows) for a in ANCHORS}
+        lines.append(
+            f"| {key} | {fmt(bd['x264'], 1)}{'%' if bd['x264'] is not None else ''} | "
+            f"{fmt(bd['x265'], 1)}{'%' if bd['x265'] is not None else ''} |"
+        )
+    lines += ["", "| anchor | crf | bpp | PSNR-YUV |", "|---|---|---|---|"]
+    lines += [
+        f"| {r['codec']} medium | {r['crf']} | {r['bpp']:.4f} | {r['psnr_yuv']:.2f} |"
+        for r in results["anchors"]
+    ]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, rows in [*anchor_curves.items(), *curves.items()]:
+        pts = sorted((r["bpp"], r["psnr_yuv"]) for r in rows)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name}")
+    ax.set_xscale("log")
+    ax.set_xlabel("bpp")
+    ax.set_ylabel("PSNR-YUV (dB)")
+    ax.set_title(
+        f"{Path(results['clip']['source']).name} {results['clip']['width']}x"
+        f"{results['clip']['height']}, {results['clip']['frames']} frames"
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", help="a video file (default: nvc's generated natural-looking clip)")
-    p.add_argument("--size", default="640x360", help="size of the generated clip (default 640x360)")
-    p.add_argument("--frames", type=int, default=100, help="frames (default 100)")
+    p.add_argument("--crop", help="centre crop WxH of --input (default: the whole picture)")
+    p.add_argument("--size", default="176x144", help="size of the generated clip")
+    p.add_argument("--frames", type=int, default=30, help="frames (default 30)")
     p.add_argument("--seed", type=int, default=1, help="seed of the generated clip")
-    p.add_argument("--point", action="append", help="inr point PRESET:BPP:SECONDS (repeatable)")
-    p.add_argument("--epochs", type=int, help="cap the epochs of every inr point")
-    p.add_argument("--threads", type=int, default=2, help="torch and anchor threads (default 2)")
-    p.add_argument("--quick", action="store_true", help="tiny smoke run: 160x96, 10 frames")
+    p.add_argument("--preset", default="quality", help="inr preset (default quality)")
+    p.add_argument(
+        "--points",
+        default="1:0.2,1:0.4,1:0.8,10:0.2,10:0.4",
+        help="inr points CPU_S_PER_FRAME:BPP, comma-separated (run in this order)",
+    )
+    p.add_argument("--baseline", help="a commit whose inr (preset quality) is run as well")
+    p.add_argument(
+        "--baseline-points", default="1:0.2,10:0.2,10:0.4", help="its points, as --points"
+    )
+    p.add_argument("--note", default="", help="a sentence on the machine's state for the report")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run: 64x48, 4 frames")
     p.add_argument("--out", default="benchmarks/results/inr_rd.json", help="output JSON")
     args = p.parse_args(argv)
     if args.quick:
-        args.size, args.frames = "160x96", min(args.frames, 10)
+        args.input, args.size, args.frames = None, "64x48", 4
+        args.points, args.baseline_points = "0.5:4,0.5:8", "0.5:4"
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
-    points = args.point or (QUICK_POINTS if args.quick else DEFAULT_POINTS)
-    torch.set_num_threads(args.threads)
+    args.crop = tuple(int(v) for v in args.crop.lower().split("x")) if args.crop else None
+
+    def points(text: str) -> list[tuple[float, float]]:
+        return [(float(a), float(b)) for a, b in (v.split(":") for v in text.split(","))]
+
+    torch.set_num_threads(1)
     started = time.time()
     load_before = os.getloadavg()
     frames = load_clip(args)
@@ -196,12 +395,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(
             [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
         ),
+        "note": args.note,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine_info(),
         "versions": versions(),
-        "torch_threads": args.threads,
+        "torch_threads": 1,
         "clip": {
             "source": args.input or f"nvc.media.synthetic_clip(seed={args.seed})",
+            "crop": args.crop,
             "width": w,
             "height": h,
             "frames": n,
@@ -210,38 +411,45 @@ def main(argv: list[str] | None = None) -> int:
         "anchors": [],
         "inr": [],
     }
+    out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ("x264", "x265"):
+        for name in ANCHORS:
             cfg = anchors.anchor(name)
-            assert cfg is not None
+            if cfg is None:
+                continue
             for crf in cfg.crf_points:
-                row = run_anchor(frames, name, crf, args.threads, work)
+                row = run_anchor(frames, name, crf)
                 results["anchors"].append(row)
                 print(
                     f"{name} crf {crf}: {row['bpp']:.4f} bpp {row['psnr_yuv']:.2f} dB", flush=True
                 )
-        for spec in points:
-            preset, bpp, seconds = spec.split(":")
-            row = run_inr(frames, preset, float(bpp), float(seconds), args.epochs, work)
-            x265 = psnr_at([r for r in results["anchors"] if r["codec"] == "x265"], row["bpp"])
-            row["x265_psnr_yuv_at_same_bpp"] = x265
-            row["gap_to_x265_db"] = None if x265 is None else row["psnr_yuv"] - x265
+        jobs = [("new", per_frame, bpp) for per_frame, bpp in points(args.points)]
+        if args.baseline:
+            jobs += [(args.baseline, s, b) for s, b in points(args.baseline_points)]
+        jobs.sort(key=lambda j: j[1])  # the short budgets first: partial results early
+        for who, per_frame, bpp in jobs:
+            if who == "new":
+                row = run_inr(frames, args.preset, bpp, per_frame, work)
+            else:
+                row = run_baseline(frames, who, bpp, per_frame, work)
+            for a in ANCHORS:
+                at = psnr_at([r for r in results["anchors"] if r["codec"] == a], row["bpp"])
+                row[f"{a}_psnr_yuv_at_same_bpp"] = at
+                row[f"gap_to_{a}_db"] = None if at is None else row["psnr_yuv"] - at
             results["inr"].append(row)
             print(
-                f"inr {preset} target {bpp}: {row['bpp']:.4f} bpp {row['psnr_yuv']:.2f} dB "
-                f"(x265 at that rate: {x265 if x265 is None else round(x265, 2)}), encode "
-                f"{row['encode_s']:.0f} s, decode {row['decode_fps']:.1f} fps "
-                f"({row['decode_fps_1_thread']:.1f} on 1 thread), "
-                f"exact {row['decode_matches_encoder_bit_exactly']}",
+                f"{row['codec']} {per_frame:g} CPU-s/frame, target {bpp}: {row['bpp']:.4f} bpp "
+                f"{row['psnr_yuv']:.2f} dB (gap to x264 {row['gap_to_x264_db']}), "
+                f"{row['encode_cpu_s']:.0f} CPU-s, {row.get('gmac_per_s') or 0:.2f} GMAC/s",
                 flush=True,
             )
-    results["wall_s"] = time.time() - started
-    results["load_average"] = {"before": load_before, "after": os.getloadavg()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"wrote {out} ({results['wall_s']:.0f} s)")
+            results["wall_s"] = time.time() - started
+            results["load_average"] = {"before": load_before, "after": os.getloadavg()}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+            write_report(results, out)
+    print(f"wrote {out} ({results.get('wall_s', 0):.0f} s)")
     return 0
 
 

@@ -1,7 +1,8 @@
 """The building blocks of the INR family, each usable in two modes.
 
-- training (`exact=False`): float weights, straight-through quantization of weights,
-  biases and layer inputs (quant.py), autograd.
+- training (`exact=False`): float weights, autograd, in one of QUANT_MODES: plain float
+  first, then weights with additive noise of one step, then straight-through quantization
+  of weights, biases and layer inputs (quant.py).
 - exact (`exact=True`, the decoder's path): every convolution multiplies integer weights
   by integer activations, so its float32 sums are exact integers (the encoder keeps
   sum |w| * max |a| < 2^24) and do not depend on the convolution algorithm, the thread
@@ -19,16 +20,21 @@ residual block (SCRB) and bilinear skip.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nvc.codec.inr.quant import fake_quant, laplace_bits
+from nvc.codec.inr.quant import fake_quant, laplace_bits, ste_input
 from nvc.errors import CodecError
 
 PE_BASE = 1.25  # NeRV's frequency base: frequencies PE_BASE^l * pi
+# Training modes of a QConv, in the order training uses them (C3's schedule): "float"
+# (no quantization: the fewest elementwise ops), "noise" (weights plus uniform noise of
+# one step, inputs and bias float), "ste" (weights, bias and input rounded, straight-through).
+QUANT_MODES = ("float", "noise", "ste")
 
 
 def positional_encoding(t: Tensor, levels: int) -> Tensor:
@@ -63,6 +69,18 @@ def sine(x: Tensor) -> Tensor:
 
 
 ACT = {"hswish": hswish, "relu": relu, "sine": sine}
+# Training needs no exactness: torch's fused kernels (one op forward and backward each)
+# compute the same functions up to float rounding.
+TRAIN_ACT: dict[str, Callable[[Tensor], Tensor]] = {
+    "hswish": F.hardswish,
+    "relu": F.relu,
+    "sine": sine,
+}
+
+
+def activation(name: str, exact: bool) -> Callable[[Tensor], Tensor]:
+    """The activation `name` for the exact path or for training."""
+    return ACT[name] if exact else TRAIN_ACT[name]
 
 
 def up2(x: Tensor) -> Tensor:
@@ -156,6 +174,9 @@ class QConv(nn.Module):
         self.exact_mult: Tensor | None = None  # (C,) weight step * input step
         self.exact_bias: Tensor | None = None  # (C,) dequantized bias
         self.exact_inv: float = 1.0  # float32 1 / input step
+        self.mode = "ste"  # training: "float", "noise" or "ste" (see QUANT_MODES)
+        self.pruned = False  # the mask holds zeros (else it is all ones and skipped)
+        self.observing = True  # training: this step updates the input's running maximum
 
     @property
     def macs(self) -> int:
@@ -205,12 +226,16 @@ class QConv(nn.Module):
         if exact:
             acc = self.exact_acc(x, quantized_input)
             return channel_affine(acc, self.exact_mult, self.exact_bias)  # type: ignore[arg-type]
-        if a_step is None:
-            if self.training:
-                self.observe(x)
-            a_step = self.a_step()
-        xq, _ = fake_quant(x, a_step, self.lo, self.hi)
-        wq, _ = fake_quant(self.weight * self.mask, self.w_step())
+        if a_step is None and self.training and self.observing:
+            self.observe(x)
+        w = self.weight * self.mask if self.pruned else self.weight
+        if self.mode == "float":
+            return self._conv(x, w, self.bias)
+        if self.mode == "noise":  # additive uniform noise of one weight step (C3's middle phase)
+            step = self.w_step()
+            return self._conv(x, w + step * (torch.rand_like(w) - 0.5), self.bias)
+        xq = ste_input(x, self.a_step() if a_step is None else a_step, self.lo, self.hi)
+        wq, _ = fake_quant(w, self.w_step())
         bq, _ = fake_quant(self.bias, self.b_logstep.exp())
         return self._conv(xq, wq, bq)
 
@@ -219,7 +244,7 @@ class QConv(nn.Module):
 
     def int_weights(self) -> tuple[Tensor, Tensor]:
         """Integer-valued (straight-through) weights and bias, for the rate proxy."""
-        _, qw = fake_quant(self.weight * self.mask, self.w_step())
+        _, qw = fake_quant(self.weight * self.mask if self.pruned else self.weight, self.w_step())
         _, qb = fake_quant(self.bias, self.b_logstep.exp())
         return qw, qb
 
@@ -258,9 +283,11 @@ class SCRB(nn.Module):
         self.dw = QConv(c, c, 3, groups=c, **q)  # type: ignore[arg-type]
         self.pw = QConv(c, c, 1, zero_init=True, **q)  # type: ignore[arg-type]
         self.act = ACT[act]
+        self.act_name = act
 
     def forward(self, x: Tensor, exact: bool) -> Tensor:
-        return x + self.pw(self.act(self.dw(x, exact)), exact)
+        act = self.act if exact else TRAIN_ACT[self.act_name]
+        return x + self.pw(act(self.dw(x, exact)), exact)
 
 
 class UpBlock(nn.Module):
@@ -305,6 +332,7 @@ class UpBlock(nn.Module):
         )
         self.post = SCRB(cout, act if act != "sine" else "hswish", **q) if scrb else None
         self.act = ACT[act]
+        self.act_name = act
 
     def forward(self, x: Tensor, tfeat: Tensor | None, exact: bool) -> Tensor:
         if self.pre is not None:
@@ -315,10 +343,14 @@ class UpBlock(nn.Module):
             y = shuffle(self.conv(x, exact))  # (B, cout, 2h, 2w)
             if self.mod is not None and tfeat is not None:
                 y = y * (self.mod(tfeat, exact) + 1.0)  # gamma(t): (B, cout, 1, 1)
-        y = y.clamp_(min=0.0) if exact and self.act is relu else self.act(y)
+        if exact:
+            y = y.clamp_(min=0.0) if self.act is relu else self.act(y)
+        else:
+            y = TRAIN_ACT[self.act_name](y)
         if self.skip:
             s = self.proj(x, exact) if self.proj is not None else x
-            y = y + up2(s)
+            # training: torch's bilinear 2x (half-pixel centres, edges replicated) is up2
+            y = y + (up2(s) if exact else F.interpolate(s, scale_factor=2.0, mode="bilinear"))
         if self.post is not None:
             y = self.post(y, exact)
         return y

@@ -33,7 +33,13 @@ from nvc.codec.inr.model import network_cost
 from nvc.codec.inr.plan import UNIT_OVERHEAD_BYTES, Plan, make_plan
 from nvc.codec.inr.render import Renderer
 from nvc.codec.inr.train import GroupData, Trainer, group_data
-from nvc.codec.inr.weights import GroupCode, encode_embedding, encode_group, fit_embedding_model
+from nvc.codec.inr.weights import (
+    GroupCode,
+    LayerCode,
+    encode_embedding,
+    encode_group,
+    fit_embedding_model,
+)
 from nvc.codec.limits import (
     INR_MAX_MACS_PER_PIXEL,
     INR_MAX_PARAMS,
@@ -44,8 +50,12 @@ from nvc.errors import CodecError
 from nvc.media import Frame, psnr_rgb, psnr_yuv
 
 CHECKED_VERSION = 2  # codec parameters version of streams whose FRAME payloads are sealed
-SMALL_PICTURE = 128 * 128  # pictures up to this many pixels train on one thread by default
 MAX_COARSER = 32  # rate control may coarsen steps by up to an octave after training
+BUDGET_EPOCHS = 100_000  # the epoch cap of a group trained under a time budget
+MAX_FINER = 32  # ... or make them finer by up to an octave when under budget
+RATE_TRIES = 6  # codings of the network tried by that search, at most
+RATE_AIM = 0.02  # the search stops once the group is this close to its budget
+RATE_SLACK = 0.02  # a coding this far over the budget still counts as within it
 
 
 @dataclass
@@ -89,6 +99,8 @@ class InrEncoder:
 
     def __init__(self, stream: StreamInfo, config: InrConfig) -> None:
         self.stream, self.config = stream, config
+        self.clock = time.process_time if config.cpu_seconds else time.perf_counter
+        self.born = self.clock()  # the time budget counts from here (planning included)
         self.plan: Plan = make_plan(stream, config)
         self.model: ModelConfig = self.plan.model
         self.geo: Geometry = self.plan.geometry
@@ -100,9 +112,9 @@ class InrEncoder:
         self.groups_done = 0
         self.reports: list[GroupReport] = []
         self.time_left = config.time_budget
-        # tiny pictures gain nothing from threads, and lose a lot on a busy machine
-        small = stream.width * stream.height <= SMALL_PICTURE
-        self.threads = config.threads or (1 if small else None)
+        # One thread per process by default: the network's ops are small, and each extra
+        # OpenMP thread cost 6.4x the CPU per epoch on a busy machine (issue 14).
+        self.threads = config.threads or 1
 
     @property
     def codec_params(self) -> bytes:
@@ -140,9 +152,16 @@ class InrEncoder:
         later = left * plan.warm_epochs
         return max(self.time_left * n * epochs / (n * epochs + later), 0.0)
 
+    def _share(self, seconds: float | None, start: float) -> float | None:
+        """A group's share less what the group has spent before training (its tensors)."""
+        return None if seconds is None else max(seconds - (self.clock() - start), 0.0)
+
     def _code_group(self) -> list[Unit]:
         """Train the buffered group's network, code it, reconstruct it as the decoder will."""
-        start = time.perf_counter()
+        start = self.clock()
+        if self.time_left is not None and self.config.time_budget is not None:
+            # what is left of the whole encode's budget (reading the frames included)
+            self.time_left = max(self.config.time_budget - (start - self.born), 0.0)
         frames, self.buffer = self.buffer, []
         n, g, plan = len(frames), self.groups_done, self.plan
         if self.trainer is None:
@@ -153,6 +172,7 @@ class InrEncoder:
                 seed=self.config.seed,
                 lam=plan.preset.lam,
                 embed_bits=plan.preset.embed_bits,
+                clock=self.clock,
             )
         overhead = UNIT_OVERHEAD_BYTES * (n + 1) + (len(self._params) + 64 if g == 0 else 0)
         budget = plan.bpp * self.geo.width * self.geo.height * n - 8 * overhead
@@ -161,18 +181,20 @@ class InrEncoder:
 
         def on_epoch(epoch: int, planned: int, psnr: float, bpp: float) -> None:
             if cb is not None:
-                cb(TrainStatus(g, total, epoch, planned, psnr, bpp, time.perf_counter() - start))
+                cb(TrainStatus(g, total, epoch, planned, psnr, bpp, self.clock() - start))
 
         with _threads(self.threads):
             data = group_data(frames, self.geo, self.model, self.config.device)
             residual = g % self.model.rap_every != 0
+            # under a time budget the budget sets the length of training (unless --epochs)
+            budgeted = self.time_left is not None and self.config.epochs is None
             ran = self.trainer.fit(
                 data,
-                epochs=epochs,
+                epochs=BUDGET_EPOCHS if budgeted else epochs,
                 lr=plan.lr,
                 batch=plan.batch,
                 budget_bits=budget,
-                seconds=self._seconds(n, epochs),
+                seconds=self._share(self._seconds(n, epochs), start),
                 residual=residual,
                 prune=plan.prune,
                 on_epoch=on_epoch,
@@ -186,10 +208,8 @@ class InrEncoder:
             * (report.model_bytes + report.frame_bytes + overhead)
             / (n * self.geo.width * self.geo.height)
         )
-        report.seconds = time.perf_counter() - start
+        report.seconds = self.clock() - start
         self.reports.append(report)
-        if self.time_left is not None:
-            self.time_left = max(self.time_left - report.seconds, 0.0)
         self.frames_done += n
         self.groups_done += 1
         if cb is not None:
@@ -199,25 +219,50 @@ class InrEncoder:
     def _code(
         self, data: GroupData, n: int, residual: bool, budget: float
     ) -> tuple[bytes, list[bytes]]:
-        """(MODEL payload, FRAME payloads); coarsens the weight steps while over budget."""
+        """(MODEL payload, FRAME payloads), the weight steps scaled to meet the budget.
+
+        Full groups search the common step offset (1/32 octave units, finer or coarser by
+        up to an octave) whose coded size is the largest within RATE_SLACK of the budget,
+        like an encoder's search for its quantizer; residual groups keep their steps.
+        """
         if self.trainer is None:
             raise CodecError("inr: a group is coded before its network was trained")
         ref = self.renderer.group
-        coarser = 0
-        for _ in range(6):
-            layers, residual = self.trainer.export(residual, ref.layers if ref else None, coarser)
-            if coarser == 0:  # the embeddings do not depend on the weight steps
+        emb_bits, fps, model = 0, [b""] * n, None
+        tried: dict[int, tuple[int, bytes, list[LayerCode]]] = {}
+        lo, hi, offset = -MAX_FINER, MAX_COARSER, 0
+        target = max(budget, 0.0)
+        for _ in range(RATE_TRIES):
+            layers, residual = self.trainer.export(residual, ref.layers if ref else None, offset)
+            if not tried:  # the embeddings do not depend on the weight steps
                 emb = self.trainer.embedding_ints(data, layers)
                 model = fit_embedding_model(emb) if emb is not None else None
-                fps = [b""] * n
                 if emb is not None and model is not None:
                     fps = [encode_embedding(e, model) for e in emb]
+                emb_bits = 8 * sum(map(len, fps))
             payload = encode_group(GroupCode(n, layers, residual, model), ref if residual else None)
-            excess = 8 * (len(payload) + sum(map(len, fps))) - max(budget, 0.0) * 1.02
-            if residual or excess <= 0 or coarser >= MAX_COARSER:
+            bits = 8 * len(payload) + emb_bits
+            tried[offset] = (bits, payload, layers)
+            if residual or abs(bits - target) <= RATE_AIM * target:
                 break
+            if bits > target:
+                lo = offset + 1
+            else:
+                hi = offset - 1
             # 1/32 octave coarser saves about 1/32 bit per weight
-            coarser = min(MAX_COARSER, coarser + max(1, int(1.5 * excess * 32 / self.plan.params)))
+            guess = offset + round(32 * (bits - target) / max(self.plan.params, 1))
+            offset = min(max(guess, lo), hi)
+            if offset in tried or lo > hi:
+                offset = (lo + hi) // 2
+                if offset in tried or lo > hi:
+                    break
+        within = [o for o, t in tried.items() if t[0] <= (1 + RATE_SLACK) * target]
+        best = (
+            max(within, key=lambda o: tried[o][0])
+            if within
+            else min(tried, key=lambda o: tried[o][0])
+        )
+        _, payload, layers = tried[best]
         self.trainer.commit(layers)
         return payload, fps
 

@@ -210,7 +210,7 @@ PRESETS: dict[str, Preset] = {
             group_size=120,
             epochs=100,
             warm_epochs=50,
-            lr=1.5e-3,
+            lr=5e-3,  # measured: +0.8 dB (realtime) / +1.5 dB (quality) over 1.5e-3, same CPU
             batch=2,
             bpp=0.05,
             bits_per_param=4.5,
@@ -236,7 +236,7 @@ PRESETS: dict[str, Preset] = {
             group_size=120,
             epochs=60,
             warm_epochs=30,
-            lr=1.5e-3,
+            lr=5e-3,  # measured: +0.8 dB (realtime) / +1.5 dB (quality) over 1.5e-3, same CPU
             batch=2,
             bpp=0.08,
             bits_per_param=4.5,
@@ -325,6 +325,7 @@ class InrConfig:
     bpp: float | None = None  # rate target in bits per pixel (sets model size and quantization)
     quality: float | None = None  # 0..100 instead of --bpp (see quality_to_bpp)
     time_budget: float | None = None  # seconds of training for the whole video, split by group
+    cpu_seconds: bool = False  # the time budget counts this process's CPU time, not wall time
     device: str = "cpu"  # where training runs ("cpu", "cuda", "cuda:1"); decoding is on the CPU
     group_size: int | None = None  # frames per group (NIRVANA groups)
     rap_every: int = 1  # 1: every group self-contained (a RAP); N: full weights every N groups
@@ -340,7 +341,7 @@ class InrConfig:
     prune: float | None = None  # fraction of weights pruned mid-training
     lr: float | None = None  # peak learning rate
     batch: int | None = None  # frames per training step
-    threads: int | None = None  # torch threads while training (None: torch's current setting)
+    threads: int | None = None  # torch threads while training (None: one)
     seed: int = 0  # seed of the network initialisation and frame order
     on_progress: Callable[[TrainStatus], Any] | None = None  # called every epoch and per group
 

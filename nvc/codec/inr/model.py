@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nvc.codec.inr.blocks import ACT, QConv, UpBlock, hswish, positional_encoding, shuffle
+from nvc.codec.inr.blocks import (
+    QUANT_MODES,
+    QConv,
+    UpBlock,
+    activation,
+    positional_encoding,
+    shuffle,
+)
 from nvc.codec.inr.config import ModelConfig
 from nvc.errors import CodecError
 
@@ -29,6 +36,7 @@ class InrNet(nn.Module):
         self.cfg = cfg
         self.embed_hi = float((1 << (embed_bits - 1)) - 1)  # embeddings: signed embed_bits ints
         self.grid = grid
+        self.mode = "ste"  # training mode of the embeddings (see set_mode)
         h0, w0 = grid
         c = cfg.channels
         q = {"act_bits": cfg.act_bits, "per_channel": cfg.per_channel}
@@ -81,12 +89,12 @@ class InrNet(nn.Module):
     def forward(self, pe: Tensor | None, emb: Tensor | None, exact: bool = False) -> Tensor:
         """pe: (B, 2L, 1, 1) frame-index encoding; emb: (B, d, h0, w0) embedding (integers
         in exact mode, floats in training) -> (B, 3, H', W')."""
-        act = ACT[self.cfg.act]
+        act, hsw = activation(self.cfg.act, exact), activation("hswish", exact)
         tfeat = None
         if self.t_mlp is not None:
-            tfeat = hswish(self.t_mlp(pe, exact))  # (B, hidden, 1, 1)
+            tfeat = hsw(self.t_mlp(pe, exact))  # (B, hidden, 1, 1)
         if self.stem_mlp is not None:
-            x = hswish(self.stem_mlp[0](pe, exact))  # (B, hidden, 1, 1)
+            x = hsw(self.stem_mlp[0](pe, exact))  # (B, hidden, 1, 1)
             x = act(self.stem_mlp[1](x, exact))  # (B, C0 * h0 * w0, 1, 1)
             x = x.reshape(x.shape[0], self.cfg.channels[0], *self.grid)  # (B, C0, h0, w0)
         else:
@@ -113,12 +121,28 @@ class InrNet(nn.Module):
 
     def quantize_embedding(self, emb: Tensor) -> tuple[Tensor, Tensor]:
         """Training: (the embedding as the stem sees it, its integers), straight-through."""
-        if self.training:
+        if self.training and self.stem.observing:
             self.stem.observe(emb)
         step = self.embed_step()
         q = torch.clamp(emb / step, -self.embed_hi - 1, self.embed_hi)
-        q = q + (torch.round(q) - q).detach()
+        if self.mode == "noise":
+            q = q + (torch.rand_like(q) - 0.5)
+        elif self.mode == "ste":
+            q = q + (torch.round(q) - q).detach()
         return q * step, q
+
+    def set_observing(self, on: bool) -> None:
+        """Whether training steps update the layers' input ranges (every few steps will do)."""
+        for layer in self.layers:
+            layer.observing = on
+
+    def set_mode(self, mode: str) -> None:
+        """Training mode of every layer and of the embeddings (blocks.QUANT_MODES)."""
+        if mode not in QUANT_MODES:
+            raise CodecError(f"unknown training mode {mode!r} (modes: {', '.join(QUANT_MODES)})")
+        self.mode = mode
+        for layer in self.layers:
+            layer.mode = mode
 
     def pe(self, t: Tensor) -> Tensor | None:
         if self.cfg.stem == "pe" or self.cfg.modulation:
@@ -188,7 +212,8 @@ class ContentEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         thumb = self.thumb(F.avg_pool2d(x, self.stride) - 0.5)  # (B, d, h0, w0)
-        x = F.gelu(self.inp(F.pixel_unshuffle(x, self.unshuffle)))
+        x = F.pixel_unshuffle(x, self.unshuffle).contiguous(memory_format=torch.channels_last)
+        x = F.gelu(self.inp(x))
         for conv in self.down:
             x = F.gelu(conv(x))
         return self.out(x) + thumb

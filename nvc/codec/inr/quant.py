@@ -85,6 +85,17 @@ def fake_quant(
     return q * step, q
 
 
+def ste_input(x: Tensor, step: Tensor, lo: float, hi: float) -> Tensor:
+    """A layer input rounded to clamp(round(x / step), lo, hi) * step, gradient identity.
+
+    The rounding is computed in place without autograd (the input step is a running
+    statistic, not learned), so training pays one differentiable add per layer input.
+    """
+    with torch.no_grad():
+        d = torch.round(x / step).clamp_(lo, hi).mul_(step).sub_(x)
+    return x + d
+
+
 def laplace_bits(q: Tensor) -> Tensor:
     """Code length (bits) of integer-valued q under a zero-mean discretized Laplace.
 

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from nvc.codec.inr.config import ModelConfig
-from nvc.codec.inr.frames import Geometry, encoder_input, frame_planes, plane_loss
+from nvc.codec.inr.frames import Geometry, encoder_input, frame_planes, frame_psnrs, plane_loss
 from nvc.codec.inr.model import ContentEncoder, InrNet
 from nvc.codec.inr.quant import (
     STEP_K_MAX,
@@ -51,10 +51,19 @@ EpochFn = Callable[[int, int, float, float], None]
 STEP_WINDOW = 32  # recent steps whose median time predicts the next ones
 # The first group's reserve for coding (measured on a 2-core CPU, realtime/quality/nerv/
 # hnerv presets, 64x48 to 320x180): the encoder's rate control codes the network about
-# twice (entropy-model fitting dominates, about constant per network), and the exact
+# two to four times (its step search; entropy-model fitting dominates, about constant
+# per network), and the exact
 # render of every frame (with the embeddings' coding) took 0.1-0.3 of a training epoch.
-CODE_PASSES = 2.0
+CODE_PASSES = 4.0
 RECON_EPOCHS = 0.4
+# Training phases, as fractions of the planned steps (C3's schedule; blocks.QUANT_MODES):
+# float until FLOAT_UNTIL, weight noise until NOISE_UNTIL, then straight-through rounding.
+FLOAT_UNTIL = 0.3
+NOISE_UNTIL = 0.5
+# The rate proxy is evaluated every RATE_EVERY steps, weighted RATE_EVERY times, and the
+# layers' input ranges are updated on the same steps.
+RATE_EVERY = 4
+EVAL_FRAMES = 4  # frames of the end-of-epoch PSNR estimate (quantized network, evenly spaced)
 
 
 class _StepClock:
@@ -118,8 +127,10 @@ class Trainer:
         seed: int = 0,
         lam: float = 0.5,
         embed_bits: int = 6,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         torch.manual_seed(seed)
+        self.clock = clock  # seconds for the time budget (wall, or this process's CPU time)
         self.cfg, self.geo, self.device = cfg, geo, device
         self.net = InrNet(cfg, cfg.grid(geo.width, geo.height), embed_bits).to(device)
         self.encoder = (
@@ -194,7 +205,7 @@ class Trainer:
         `seconds`: the time this group may take, training, coding and reconstruction
         together (None: no limit, `epochs` epochs).
         """
-        entered = time.perf_counter()
+        entered = self.clock()
         if self.fit_ended is not None:
             self.coding_seconds = entered - self.fit_ended
         try:
@@ -202,7 +213,7 @@ class Trainer:
                 data, epochs, lr, batch, budget_bits, seconds, residual, prune, on_epoch, entered
             )
         finally:
-            self.fit_ended = time.perf_counter()
+            self.fit_ended = self.clock()
 
     def _replan(
         self, clock: _StepClock, step: int, most: int, steps_per_epoch: int, left: float
@@ -233,17 +244,17 @@ class Trainer:
         if not self.calibrated:
             self._calibrate(data)
         if seconds is not None and self.coding_seconds is None and self.code_probe is None:
-            began = time.perf_counter()
+            began = self.clock()
             layers, _ = self.export(False, None)
             encode_group(GroupCode(data.t.shape[0], layers))
-            self.code_probe = time.perf_counter() - began
+            self.code_probe = self.clock() - began
         for layer in self.net.layers:  # residual groups keep the previous group's steps
             layer.w_logstep.requires_grad_(not residual)
             layer.b_logstep.requires_grad_(not residual)
         params = [p for p in self.net.parameters() if p.requires_grad]
         if self.encoder is not None:
             params += list(self.encoder.parameters())
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = torch.optim.Adam(params, lr=lr, fused=True)
         n = data.t.shape[0]
         steps_per_epoch = -(-n // batch)
         most = epochs * steps_per_epoch
@@ -262,7 +273,7 @@ class Trainer:
             for s in range(steps_per_epoch):
                 if step >= total:
                     break
-                began = time.perf_counter()
+                began = self.clock()
                 planned = -(-total // steps_per_epoch)  # epochs, the last maybe partial
                 if prune > 0 and not pruned and step >= (planned // 2) * steps_per_epoch:
                     self._prune(prune)
@@ -271,6 +282,11 @@ class Trainer:
                 if not residual and not frozen and step >= freeze_at:
                     self._freeze_steps()  # the last epochs adapt the weights to the coded steps
                     frozen = True
+                phase = step / max(1, total)
+                mode = "float" if phase < FLOAT_UNTIL else "noise" if phase < NOISE_UNTIL else "ste"
+                if mode != self.net.mode:
+                    self.net.set_mode(mode)
+                self.net.set_observing(step % RATE_EVERY == 0)
                 idx = perm[s * batch : (s + 1) * batch]
                 warm = max(1, total // 20)
                 frac = min(1.0, step / max(1, total - 1))
@@ -286,29 +302,32 @@ class Trainer:
                 )
                 out = self.net(self.net.pe(data.t[idx]), emb)
                 dist = plane_loss(out, tuple(tg[idx] for tg in data.targets), self.geo)
-                bits = sum(
-                    (
-                        layer.rate_bits(ref[i] if ref else None)
-                        for i, layer in enumerate(self.net.layers)
-                    ),
-                    torch.zeros((), device=out.device),
-                )
+                loss = dist
+                if self.lam > 0 and step % RATE_EVERY == 0:
+                    bits = sum(
+                        (
+                            layer.rate_bits(ref[i] if ref else None)
+                            for i, layer in enumerate(self.net.layers)
+                        ),
+                        torch.zeros((), device=out.device),
+                    )
+                    if eint is not None:
+                        bits = bits + laplace_bits(eint) * (n / idx.numel())
+                    loss = loss + (RATE_EVERY * self.lam / data.pixels) * bits
                 if eint is not None:
-                    bits = bits + laplace_bits(eint) * (n / idx.numel())
                     emb_ints.append(torch.round(eint.detach()).cpu().numpy().astype(np.int64))
-                loss = dist + self.lam * bits / data.pixels
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 mse_sum += float(dist.detach()) * idx.numel()
                 seen += idx.numel()
                 step += 1
-                now = time.perf_counter()
+                now = self.clock()
                 clock.steps.append(now - began)
                 if seconds is not None:
                     left = seconds - (now - entered)
                     total = self._replan(clock, step, most, steps_per_epoch, left)
-            ended = time.perf_counter()
+            ended = self.clock()
             planned = -(-total // steps_per_epoch)
             est = self._weight_bits() + (
                 empirical_bits(np.concatenate([e.reshape(-1) for e in emb_ints]))
@@ -324,11 +343,27 @@ class Trainer:
                 f = min(1.3, 1.0 + 0.006 * steps_per_epoch)  # steer towards the budget
                 self.lam *= float(np.clip(est / target, 1.0 / f, f))
             if on_epoch is not None:
-                psnr = -10.0 * math.log10(max(mse, 1e-12))
-                on_epoch(epoch + 1, planned, psnr, est / data.pixels)
-            clock.epoch_ends.append(time.perf_counter() - ended)
+                on_epoch(epoch + 1, planned, self._psnr_estimate(data), est / data.pixels)
+            clock.epoch_ends.append(self.clock() - ended)
+        self.net.set_mode("ste")
         self.net.eval()
         return ran
+
+    def _psnr_estimate(self, data: GroupData) -> float:
+        """Mean PSNR of EVAL_FRAMES evenly spaced frames through the rounded network (the
+        decoder's integers up to step coding): what decoding would give, estimated."""
+        n = data.t.shape[0]
+        idx = torch.linspace(0, n - 1, min(n, EVAL_FRAMES)).round().long().to(data.t.device)
+        mode = self.net.mode
+        self.net.eval()
+        self.net.set_mode("ste")
+        with torch.no_grad():
+            emb, _ = self._embed(data.inputs[idx]) if data.inputs is not None else (None, None)
+            out = self.net(self.net.pe(data.t[idx]), emb)
+            scores = frame_psnrs(out, tuple(tg[idx] for tg in data.targets), self.geo)
+        self.net.set_mode(mode)
+        self.net.train()
+        return float(np.mean(scores))
 
     def _freeze_steps(self) -> None:
         """Snap the weight and bias steps to their coded values and stop learning them."""
@@ -352,13 +387,15 @@ class Trainer:
                     continue
                 threshold = torch.quantile(w.float().cpu(), fraction).to(w.device)
                 layer.mask.copy_((layer.weight.abs() > threshold).float())
+                layer.pruned = True
 
     def export(
         self, residual: bool, ref: list[LayerCode] | None, coarser: int = 0
     ) -> tuple[list[LayerCode], bool]:
         """Code the network: (layers, residual).
 
-        `coarser` raises every weight step by coarser/32 octave (full groups; rate control).
+        `coarser` raises (negative: lowers) every weight step by coarser/32 octave (full
+        groups; rate control).
         A residual group that cannot keep its reference's steps is exported as full.
         """
         codes = []
@@ -374,7 +411,7 @@ class Trainer:
                 base, k = code_steps(
                     np.array([f32_step(float(s)) for s in layer.w_logstep.exp().detach().cpu()])
                 )
-                k = np.minimum(k + coarser, STEP_K_MAX)
+                k = np.clip(k + coarser, -STEP_K_MAX, STEP_K_MAX)
                 b_step = f32_step(float(layer.b_logstep.detach().exp()))
             ints = quantize_weight(w, steps_from_code(base, k))
             bad = exactness_violations(ints, act_max)

@@ -100,6 +100,66 @@ def test_qconv_exact_mode_matches_training_mode(k: int, groups: int, spatial: in
     assert layer.macs == 1 * 8 * (8 // groups) * k * k  # pixels defaults to 1
 
 
+def test_qconv_training_modes() -> None:
+    """float: the plain conv; noise: weights off by at most half a step, inputs and bias
+    float; ste: everything rounded (the mode the exact decoder matches)."""
+    torch.manual_seed(1)
+    layer = QConv(6, 5, 3, act_bits=8)
+    x = torch.randn(2, 6, 7, 7)
+    layer.init_steps(x)
+    layer.eval()
+    plain = F.conv2d(x, layer.weight, layer.bias, padding=1)
+    step = layer.w_step()
+    with torch.no_grad():
+        layer.mode = "float"
+        assert torch.equal(layer(x), plain)
+        layer.mode = "noise"
+        noisy = layer(x)
+        # the difference is a conv of x with noise bounded by half a step per weight
+        bound = F.conv2d(x.abs(), (0.5 * step).expand_as(layer.weight), padding=1)
+        assert not torch.equal(noisy, plain)
+        assert bool(((noisy - plain).abs() <= bound + 1e-5).all())
+        layer.mode = "ste"
+        wq = torch.round(layer.weight / step) * step
+        bq = torch.round(layer.bias / layer.b_logstep.exp()) * layer.b_logstep.exp()
+        a = layer.a_step()
+        xq = torch.clamp(torch.round(x / a), layer.lo, layer.hi) * a
+        assert torch.allclose(layer(x), F.conv2d(xq, wq, bq, padding=1), atol=1e-5)
+
+
+def test_network_modes_reach_every_layer_and_the_embeddings() -> None:
+    cfg = ModelConfig(
+        channels=(8, 8),
+        kernels=(3,),
+        stem="embed",
+        pe_levels=4,
+        hidden=8,
+        embed_dim=2,
+        modulation=True,
+        sin_blocks=0,
+        act="relu",
+        scrb=True,
+        skip=False,
+        head_kernel=1,
+        head_shuffle=False,
+        act_bits=10,
+        per_channel=True,
+        group_size=4,
+        rap_every=1,
+    )
+    net = InrNet(cfg, (2, 2))
+    emb = torch.randn(1, 2, 2, 2) * 10
+    net.set_mode("float")
+    assert {layer.mode for layer in net.layers} == {"float"}
+    e, q = net.quantize_embedding(emb)
+    assert not torch.equal(q, torch.round(q))  # float: not rounded
+    net.set_mode("ste")
+    e, q = net.quantize_embedding(emb)
+    assert torch.equal(q, torch.round(q)) and {layer.mode for layer in net.layers} == {"ste"}
+    with pytest.raises(CodecError, match="unknown training mode"):
+        net.set_mode("fp16")
+
+
 def test_qconv_rate_proxy_is_positive_and_differentiable() -> None:
     layer = QConv(4, 6, 3)
     layer.init_steps(torch.randn(1, 4, 3, 3))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,43 @@ def test_cli_encode_decode_info(tmp_path: Path, capsys: pytest.CaptureFixture[st
         == 1
     )
     assert main(["encode", str(src), "-o", nvc, "--codec", "lossless", "--bpp", "0.1"]) == 1
+
+
+@pytest.mark.parametrize(("preset", "bpp"), [("quality", 3.0), ("realtime", 4.0)])
+def test_bpp_lands_within_five_percent_of_the_target(
+    preset: str, bpp: float, tmp_path: Path
+) -> None:
+    frames = synthetic_clip(96, 64, 8, format="yuv420p", seed=9)  # the smallest net fits
+    enc = encode(frames, tmp_path / "v.nvc", preset=preset, bpp=bpp, epochs=2, group_size=8)
+    size = (tmp_path / "v.nvc").stat().st_size
+    assert 8 * size / (8 * 96 * 64) == pytest.approx(bpp, rel=0.05)
+    assert enc.reports[0].bpp == pytest.approx(bpp, rel=0.05)
+
+
+def test_progress_psnr_estimates_the_decoded_psnr(tmp_path: Path) -> None:
+    frames = synthetic_clip(48, 32, 4, format="yuv420p", seed=10)
+    statuses: list[TrainStatus] = []
+    enc = encode(
+        frames,
+        tmp_path / "v.nvc",
+        preset="realtime",
+        bpp=4.0,
+        epochs=12,
+        group_size=4,
+        on_progress=statuses.append,
+    )
+    last = [s for s in statuses if not s.done][-1]
+    # the estimate runs the rounded network on EVAL_FRAMES (here all 4) frames
+    assert last.epoch == 12 and abs(last.psnr - enc.reports[0].psnr) < 1.0
+
+
+@pytest.mark.slow
+def test_realtime_preset_decodes_640x360_at_30_fps_on_one_core(tmp_path: Path) -> None:
+    frames = synthetic_clip(640, 360, 2, format="yuv420p", seed=11)
+    encode(frames, tmp_path / "v.nvc", preset="realtime", bpp=0.1, epochs=1)  # most MACs
+    decoded = list(decode_frames(tmp_path / "v.nvc"))  # warm: oneDNN kernels built
+    start = time.process_time()  # CPU time: the machine's other load does not count
+    for _ in range(5):
+        decoded = list(decode_frames(tmp_path / "v.nvc"))
+    fps = 5 * len(decoded) / (time.process_time() - start)
+    assert fps >= 30, f"{fps:.1f} fps"

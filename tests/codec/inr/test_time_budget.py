@@ -51,3 +51,17 @@ def test_step_clock_leaves_out_the_slow_first_step():
     assert clock.step_seconds() == 5.0  # alone, it is all there is
     clock.steps.extend([0.1, 0.2, 0.1])
     assert clock.step_seconds() == 0.1
+
+
+def test_a_cpu_seconds_budget_bounds_the_process_cpu_time(tmp_path):
+    """cpu_seconds: the budget counts this process's CPU time (benchmarks on a shared
+    machine), from the encoder's creation (planning) to the last coded group."""
+    frames = list(synthetic_clip(64, 48, 6, fps=Fraction(25), format="yuv420p", seed=3))
+    stream = StreamInfo(64, 48, Fraction(25), "yuv420p", frame_count=len(frames))
+    opts = {"time_budget": 2.0, "cpu_seconds": True, "preset": "realtime", "group_size": 3}
+    registry.get("inr").create_encoder(stream, opts)  # torch's one-time warm-up, untimed
+    start = time.process_time()
+    report = encode_frames(frames, stream, tmp_path / "c.nvc", codec="inr", options=opts)
+    cpu = time.process_time() - start
+    assert 1.0 <= cpu <= 1.05 * 2.0 + ALLOWANCE_S, f"{cpu:.2f} CPU-s for a 2 s budget"
+    assert report.frames == 6
