@@ -448,7 +448,7 @@ class Trainer:
                 self.config.mixed_steps,
             ],
             "train_seconds": round(self.elapsed, 1),
-            "cpu_seconds": round(self.cpu_seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "data": self.data.describe(),
             "crop": self.config.crop,
             "batch": self.config.batch,
@@ -569,7 +569,7 @@ class Trainer:
                         "bpp": float(np.mean([s.bpp for s in part])),
                         "psnr": float(np.mean([s.psnr for s in part])),
                         "elapsed": round(self.elapsed, 1),
-                        "cpu": round(self.cpu_seconds, 1),
+                        "cpu": round(self.cpu_seconds, 3),
                     }
                     self.history.append(entry)
                     self._log_file(entry)
@@ -589,7 +589,7 @@ class Trainer:
                 "event": "stop",
                 "step": self.step,
                 "elapsed": round(self.elapsed, 1),
-                "cpu": round(self.cpu_seconds, 1),
+                "cpu": round(self.cpu_seconds, 3),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
         )
