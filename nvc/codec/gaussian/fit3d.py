@@ -4,8 +4,8 @@ The optimisation of 3D Gaussian Splatting (Kerbl et al., SIGGRAPH 2023): Gaussia
 at points on the scene's surfaces with the colour seen there and an isotropic size from
 their three nearest neighbours; then Adam, one training view per step, minimises the L1
 photometric error of the render (nvc.codec.gaussian.render3d) against the view. What is
-left out: the D-SSIM term, higher spherical-harmonics degrees (colour is degree 0, which
-the procedural scene's Lambertian shading needs), and densification by cloning and
+left out: the D-SSIM term, higher spherical-harmonics degrees (colour is degree 0: enough
+for the procedural scene's view-independent Lambertian shading), and densification by cloning and
 splitting. The count is fixed instead, as V^3 (Wang et al., SIGGRAPH Asia 2024) keeps it
 fixed within a group so that attributes line up frame to frame; Gaussians that fade out
 (opacity under `relocate_below`) are moved to fresh surface points every
@@ -13,10 +13,13 @@ fixed within a group so that attributes line up frame to frame; Gaussians that f
 simplest form. This is the base set of a random-access point; QUEEN's (Girish et al.,
 NeurIPS 2024) per-frame residuals start from it.
 
-Where the points come from: real scenes get them from SfM (COLMAP's points3D, not read
-yet); `surface_points` back-projects pixels of the training views through depth maps,
-which the procedural scene gives exactly (its ray caster): a stand-in for SfM points,
-and said to be one wherever results are reported.
+Where the points come from: COLMAP scenes have SfM points
+(nvc.media.multiview.read_points3d); `surface_points` back-projects pixels of the
+training views through depth maps, which the procedural scene gives exactly (its ray
+caster): a stand-in for SfM points, and said to be one wherever results are reported.
+N3DV folders have neither (only near/far bounds); starting from random depths within
+them was tried and, in 60 steps on the test scene, made the held-out view worse, so it is
+not offered.
 """
 
 from __future__ import annotations
