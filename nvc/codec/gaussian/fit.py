@@ -41,7 +41,7 @@ QAT_FROM = 0.7  # fraction of a fit after which parameters are rounded (straight
 # Gaussians, 60 steps: 40.6 dB against 38.7 dB with half these for x, y, s and a.
 LEARNING_RATES = (4.0, 4.0, 0.5, 0.5, 3.0, 24.0, 24.0)
 YUV_WEIGHTS = (6.0, 1.0, 1.0)  # per-plane weights of the loss for YUV (6:1:1)
-P_FRAME_LR = 0.3  # P-frames fit with this fraction of the learning rates (small moves)
+P_FRAME_LR = 0.5  # P-frames fit with this fraction of the learning rates (small moves)
 RESIDUAL_ROUNDING = 0.35  # residuals round as floor(|r| / step + this): a dead zone
 BIRTH_CONTRAST = 4.0  # births go to 4x4 blocks whose error is this many times the mean
 COLOUR_SOLVE_STEPS = 8  # conjugate-gradient steps on the colours of a keyframe's start
