@@ -34,7 +34,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[FMModel, dict[str, object]]
     info: dict[str, object] = {
         "steps": int(blob["step"]),
         "train_seconds": round(float(blob["elapsed"]), 1),
-        "cpu_seconds": round(float(blob.get("cpu_seconds", 0.0)), 1),
+        "cpu_seconds": round(float(blob.get("cpu_seconds", 0.0)), 3),
         "training": json.dumps(config, sort_keys=True),
         "checkpoint": Path(path).name,
     }

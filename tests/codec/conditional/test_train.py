@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from nvc.codec.conditional import export
 from nvc.codec.conditional import weights as wt
 from nvc.codec.conditional.cli import add_parser
 from nvc.codec.conditional.data import (
@@ -295,8 +296,16 @@ def test_mixed_stage_resumes_exactly_and_logs(
     assert steps == [(1, 1), (2, 4)]
     cpu = [x["cpu"] for x in lines if "cpu" in x]
     assert cpu == sorted(cpu) and second.cpu_seconds > first.cpu_seconds > 0
-    info = second.export_weights(tmp_path / "v2.pt")
-    assert wt.short_hash(wt.load_weights(tmp_path / "v2.pt")) == info[:16]
+    digest = second.export_weights(tmp_path / "v2.pt")
+    assert wt.short_hash(wt.load_weights(tmp_path / "v2.pt")) == digest[:16]
+    # the same weights from the checkpoint alone (python -m nvc.codec.conditional.export)
+    ckpt = tmp_path / "parts" / "checkpoint.pt"
+    assert export.main([str(ckpt), str(tmp_path / "from-ckpt.pt")]) == 0
+    assert wt.short_hash(wt.load_weights(tmp_path / "from-ckpt.pt")) == digest[:16]
+    info = wt.load_info(tmp_path / "from-ckpt.pt")
+    assert info["steps"] == 2 and info["cpu_seconds"] == pytest.approx(second.cpu_seconds, abs=1e-3)
+    assert export.main([str(tmp_path / "v2.pt"), str(tmp_path / "x.pt")]) == 1  # not a checkpoint
+    assert export.main([]) == 2 and not (tmp_path / "x.pt").exists()
 
 
 _DDP_SCRIPT = """
