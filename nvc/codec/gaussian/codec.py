@@ -165,9 +165,9 @@ class GaussianEncoder:
         with torch.inference_mode(False):
             if key:
                 payload, state, gated, born, its = self._key(target)
+                out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream)
             else:
-                payload, state, gated, born, its = self._predicted(target)
-        out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream)
+                payload, state, gated, born, its, out = self._predicted(target, frame)
         self.state = state
         kind = UnitType.GAUSSIAN_BASE if key else UnitType.GAUSSIAN_RESIDUAL
         unit = Unit(kind, integrity.seal(payload, out), pts=frame.pts, rap=key)
@@ -208,7 +208,12 @@ class GaussianEncoder:
             raise CodecError("gaussian: the base does not decode to the encoder's state (a bug)")
         return payload, state, 0, 0, rep.iterations
 
-    def _predicted(self, target: list[torch.Tensor]) -> tuple[bytes, Gaussians2D, int, int, int]:
+    def _predicted(
+        self, target: list[torch.Tensor], frame: Frame
+    ) -> tuple[bytes, Gaussians2D, int, int, int, Frame]:
+        """A P-frame's payload, state, gated and born counts, steps and picture: the fitted
+        residual, or an empty one (keep the previous state) when that costs less in
+        SSE + rate_lambda x bits."""
         cfg, prev = self.config, self.state
         if prev is None:
             raise CodecError("gaussian: a P-frame without a previous state (a bug)")
@@ -240,10 +245,34 @@ class GaussianEncoder:
                 "gaussian: the residual does not decode to the encoder's state (a bug)"
             )
         gated = int(np.union1d(res.geometry, res.colour).size)
-        return payload, decoded, gated, res.births.count, rep.iterations
+        out = render_frame(decoded, self.canvas, self.limits, frame.pts, self.stream)
+        still = render_frame(prev, self.canvas, self.limits, frame.pts, self.stream)
+        keep_payload = coding.encode_residual(
+            prev.count, coding.no_change(), self.steps, prev.crc()
+        )
+        cost_new = frame_sse(frame, out) + self.rate_lambda * 8 * len(payload)
+        cost_keep = frame_sse(frame, still) + self.rate_lambda * 8 * len(keep_payload)
+        if cost_keep <= cost_new:
+            return keep_payload, prev, 0, 0, rep.iterations, still
+        return payload, decoded, gated, res.births.count, rep.iterations, out
 
     def psnr(self) -> float:
         return float(np.mean([r.psnr for r in self.reports])) if self.reports else float("nan")
+
+
+def frame_sse(source: Frame, out: Frame) -> float:
+    """Squared error in full-scale units, weighted as the fit's loss (YUV 6:1:1 per luma
+    pixel, RGB averaged over the channels)."""
+    top = float(source.pixel_format.max_value)
+    if source.pixel_format.family == "rgb":
+        d = (source.planes[0].astype(np.float64) - out.planes[0]) / top
+        return float((d * d).sum()) / 3.0
+    luma = source.planes[0].size
+    total = 0.0
+    for w, a, b in zip((6.0, 1.0, 1.0), source.planes, out.planes, strict=True):
+        d = (a.astype(np.float64) - b) / top
+        total += w / 8.0 * float((d * d).sum()) * luma / a.size
+    return total
 
 
 def _concat(a: FloatGaussians, b: FloatGaussians) -> FloatGaussians:

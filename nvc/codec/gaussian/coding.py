@@ -233,6 +233,12 @@ class Residual:
     background: tuple[int, int, int]  # change of the background (divided by the step)
 
 
+def no_change() -> Residual:
+    """The residual that keeps the previous state as it is."""
+    empty = np.zeros(0, np.int64)
+    return Residual(empty, empty, empty, [empty] * 8, Gaussians2D.empty(), (0, 0, 0))
+
+
 def encode_residual(prev_count: int, res: Residual, steps: Steps, state_crc: int) -> bytes:
     out = bytearray(encode_uleb128(prev_count)) + steps.to_bytes()
     _put_background(out, res.background)
