@@ -36,9 +36,11 @@ from nvc.codec.inr.train import GroupData, Trainer, group_data
 from nvc.codec.inr.weights import (
     GroupCode,
     LayerCode,
+    embedding_bits,
     encode_embedding,
     encode_group,
     fit_embedding_model,
+    temporal_residuals,
 )
 from nvc.codec.limits import (
     INR_MAX_MACS_PER_PIXEL,
@@ -228,7 +230,7 @@ class InrEncoder:
         if self.trainer is None:
             raise CodecError("inr: a group is coded before its network was trained")
         ref = self.renderer.group
-        emb_bits, fps, model = 0, [b""] * n, None
+        emb_bits, fps, model, temporal = 0, [b""] * n, None, False
         tried: dict[int, tuple[int, bytes, list[LayerCode]]] = {}
         lo, hi, offset = -MAX_FINER, MAX_COARSER, 0
         target = max(budget, 0.0)
@@ -236,11 +238,19 @@ class InrEncoder:
             layers, residual = self.trainer.export(residual, ref.layers if ref else None, offset)
             if not tried:  # the embeddings do not depend on the weight steps
                 emb = self.trainer.embedding_ints(data, layers)
-                model = fit_embedding_model(emb) if emb is not None else None
-                if emb is not None and model is not None:
-                    fps = [encode_embedding(e, model) for e in emb]
+                if emb is not None:
+                    # each frame's embedding alone, or its difference from the previous
+                    # frame's: whichever codes smaller (the model sent in MODEL)
+                    pred = temporal_residuals(emb)
+                    model, temporal = fit_embedding_model(emb), False
+                    if n > 1:
+                        pred_model = fit_embedding_model(pred)
+                        if embedding_bits(pred, pred_model) < embedding_bits(emb, model):
+                            model, temporal = pred_model, True
+                    fps = [encode_embedding(e, model) for e in (pred if temporal else emb)]
                 emb_bits = 8 * sum(map(len, fps))
-            payload = encode_group(GroupCode(n, layers, residual, model), ref if residual else None)
+            code = GroupCode(n, layers, residual, model, temporal)
+            payload = encode_group(code, ref if residual else None)
             bits = 8 * len(payload) + emb_bits
             tried[offset] = (bits, payload, layers)
             if residual or abs(bits - target) <= RATE_AIM * target:

@@ -29,6 +29,7 @@ class Renderer:
         self.layers = self.net.layers
         self.shapes = [LayerShape(tuple(x.weight.shape), x.w_logstep.numel()) for x in self.layers]
         self.group: GroupCode | None = None
+        self.previous: tuple[int, np.ndarray] | None = None  # (index, embedding) last rendered
 
     def load(self, payload: bytes) -> GroupCode:
         """Decode a MODEL payload (a residual one needs the previous group loaded)."""
@@ -46,6 +47,7 @@ class Renderer:
             bias = dequantize(c.b_ints, np.array([c.b_step], dtype=np.float32))
             layer.load_exact(c.w_ints, steps, c.a_step, bias)
         self.group = code
+        self.previous = None
         return code
 
     def render(self, index: int, payload: bytes) -> tuple[np.ndarray, ...]:
@@ -64,6 +66,14 @@ class Renderer:
                 raise BitstreamError("inr group has no embedding model for its frames")
             h0, w0 = self.grid
             ints = decode_embedding(payload, self.group.embed_model, self.cfg.embed_dim * h0 * w0)
+            if self.group.temporal and index > 0:
+                if self.previous is None or self.previous[0] != index - 1:
+                    raise BitstreamError(
+                        f"inr frame {index} of its group needs frame {index - 1} first "
+                        "(its embedding is predicted from it)"
+                    )
+                ints = ints + self.previous[1]
+            self.previous = (index, ints)
             stem = self.net.stem
             if ints.size and (ints.min() < stem.lo or ints.max() > stem.hi):
                 raise BitstreamError("inr embedding value out of range")

@@ -3,7 +3,9 @@
 MODEL payload (little-endian; uleb = LEB128):
 
     u8     flags: bit 0 residual (integers are differences from the previous group's),
-                  bit 1 an embedding model follows the coding groups
+                  bit 1 an embedding model follows the coding groups,
+                  bit 2 the embeddings are predicted in time: FRAME i carries its
+                  embedding minus frame i - 1's (frame 0 of the group: itself)
     uleb   frames in the group
     f32    input step of every layer (L values, layer order of InrNet.layers)
     f32    weight step base of every layer        } full groups only: residual groups
@@ -62,6 +64,7 @@ class GroupCode:
     layers: list[LayerCode]
     residual: bool = False  # integers sent as differences from the previous group
     embed_model: tuple[int, object] | None = None  # (model kind, params) for FRAME payloads
+    temporal: bool = False  # FRAME payloads hold embedding differences from the previous frame
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,9 @@ def encode_group(code: GroupCode, ref: GroupCode | None = None) -> bytes:
             replace(a, w_ints=a.w_ints - b.w_ints, b_ints=a.b_ints - b.b_ints)
             for a, b in zip(code.layers, ref.layers, strict=True)
         ]
-    out = bytearray([int(code.residual) | (2 if code.embed_model else 0)])
+    out = bytearray(
+        [int(code.residual) | (2 if code.embed_model else 0) | (4 if code.temporal else 0)]
+    )
     out += encode_uleb128(code.frames)
     for layer in layers:
         out += _F32.pack(layer.a_step)
@@ -186,7 +191,7 @@ def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) 
     cur = _Cursor(data)
     flags = cur.take(1)[0]
     residual = bool(flags & 1)
-    if flags & ~3:
+    if flags & ~7 or (flags & 4 and not flags & 2):
         raise BitstreamError("inr MODEL unit has unknown flags")
     if residual and ref is None:
         raise BitstreamError("inr residual group without its reference (start at a RAP)")
@@ -229,7 +234,7 @@ def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) 
         if residual and ref:
             w, b = w + ref.layers[i].w_ints, b + ref.layers[i].b_ints
         layers.append(LayerCode(a_steps[i], w_base[i], k, w, b_step[i], b))
-    return GroupCode(frames, layers, residual, embed_model)
+    return GroupCode(frames, layers, residual, embed_model, bool(flags & 4))
 
 
 def fit_embedding_model(ints: np.ndarray) -> tuple[int, object]:
@@ -245,6 +250,21 @@ def fit_embedding_model(ints: np.ndarray) -> tuple[int, object]:
     if best is None:
         raise CodecError("no entropy model for the embedding")
     return best
+
+
+def embedding_bits(ints: np.ndarray, embed_model: tuple[int, object]) -> float:
+    """Estimated code length of integers under an embedding model, its table included."""
+    kind, params = embed_model
+    model = _MODELS[kind]
+    return model.cost_bits(ints, params) + 8 * len(params.to_bytes())  # type: ignore[arg-type,attr-defined]
+
+
+def temporal_residuals(ints: np.ndarray) -> np.ndarray:
+    """(N, ...) embeddings -> what temporally predicted FRAME units carry: frame 0 as it
+    is, every later frame minus the previous one."""
+    out = ints.copy()
+    out[1:] -= ints[:-1]
+    return out
 
 
 def encode_embedding(ints: np.ndarray, embed_model: tuple[int, object]) -> bytes:

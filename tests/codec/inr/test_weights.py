@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,11 @@ from nvc.codec.inr.weights import (
     LayerShape,
     decode_embedding,
     decode_group,
+    embedding_bits,
     encode_embedding,
     encode_group,
     fit_embedding_model,
+    temporal_residuals,
 )
 from nvc.errors import BitstreamError
 
@@ -91,3 +95,21 @@ def test_embedding_model_round_trip() -> None:
     for i in range(6):
         data = encode_embedding(ints[i], back.embed_model)
         assert np.array_equal(decode_embedding(data, back.embed_model, 24), ints[i].reshape(-1))
+
+
+def test_temporal_flag_round_trips_and_needs_an_embedding_model() -> None:
+    rng = np.random.default_rng(4)
+    ints = np.cumsum(rng.integers(-1, 2, size=(6, 2, 3, 4)), axis=0)  # slowly varying
+    pred = temporal_residuals(ints)
+    assert np.array_equal(np.cumsum(pred, axis=0), ints)
+    model = fit_embedding_model(pred)
+    # predicted, the values are small: cheaper than each frame alone
+    assert embedding_bits(pred, model) < embedding_bits(ints, fit_embedding_model(ints))
+    g = GroupCode(6, _group(4).layers, embed_model=model, temporal=True)
+    payload = encode_group(g)
+    assert decode_group(payload, SHAPES, None).temporal
+    assert not decode_group(encode_group(replace(g, temporal=False)), SHAPES, None).temporal
+    # the flag without an embedding model is not a stream any encoder writes
+    bare = encode_group(GroupCode(6, _group(4).layers))
+    with pytest.raises(BitstreamError, match="unknown flags"):
+        decode_group(bytes([bare[0] | 4]) + bare[1:], SHAPES, None)
