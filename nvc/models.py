@@ -31,7 +31,6 @@ Every result is a dataclass; errors are nvc.errors.CodecError.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -258,7 +257,8 @@ def _load_fm(variant: str | None, pretrained: bool, weights: str | os.PathLike[s
             raise CodecError(f"{weights} holds fm-{network.config.variant}, not fm-{variant}")
         name, trained = network.config.variant, True
     elif pretrained:
-        network = copy.deepcopy(wt.default_model(name))  # a private copy to train or change
+        wt.default_model(name)  # the shipped file exists, or a CodecError that says so
+        network = wt.load_weights(wt.shipped_path(name))  # a private copy to train or change
         trained = True
     else:
         network, trained = FMModel(VARIANTS[name]), False
