@@ -2,7 +2,7 @@
 
 A frame is the plain sum of its Gaussians (GaussianImage's accumulated blending, no
 sorting, no alpha): pixel(p) = sum_i colour_i * w_i(p), w_i(p) = exp(-q / 2),
-q = d' inv(Sigma_i) d, d = p - centre_i, cut off at q >= Q_CUT.
+q = d' inv(Sigma_i) d, d = p - centre_i, cut off at q >= Q_CUT; plus a background colour.
 
 Exact path (the decoder's, and the encoder's reconstruction): the inverse covariance
 (A, B, C) is an integer combination of table values; q at a pixel is
@@ -12,9 +12,10 @@ summed in int64. Integer addition is associative, so the result does not depend 
 summation order, the thread count or the device; every bound is below 2**62.
 
 Each Gaussian is evaluated on a window of (2 ex + 1) x (2 ey + 1) pixels around its
-centre pixel, ex and ey the smallest entries of tables.EXTENTS that hold its ellipse at
-q = Q_CUT along each axis (integer comparisons); Gaussians with the same window are
-evaluated together.
+centre pixel: ex and ey are the exact extents of its ellipse at q = Q_CUT along x and y
+(an integer square root of integer variances) rounded up to tables.LADDER, so that
+Gaussians share a few window sizes and each size is evaluated as one dense block. The
+accumulators extend beyond the picture by the largest window (no clipping).
 """
 
 from __future__ import annotations
