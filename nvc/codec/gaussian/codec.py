@@ -34,7 +34,10 @@ from nvc.codec.gaussian.config import (
 from nvc.codec.gaussian.fit import (
     P_FRAME_LR,
     Fitter,
+    keep_benefit,
+    prune,
     quantize,
+    residual_bits,
     residual_of,
     target_planes,
     to_float,
@@ -236,6 +239,7 @@ class GaussianEncoder:
         )
         res = residual_of(prev, removed, p, int(keep.sum()), self.steps, self.bounds)
         state = coding.apply_residual(prev, res, self.steps, self.bounds)
+        res, state = self._worth_sending(prev.take(keep), res, state, frame)
         payload = coding.encode_residual(prev.count, res, self.steps, state.crc())
         decoded = coding.decode_residual(
             payload, prev, self.bounds, self.limits.gaussians, self.index
@@ -255,6 +259,25 @@ class GaussianEncoder:
         if cost_keep <= cost_new:
             return keep_payload, prev, 0, 0, rep.iterations, still
         return payload, decoded, gated, res.births.count, rep.iterations, out
+
+    def _worth_sending(
+        self, survivors: Gaussians2D, res: coding.Residual, state: Gaussians2D, frame: Frame
+    ) -> tuple[coding.Residual, Gaussians2D]:
+        """The residual without the Gaussians whose change lowers the SSE by less than
+        rate_lambda x its bits (each judged alone, against the picture with all changes)."""
+        gated = np.union1d(res.geometry, res.colour)
+        if gated.size == 0:
+            return res, state
+        out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream)
+        gain = keep_benefit(survivors.take(gated), state.take(gated), frame, out, self.canvas)
+        drop = gated[gain < self.rate_lambda * residual_bits(res)]
+        if drop.size == 0:
+            return res, state
+        prev = self.state
+        if prev is None:
+            raise CodecError("gaussian: a P-frame without a previous state (a bug)")
+        res = prune(res, drop)
+        return res, coding.apply_residual(prev, res, self.steps, self.bounds)
 
     def psnr(self) -> float:
         return float(np.mean([r.psnr for r in self.reports])) if self.reports else float("nan")

@@ -27,6 +27,8 @@ from nvc.codec.gaussian.config import Steps
 from nvc.codec.gaussian.render import (
     Canvas,
     FloatGaussians,
+    Windows,
+    extents,
     float_planes,
     render_exact,
     render_float,
@@ -414,4 +416,97 @@ def residual_of(
         sent,
         born,
         bg_delta,  # type: ignore[arg-type]
+    )
+
+
+def _error_field(source: Frame, out: Frame, canvas: Canvas) -> tuple[Tensor, Tensor]:
+    """(e, weights): the picture error source - out at the full render grid (3, H2, W2),
+    chroma repeated over its subsampling, zero outside the picture; and the per-channel
+    weights under which sum(weights_c * e_c * delta_c) is the SSE's linear term."""
+    h2, w2 = canvas.padded
+    h, w = canvas.height, canvas.width
+    top = float(source.pixel_format.max_value)
+    e = torch.zeros(3, h2, w2, dtype=torch.float64)
+    if not canvas.yuv:
+        d = (source.planes[0].astype(np.float64) - out.planes[0]) / top
+        e[:, :h, :w] = torch.from_numpy(d).permute(2, 0, 1)
+        return e, torch.full((3,), 1.0 / 3.0, dtype=torch.float64)
+    sx, sy = canvas.sub
+    e[0, :h, :w] = torch.from_numpy((source.planes[0].astype(np.float64) - out.planes[0]) / top)
+    for ch in (1, 2):
+        d = torch.from_numpy((source.planes[ch].astype(np.float64) - out.planes[ch]) / top)
+        full = d.repeat_interleave(sy, 0).repeat_interleave(sx, 1)[:h, :w]
+        e[ch, :h, :w] = full
+    return e, torch.tensor(YUV_WEIGHTS, dtype=torch.float64) / 8.0
+
+
+def keep_benefit(
+    old: Gaussians2D, new: Gaussians2D, source: Frame, out: Frame, canvas: Canvas
+) -> np.ndarray:
+    """Per Gaussian i (old[i] -> new[i]), about how much the SSE of `out` (the picture of
+    the new state) would grow if i alone went back to old[i]: 2 <e, d_i> + |d_i|^2, d_i
+    the change of i's own contribution, e = source - out (float estimate)."""
+    n = old.count
+    if n == 0:
+        return np.zeros(0)
+    e, wt = _error_field(source, out, canvas)
+    h2, w2 = canvas.padded
+    ex_o, ey_o = extents(old)
+    ex_n, ey_n = extents(new)
+    shift_x = np.abs((new.x >> T.POS_BITS) - (old.x >> T.POS_BITS))
+    shift_y = np.abs((new.y >> T.POS_BITS) - (old.y >> T.POS_BITS))
+    ladder = np.asarray(T.LADDER, dtype=np.int64)
+    ex = np.minimum(np.maximum(ex_o, ex_n) + shift_x, T.MAX_EXTENT)
+    ey = np.minimum(np.maximum(ey_o, ey_n) + shift_y, T.MAX_EXTENT)
+    wins = Windows(ladder[np.searchsorted(ladder, ex)], ladder[np.searchsorted(ladder, ey)])
+    fo, fn = to_float(old, "cpu"), to_float(new, "cpu")
+    out_gain = torch.zeros(n, dtype=torch.float64)
+    pi = 3.141592653589793
+    for part, wx, wy in wins.groups():
+        idx = torch.from_numpy(part)
+        cx = (torch.from_numpy(new.x[part]) >> T.POS_BITS)[:, None, None]
+        cy = (torch.from_numpy(new.y[part]) >> T.POS_BITS)[:, None, None]
+        cols = cx + torch.arange(-wx, wx + 1)[None, None, :]
+        rows = cy + torch.arange(-wy, wy + 1)[None, :, None]
+        inside = (cols >= 0) & (cols < w2) & (rows >= 0) & (rows < h2)
+        flat = (rows.clamp(0, h2 - 1) * w2 + cols.clamp(0, w2 - 1)).reshape(len(part), -1)
+        delta = torch.zeros(3, len(part), flat.shape[1], dtype=torch.float64)
+        for sign, p in ((1.0, fn), (-1.0, fo)):
+            dx = ((cols * T.POS_ONE + T.POS_ONE // 2) - p.x[idx][:, None, None]) / T.POS_ONE
+            dy = ((rows * T.POS_ONE + T.POS_ONE // 2) - p.y[idx][:, None, None]) / T.POS_ONE
+            th = p.a[idx] * (pi / T.ANGLES)
+            c, s = torch.cos(th)[:, None, None], torch.sin(th)[:, None, None]
+            u, v = c * dx + s * dy, c * dy - s * dx
+            i1 = (16.0 * torch.exp2(-p.s1[idx] / 4.0))[:, None, None]
+            i2 = (16.0 * torch.exp2(-p.s2[idx] / 4.0))[:, None, None]
+            q = u * u * i1 + v * v * i2
+            w = (torch.exp(-0.5 * q) * ((q < T.Q_CUT) & inside)).reshape(len(part), -1)
+            colour = p.colour[idx].double().T / float(1 << T.COLOR_BITS)
+            delta += sign * colour[:, :, None] * w.double()[None]
+        err = e.reshape(3, -1)[:, flat]  # (3, n, P)
+        lin = (wt[:, None, None] * err * delta).sum(dim=(0, 2))
+        quad = (wt[:, None, None] * delta * delta).sum(dim=(0, 2))
+        out_gain[idx] = 2.0 * lin + quad
+    return out_gain.numpy()
+
+
+def residual_bits(res: Residual) -> np.ndarray:
+    """About the bits each gated survivor costs, indexed like the survivors' union of
+    gates (np.union1d(res.geometry, res.colour))."""
+    gated = np.union1d(res.geometry, res.colour)
+    bits = np.zeros(gated.size)
+    for i, d in enumerate(res.deltas):
+        rows = res.geometry if i < 5 else res.colour
+        where = np.searchsorted(gated, rows)
+        bits[where] += 2.0 * np.log2(1.0 + np.abs(d)) + 1.0
+    return bits + 3.0  # gate indices
+
+
+def prune(res: Residual, drop: np.ndarray) -> Residual:
+    """The residual without the survivors in `drop` (sorted indices)."""
+    keep_g = ~np.isin(res.geometry, drop)
+    keep_c = ~np.isin(res.colour, drop)
+    deltas = [d[keep_g] if i < 5 else d[keep_c] for i, d in enumerate(res.deltas)]
+    return Residual(
+        res.removed, res.geometry[keep_g], res.colour[keep_c], deltas, res.births, res.background
     )
