@@ -106,7 +106,15 @@ def quantize(
         ]
     c, bg = ints[5], ints[6]
     g = Gaussians2D.from_columns([*ints[:5], c[:, 0], c[:, 1], c[:, 2]], tuple(bg.tolist()))
-    return bounds.clamp(g)
+    g = bounds.clamp(g)
+    return canonical(g) if anchor is None else g
+
+
+def canonical(g: Gaussians2D) -> Gaussians2D:
+    """Round Gaussians (s1 == s2) get angle 0: their angle changes nothing but costs bits
+    (about half the Gaussians of a fitted frame; 4% of a base)."""
+    a = np.where(g.s1 == g.s2, 0, g.a)
+    return Gaussians2D(g.x, g.y, g.s1, g.s2, a, g.c0, g.c1, g.c2, g.background)
 
 
 def _tensor_steps(steps: Steps) -> tuple[int, ...]:
@@ -401,7 +409,7 @@ def residual_of(
     for i in range(8):
         v = values[i][survivors:]
         born_cols.append((np.rint(v / float(1 << k[i])).astype(np.int64)) << k[i])
-    born = bounds.clamp(Gaussians2D.from_columns(born_cols))
+    born = canonical(bounds.clamp(Gaussians2D.from_columns(born_cols)))
     born = born.take(sort_key(born))
     with torch.no_grad():
         bg = fitted.background.cpu().numpy().astype(np.float64)
