@@ -13,7 +13,7 @@ of the gaps between sorted indices.
 Base payload: count (LEB128), steps (4 bytes), the background (3 zigzag LEB128, >> the
 colour step), then the sections of the Gaussians sorted by (16-pixel band of y, x, y):
 the bands as gaps, x as gaps within its band (the band's first from 0), y within its
-band, then s1, s2, a, c0, c1, c2, all in units of their steps;
+band, then s1, s2 - s1, a, c0, c1, c2, all in units of their steps;
 last the CRC-32 of the decoded state (u32le).
 
 Residual payload: the previous state's count (LEB128), steps (4 bytes), the change of
@@ -174,7 +174,7 @@ BAND_SHIFT = 8  # positions are coded in horizontal bands of 2**8 / 16 = 16 pixe
 def _put_gaussians(out: bytearray, g: Gaussians2D, steps: Steps) -> None:
     """The sections of a set sorted by sort_key whose values are multiples of the steps:
     band gaps, x gaps within the band (from 0 at a band's first Gaussian), y within the
-    band, then s1, s2, a, c0, c1, c2."""
+    band, then s1, s2 - s1, a, c0, c1, c2."""
     cols = [c >> k for c, k in zip(g.columns(), steps.exponents(), strict=True)]
     band = g.y >> BAND_SHIFT
     height = (1 << BAND_SHIFT) >> steps.position  # band height in position steps
@@ -185,7 +185,9 @@ def _put_gaussians(out: bytearray, g: Gaussians2D, steps: Steps) -> None:
     put_ints(out, np.diff(band, prepend=0))
     put_ints(out, x_gaps)
     put_ints(out, cols[1] - band * height)
-    for c in cols[2:]:
+    put_ints(out, cols[2])
+    put_ints(out, cols[3] - cols[2])  # s2 - s1: <= 0 for canonical sets
+    for c in cols[4:]:
         put_ints(out, c)
 
 
@@ -202,7 +204,9 @@ def _read_gaussians(r: Reader, count: int, steps: Steps) -> Gaussians2D:
         total - before,
         y_in_band + band * ((1 << BAND_SHIFT) >> steps.position),
     ]
-    for name in ("s1", "s2", "a", "c0", "c1", "c2"):
+    s1 = r.ints(count, "s1")
+    cols += [s1, s1 + r.ints(count, "s2")]
+    for name in ("a", "c0", "c1", "c2"):
         cols.append(r.ints(count, name))
     return Gaussians2D.from_columns([c << k for c, k in zip(cols, steps.exponents(), strict=True)])
 

@@ -111,10 +111,16 @@ def quantize(
 
 
 def canonical(g: Gaussians2D) -> Gaussians2D:
-    """Round Gaussians (s1 == s2) get angle 0: their angle changes nothing but costs bits
-    (about half the Gaussians of a fitted frame; 4% of a base)."""
-    a = np.where(g.s1 == g.s2, 0, g.a)
-    return Gaussians2D(g.x, g.y, g.s1, g.s2, a, g.c0, g.c1, g.c2, g.background)
+    """The same Gaussians written the cheap way: the larger scale first (s1 >= s2; a
+    swap turns the axes by pi/2, which the tables make exact: COS[a + 128] = -SIN[a],
+    SIN[a + 128] = COS[a]), and round ones (s1 == s2) with angle 0 (it changes nothing).
+    About 8% fewer base bits."""
+    swap = g.s2 > g.s1
+    s1 = np.where(swap, g.s2, g.s1)
+    s2 = np.where(swap, g.s1, g.s2)
+    a = np.where(swap, (g.a + T.ANGLES // 2) % T.ANGLES, g.a)
+    a = np.where(s1 == s2, 0, a)
+    return Gaussians2D(g.x, g.y, s1, s2, a, g.c0, g.c1, g.c2, g.background)
 
 
 def _tensor_steps(steps: Steps) -> tuple[int, ...]:
