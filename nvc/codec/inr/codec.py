@@ -54,7 +54,7 @@ from nvc.media import Frame, psnr_rgb, psnr_yuv
 CHECKED_VERSION = 2  # codec parameters version of streams whose FRAME payloads are sealed
 MAX_COARSER = 32  # rate control may coarsen steps by up to an octave after training
 BUDGET_EPOCHS = 100_000  # the epoch cap of a group trained under a time budget
-MAX_FINER = 32  # ... or make them finer by up to an octave when under budget
+MAX_FINER = 64  # ... or make them finer by up to two octaves when under budget
 RATE_TRIES = 6  # codings of the network tried by that search, at most
 RATE_AIM = 0.02  # the search stops once the group is this close to its budget
 RATE_SLACK = 0.02  # a coding this far over the budget still counts as within it
@@ -223,8 +223,8 @@ class InrEncoder:
     ) -> tuple[bytes, list[bytes]]:
         """(MODEL payload, FRAME payloads), the weight steps scaled to meet the budget.
 
-        Full groups search the common step offset (1/32 octave units, finer or coarser by
-        up to an octave) whose coded size is the largest within RATE_SLACK of the budget,
+        Full groups search the common step offset (1/32 octave units, finer by up to two
+        octaves or coarser by one) whose coded size is the largest within RATE_SLACK of the budget,
         like an encoder's search for its quantizer; residual groups keep their steps.
         """
         if self.trainer is None:
