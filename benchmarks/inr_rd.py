@@ -427,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [("new", per_frame, bpp) for per_frame, bpp in points(args.points)]
         if args.baseline:
             jobs += [(args.baseline, s, b) for s, b in points(args.baseline_points)]
-        jobs.sort(key=lambda j: j[1])  # the short budgets first: partial results early
+        # the short budgets first, and at each budget the (capped, quick) baseline first:
+        # partial results early
+        jobs.sort(key=lambda j: (j[1], j[0] == "new"))
         for who, per_frame, bpp in jobs:
             if who == "new":
                 row = run_inr(frames, args.preset, bpp, per_frame, work)
