@@ -67,8 +67,8 @@ NOISE_UNTIL = 0.5
 RATE_EVERY = 4
 # An epoch whose training MSE is DIVERGED times the lowest of the phase's last three (or
 # not finite) has diverged: training goes back to the previous epoch's state at half the
-# learning rate, at most MAX_RESTORES times per group (measured: lr 5e-3 diverged to
-# 11 dB in one run out of four on a QCIF clip).
+# learning rate; past MAX_RESTORES restores the group's training ends (without the guard
+# one run at lr 5e-3 had collapsed to 11 dB on a QCIF clip).
 DIVERGED = 4.0
 MAX_RESTORES = 4
 EVAL_FRAMES = 4  # frames of the end-of-epoch PSNR estimate (quantized network, evenly spaced)
