@@ -328,7 +328,8 @@ class Trainer:
                         bits = bits + laplace_bits(eint) * (n / idx.numel())
                     loss = loss + (RATE_EVERY * self.lam / data.pixels) * bits
                 if eint is not None:
-                    emb_ints.append(torch.round(eint.detach()).cpu().numpy().astype(np.int64))
+                    e = torch.nan_to_num(torch.round(eint.detach()))  # NaN if diverging
+                    emb_ints.append(e.cpu().numpy().astype(np.int64))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
