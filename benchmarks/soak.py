@@ -147,7 +147,7 @@ async def soak(args: argparse.Namespace, clip: Path) -> dict[str, Any]:
     server_samples: list[dict[str, Any]] = []
     player_samples: list[dict[str, Any]] = []
     players: list[Player] = []
-    gone: list[Player] = []  # players that left (churn)
+    gone: list[Any] = []  # the stats of players that left (churn)
     results: list[list[Any]] = []  # what each player's run() returned or raised
     try:
         stdout = proc.stdout
@@ -177,7 +177,7 @@ async def soak(args: argparse.Namespace, clip: Path) -> dict[str, Any]:
                 next_churn += args.churn
                 players[0].stop("churn")
                 results.append(await asyncio.gather(runs[0], return_exceptions=True))
-                gone.append(players.pop(0))
+                gone.append(players.pop(0).stats)  # its stats only: the player can go
                 runs.pop(0)
                 players.append(Player(config))
                 runs.append(asyncio.create_task(players[-1].run()))
@@ -185,9 +185,9 @@ async def soak(args: argparse.Namespace, clip: Path) -> dict[str, Any]:
             state = process_state()
             state["t"] = round(time.monotonic() - start, 1)
             state["tasks"] = len(asyncio.all_tasks())
-            everyone = gone + players
-            state["frames_presented"] = sum(p.stats.frames_presented for p in everyone)
-            state["units_dropped_late"] = sum(p.stats.units_dropped_late for p in everyone)
+            everyone = gone + [p.stats for p in players]
+            state["frames_presented"] = sum(s.frames_presented for s in everyone)
+            state["units_dropped_late"] = sum(s.units_dropped_late for s in everyone)
             state["players_running"] = sum(not r.done() for r in runs)
             state["players_churned"] = len(gone)
             player_samples.append(state)
@@ -216,7 +216,7 @@ async def soak(args: argparse.Namespace, clip: Path) -> dict[str, Any]:
             args.rss_tolerance,
         ),
         "warm_up_seconds": warm,
-        "players": [p.stats.summary() for p in gone + players],
+        "players": [s.summary() for s in gone + [p.stats for p in players]],
         "player_errors": errors,
         "samples": {"players": player_samples, "server": server_samples},
     }

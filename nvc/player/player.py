@@ -359,6 +359,10 @@ class Player:
                 await loop.run_in_executor(self._io_pool, writer.abort)
             self._decode_pool.shutdown(wait=False, cancel_futures=True)
             self._io_pool.shutdown(wait=True)
+            # a finished player keeps its stats, not its decoder (a network) or backlog
+            self._decoder = None
+            self._units.clear()
+            self._units_bytes = 0
         return self.stats
 
     def stop(self, reason: str = "stopped") -> None:
