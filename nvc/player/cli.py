@@ -23,6 +23,7 @@ from nvc.argtypes import probability as _rate
 from nvc.argtypes import seconds as _seconds
 from nvc.argtypes import size as _size
 from nvc.errors import NvcError
+from nvc.fileio import output_path
 
 T = TypeVar("T")
 
@@ -380,9 +381,8 @@ async def _play(args: argparse.Namespace) -> int:
         segments = ", ".join(stats.recordings)
         print(f"nvc: recorded {len(stats.recordings)} segments: {segments}", file=sys.stderr)
     if args.stats_json:
-        with open(args.stats_json, "w", encoding="utf-8") as f:
-            json.dump(stats.summary(), f, indent=2)
-            f.write("\n")
+        with output_path(args.stats_json) as where:  # atomic; a device or FIFO written through
+            where.write_text(json.dumps(stats.summary(), indent=2) + "\n", encoding="utf-8")
     if stats.frames_presented == 0 and stats.end_reason not in ("", "duration reached"):
         raise NvcError(f"no frame was presented ({stats.end_reason})")
     return 0
