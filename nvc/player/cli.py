@@ -179,6 +179,13 @@ def add_parsers(subparsers: Any) -> None:
         help="when decoding falls S seconds behind, drop to the next random-access point "
         "(default: 1; 0: never; --no-drop never drops)",
     )
+    p.add_argument(
+        "--max-pixels",
+        type=_count(1),
+        metavar="N",
+        help="refuse frames above N luma pixels (default: 3840x2160 = 8294400), "
+        "a guard against streams that ask for huge frames",
+    )
     p.add_argument("--frames", type=_count(1), help="stop after presenting N frames")
     p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
     p.add_argument(
@@ -346,6 +353,7 @@ async def _play(args: argparse.Namespace) -> int:
         stats_every=1.0 if args.stats else None,
         decode_threads=args.decode_threads,
         max_latency=args.max_latency or None,
+        max_pixels=args.max_pixels,
     )
     view = None
     on_frame = None

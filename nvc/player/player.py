@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import statistics
@@ -98,6 +99,7 @@ class PlayerConfig:
     # payload bytes waiting for the decoder past which the backlog is dropped to a RAP
     # whatever the options (a memory bound: a flood, or --no-drop behind a slow decoder)
     max_backlog_bytes: int = 256 << 20
+    max_pixels: int | None = None  # refuse frames above this many luma pixels (None: the default)
 
 
 @dataclass
@@ -539,7 +541,9 @@ class Player:
 
     async def _new_decoder(self, header: SequenceHeader) -> Decoder:
         spec = registry.get(header.codec_id)
-        decoder: Decoder = await self._in_worker(spec.create_decoder, header)
+        decoder: Decoder = await self._in_worker(
+            functools.partial(spec.create_decoder, max_pixels=self.config.max_pixels), header
+        )
         self._lag_from = asyncio.get_running_loop().time()
         self._warming_up = True
         return decoder

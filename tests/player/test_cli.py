@@ -228,3 +228,23 @@ def test_play_says_what_it_concealed(tmp_path, capsys):
         got = list(r)
     expected = [f for f in reference(src) if f.pts not in (2, 5)]
     assert len(got) == 8 and all(a.equal(b) for a, b in zip(got, expected, strict=True))
+
+
+def test_play_max_pixels_refuses_a_stream_of_larger_frames(lossless_file, tmp_path, capsys):
+    """--max-pixels below the stream's picture: no decoder is built, nothing is recorded or
+    shown, and the player says so in one line; at the picture's own size it plays."""
+    from nvc.bitstream import Reader
+
+    with Reader(lossless_file) as r:
+        pixels = r.header.width * r.header.height
+    out = tmp_path / "out.y4m"
+    with ServerThread(FileSource(lossless_file)) as url:
+        args = parser().parse_args(["play", url, "-o", str(out), "--max-pixels", str(pixels - 1)])
+        with pytest.raises(NvcError, match="no frame was presented"):
+            args.run(args)
+        assert not out.exists()
+        assert "--max-pixels" in capsys.readouterr().err
+        args = parser().parse_args(["play", url, "-o", str(out), "--max-pixels", str(pixels)])
+        assert args.run(args) == 0
+    with open_video(out) as r:
+        assert len(list(r)) == 25
