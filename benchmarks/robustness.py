@@ -17,9 +17,13 @@ Entry points and what counts as a failure (which must be 0):
 - CLI: `nvc decode` / `nvc info` on mutated files and on files forged to 16384x16384, one
   fresh process per case under the same caps: exit codes other than 0/1, tracebacks,
   errors of more than one line, partial outputs or stray files, hangs.
-- signaling, when helper D1's hooks are present: `parse_offer` on mutated offers (a
-  status other than 2xx/4xx), and mutated HTTP requests to both servers on loopback
-  (a 5xx, a request over 3 s, a logged traceback, a server that stops serving).
+- signaling: `parse_offer` on mutated offers (a status other than 2xx/4xx), and mutated
+  HTTP requests to both servers on loopback (a 5xx, a request over 3 s, a logged
+  traceback, a server that stops serving).
+- data channel: hostile text and binary messages through the player's message handler
+  (an exception out of it, unbounded state); player: mutated streams of every codec played
+  through the decode, conceal and present loops (the player ending with an error, a
+  damaged payload shown as a picture other than the undamaged one, a case over its time).
 
 Peak RSS is native memory (VmHWM), per process: the largest of the entry point's
 processes (the container and signaling entries run in this process).
@@ -161,7 +165,7 @@ def cli(corpus: dict[str, Path], mutations: int, seed: int) -> dict:
 
 
 def signaling(cases: int, seed: int) -> dict | None:
-    """Helper D1's parse_offer fuzzing, if its hook is there."""
+    """parse_offer on mutated offers (tests/player/test_signaling_fuzz.py)."""
     try:
         from tests.player.test_signaling_fuzz import fuzz_parse
     except ImportError:
@@ -198,7 +202,7 @@ class _TracebackCounter(logging.Handler):
 
 
 def signaling_http(lossless: Path, cases: int, seed: int) -> dict | None:
-    """Helper D1's HTTP fuzzing of both servers on loopback, if its hook is there."""
+    """Mutated HTTP requests to both servers on loopback (tests/player/test_signaling_fuzz.py)."""
     try:
         from tests.player.test_signaling_fuzz import fuzz_http
     except ImportError:
@@ -237,6 +241,27 @@ def signaling_http(lossless: Path, cases: int, seed: int) -> dict | None:
     )
 
 
+def player(corpus: dict[str, Path], tmp: Path, messages: int, streams: int, seed: int) -> list:
+    """The player's data-channel handler on hostile messages, and the player's decode,
+    conceal and present loops on mutated streams of every codec (tests/player/fuzz.py)."""
+    from tests.player.fuzz import fuzz_channel, fuzz_streams
+    from tests.player.helpers import make_file, register_gop
+
+    register_gop()
+    gop = make_file(tmp / "gop.nvc", frames=40, codec="testgop")
+    entries = []
+    for name, run in (
+        ("channel", lambda: fuzz_channel(gop, messages, seed)),
+        ("player", lambda: fuzz_streams(corpus, streams, seed)),
+    ):
+        start = time.perf_counter()
+        entry = run()
+        entry["seconds"] = round(time.perf_counter() - start, 1)
+        entries.append(entry)
+        print(f"{name}: {entry['cases']} cases, {entry['failures']} failures", flush=True)
+    return entries
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/robustness.json")
@@ -249,6 +274,8 @@ def main() -> int:
         "cli_mutations": 20,
         "signaling": 5000,
         "http": 1000,
+        "channel": 20000,
+        "player": 150,
     }
     counts = {k: max(1, round(v * args.scale)) for k, v in counts.items()}
     started = time.time()
@@ -265,6 +292,7 @@ def main() -> int:
         ):
             if sig is not None:
                 entries.append(sig)
+        entries += player(corpus, Path(tmp), counts["channel"], counts["player"], SEED)
     report = {
         "command": "nice -n 10 python benchmarks/robustness.py"
         + (f" --scale {args.scale}" if args.scale != 1.0 else ""),
@@ -280,8 +308,6 @@ def main() -> int:
         "total_failures": sum(e["failures"] for e in entries),
         "seconds": round(time.time() - started, 1),
         "entries": entries,
-        "not_covered_here": "the data channel and the player (helper D2): their figures are "
-        "merged by the lead",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
