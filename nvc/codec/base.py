@@ -11,8 +11,10 @@ Codecs produce and consume Units; the container (nvc.bitstream) does all framing
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
@@ -48,6 +50,14 @@ class StreamInfo:
             colorspace=ColorSpace.from_codes(header.matrix, header.primaries, header.transfer),
         )
 
+    def check_frame(self, frame: Frame) -> None:
+        """CodecError unless the frame has the stream's size and pixel format."""
+        if (frame.width, frame.height, frame.format) != (self.width, self.height, self.format):
+            raise CodecError(
+                f"frame is {frame.width}x{frame.height} {frame.format}, the stream is "
+                f"{self.width}x{self.height} {self.format}"
+            )
+
     def to_header(self, codec_id: int, codec_params: bytes) -> SequenceHeader:
         """The sequence header of this stream coded with `codec_id`."""
         return SequenceHeader(
@@ -63,6 +73,22 @@ class StreamInfo:
             primaries=self.colorspace.primaries,
             transfer=self.colorspace.transfer,
         )
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with n torch intra-op threads, then restore the count; a no-op for None
+    or when no codec has imported torch (nothing to set)."""
+    torch = sys.modules.get("torch")
+    if n is None or torch is None or n == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def check_device(name: str) -> str:

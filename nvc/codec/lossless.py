@@ -102,15 +102,7 @@ class LosslessEncoder:
     def encode(self, frame: Frame | None) -> list[Unit]:
         if frame is None:
             return []
-        if (frame.width, frame.height, frame.format) != (
-            self.stream.width,
-            self.stream.height,
-            self.stream.format,
-        ):
-            raise CodecError(
-                f"frame is {frame.width}x{frame.height} {frame.format}, the stream is "
-                f"{self.stream.width}x{self.stream.height} {self.stream.format}"
-            )
+        self.stream.check_frame(frame)
         image = av_frame_from(frame)
         if image.format.name != self._ctx.pix_fmt:
             image = image.reformat(format=self._ctx.pix_fmt)

@@ -8,12 +8,10 @@ Outputs are written atomically: a failure leaves no output file behind.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from typing import Any, BinaryIO
 
 from nvc.bitstream import Reader, UnitType, Writer
 from nvc.codec import registry
-from nvc.codec.base import StreamInfo
+from nvc.codec.base import StreamInfo, torch_threads
 from nvc.codec.limits import check_picture
 from nvc.errors import MediaError, NvcError
 from nvc.fileio import is_stdio
@@ -337,22 +335,6 @@ def decode_window(
         taken += 1
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Give decoders that use torch's thread setting n threads for a block; a no-op for
-    codecs that do not use torch (their module never imported it)."""
-    torch = sys.modules.get("torch")
-    if n is None or torch is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def decode_file(
     input: str | os.PathLike[str] | bytes | BinaryIO,
     output: str | os.PathLike[str],
@@ -404,7 +386,7 @@ def decode_file(
             full_range=header.full_range,
             colorspace=StreamInfo.from_header(header).colorspace,
         ) as writer:
-            with _torch_threads(threads):
+            with torch_threads(threads):
                 for frame in decode_window(reader, start, frames, max_pixels=max_pixels):
                     writer.write(frame)
                     count += 1

@@ -352,10 +352,10 @@ def test_console_script_debug_after_the_subcommand_shows_the_traceback(tmp_path)
 def test_decode_threads_hold_for_the_decode_and_are_restored():
     import torch
 
-    from nvc.codec.pipeline import _torch_threads
+    from nvc.codec.base import torch_threads
 
     old = torch.get_num_threads()
-    with _torch_threads(old + 2):
+    with torch_threads(old + 2):
         assert torch.get_num_threads() == old + 2
     assert torch.get_num_threads() == old
 

@@ -11,9 +11,7 @@ a failed unit clears the state, so nothing is shown until the next base.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +19,7 @@ import torch
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType
 from nvc.codec import integrity
-from nvc.codec.base import CodecSpec, StreamInfo
+from nvc.codec.base import CodecSpec, StreamInfo, torch_threads
 from nvc.codec.gaussian import coding
 from nvc.codec.gaussian.config import (
     MAX_EVALS_PER_PIXEL,
@@ -52,20 +50,6 @@ from nvc.media import Frame, psnr_rgb, psnr_yuv
 RENDER_THREADS = 1
 PIXELS_PER_GAUSSIAN = 64  # default count: one Gaussian per this many pixels
 UNKNOWN_LENGTH_FRAMES = 20  # unknown frame count: a frame gets 1/(1 + this) of what is left
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with n torch intra-op threads, then restore the count."""
-    old = torch.get_num_threads()
-    if n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -153,15 +137,7 @@ class GaussianEncoder:
     def encode(self, frame: Frame | None) -> list[Unit]:
         if frame is None:
             return []
-        if (frame.width, frame.height, frame.format) != (
-            self.stream.width,
-            self.stream.height,
-            self.stream.format,
-        ):
-            raise CodecError(
-                f"frame is {frame.width}x{frame.height} {frame.format}, the stream is "
-                f"{self.stream.width}x{self.stream.height} {self.stream.format}"
-            )
+        self.stream.check_frame(frame)
         start = time.perf_counter()
         key = self.state is None or self.index % self.config.group == 0
         target = target_planes(frame, self.config.device)

@@ -15,18 +15,15 @@ nvc.codec.limits (parameters, MACs per pixel, feature map values per pixel).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType
 from nvc.codec import integrity
-from nvc.codec.base import CodecSpec, StreamInfo
+from nvc.codec.base import CodecSpec, StreamInfo, torch_threads
 from nvc.codec.inr.config import InrConfig, ModelConfig, TrainStatus
 from nvc.codec.inr.frames import Geometry
 from nvc.codec.inr.model import network_cost
@@ -83,19 +80,6 @@ def frame_digest(frame: Frame) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 class InrEncoder:
     """Buffers a group of frames, trains its network, then emits the group's units."""
 
@@ -125,15 +109,7 @@ class InrEncoder:
     def encode(self, frame: Frame | None) -> list[Unit]:
         if frame is None:
             return self._code_group() if self.buffer else []
-        if (frame.width, frame.height, frame.format) != (
-            self.stream.width,
-            self.stream.height,
-            self.stream.format,
-        ):
-            raise CodecError(
-                f"frame is {frame.width}x{frame.height} {frame.format}, the stream is "
-                f"{self.stream.width}x{self.stream.height} {self.stream.format}"
-            )
+        self.stream.check_frame(frame)
         self.buffer.append(frame)
         if len(self.buffer) == self.model.group_size:
             return self._code_group()
@@ -185,7 +161,7 @@ class InrEncoder:
             if cb is not None:
                 cb(TrainStatus(g, total, epoch, planned, psnr, bpp, self.clock() - start))
 
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             data = group_data(frames, self.geo, self.model, self.config.device)
             residual = g % self.model.rap_every != 0
             # under a time budget the budget sets the length of training (unless --epochs)
