@@ -38,8 +38,8 @@ def _codec_options(args: argparse.Namespace) -> dict[str, object]:
     """Encode flags that become codec options, only those given (fm: q, bpp, refine,
     intra_period, refresh, residual, weights, device; inr: preset, bpp, quality, time_budget,
     device; --threads for codecs that have a `threads` option)."""
-    fm = ("q", "refine", "intra_period", "refresh", "residual", "weights")
-    names = (*fm, "preset", "bpp", "quality", "time_budget", "device")
+    fm = ("q", "refine", "intra_period", "refresh", "residual", "search", "variant", "weights")
+    names = (*fm, "preset", "bpp", "quality", "time_budget", "device", "gaussians")
     options = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if "weights" in options:
         options["weights"] = _weights_file(str(options["weights"]))
@@ -277,7 +277,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="pixel format of raw .yuv input (default: yuv420p)",
     )
     p.add_argument(
-        "--q", type=int, metavar="0-63", help="fm: quality index, 0 smallest .. 63 best (def. 40)"
+        "--q",
+        type=int,
+        metavar="0-63",
+        help="fm, gaussian: quality index, 0 smallest .. 63 best (def. 40)",
     )
     p.add_argument(
         "--refine", type=int, metavar="N", help="fm: encoder-side latent refinement steps per frame"
@@ -303,6 +306,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         const=False,
         help="fm: never add coded residuals to inter frames (faster encoding; by "
         "default the encoder adds one where it lowers the rate-distortion cost)",
+    )
+    p.add_argument(
+        "--fast",
+        dest="search",
+        action="store_const",
+        const=False,
+        help="fm: no encoder RD search (residual q, dropping an unused inter latent, "
+        "skipped frames): about 2x faster encoding, larger files",
     )
     p.add_argument(
         "--preset",
@@ -331,7 +342,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device",
-        help="inr, fm: train/encode on cpu or cuda[:N] (default: cpu); decoding is on the CPU",
+        help="inr, fm, gaussian: train/encode on cpu or cuda[:N] (default: cpu); decoding is "
+        "on the CPU",
+    )
+    p.add_argument(
+        "--gaussians",
+        type=_positive,
+        metavar="N",
+        help="gaussian: Gaussians per frame (default: one per 64 pixels); with --q and "
+        "--time-budget (seconds of fitting for the whole encode) it sets rate and quality",
+    )
+    p.add_argument(
+        "--variant",
+        choices=("realtime", "realtime2"),
+        help="fm: the shipped model: realtime (default; fastest, for live) or realtime2 "
+        "(no quality ceiling: about 1/4 of realtime's bits at equal quality on held-out real "
+        "clips, decodes ~2.5x slower; nvc/codec/conditional/weights/MODEL_CARD-realtime2.md)",
     )
     p.add_argument(
         "--weights",

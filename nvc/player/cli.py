@@ -333,7 +333,9 @@ def run_live(args: argparse.Namespace) -> int:
             k: v
             for k in ("q", "intra_period", "residual")
             if (v := getattr(args, k, None)) is not None
-        },
+        }
+        # fm's encoder RD search roughly halves its speed, which a live source cannot afford
+        | ({"search": False} if args.codec == "fm" else {}),
     )
     source = LiveSource(config)
     return asyncio.run(_serve(source, args, f"{args.source} ({args.codec})"))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from nvc.argtypes import timestamp
-from nvc.cli import main
+from nvc.cli import build_parser, main
 from nvc.media import open_video, psnr_yuv, synthetic_clip
 from tests.conftest import write_frames
 
@@ -251,6 +251,32 @@ def test_encode_and_decode_with_a_weights_file(tmp_path, capsys, source):
     decoded = frames_of(out)
     mean = sum(psnr_yuv(a, b).weighted for a, b in zip(source[1][:3], decoded, strict=True)) / 3
     assert math.isclose(report["psnr"], mean, rel_tol=1e-9)
+
+
+def test_variant_and_fast_choose_the_model_and_the_search(tmp_path, capsys, source):
+    """--variant realtime2 codes with the shipped v2 model (the stream names it, the decoder
+    finds it); --fast turns the encoder's RD search off; both decode to the reported PSNR."""
+    from nvc.bitstream import Reader
+    from nvc.codec.conditional.codec import FmParams
+
+    src, frames = source
+    sizes = {}
+    for flags in (["--variant", "realtime2"], ["--variant", "realtime2", "--fast"]):
+        nvc_path, out = tmp_path / "v.nvc", tmp_path / "v.y4m"
+        code, text, err = run(capsys, "encode", str(src), "-o", str(nvc_path), "--codec", "fm",
+                              "--frames", "4", "--json", *flags)  # fmt: skip
+        assert code == 0, err
+        with Reader(nvc_path) as r:
+            assert FmParams.from_bytes(r.header.codec_params).variant == "realtime2"
+        assert run(capsys, "decode", str(nvc_path), "-o", str(out))[0] == 0
+        decoded = frames_of(out)
+        mean = sum(psnr_yuv(a, b).weighted for a, b in zip(frames[:4], decoded, strict=True)) / 4
+        report = json.loads(text)
+        assert math.isclose(report["psnr"], mean, rel_tol=1e-9)
+        sizes[len(flags)] = report["bytes"]
+    assert sizes[3] >= sizes[2]  # the search never costs bits
+    with pytest.raises(SystemExit):
+        build_parser("encode").parse_args(["encode", "a", "-o", "b", "--variant", "huge"])
 
 
 @pytest.mark.parametrize("kind", ["missing", "not weights"])
