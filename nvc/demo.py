@@ -26,9 +26,9 @@ from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.errors import CodecError, NvcError
 from nvc.media import Frame, bpp, open_writer, psnr_rgb, psnr_yuv, synthetic_clip
 
-# Best first: the demo uses the first of these that this nvc has. fm leads: on the demo's
-# clip it beats inr in rate-distortion (benchmarks/results/rd_natural.md) and encodes in
-# seconds, where inr trains for minutes.
+# Best first: the demo uses the first of these that this nvc has. fm leads: it encodes the
+# demo's clip in seconds, where inr trains for minutes (and inr's quality is what those
+# minutes buy: benchmarks/results/inr_rd.md).
 PREFERENCE = ("fm", "inr", "lossless")
 X264_CRFS = (0, 51)  # the CRF range searched for x264 at the demo's size
 X264_KEYINT = 128  # x264's intra period, as fm's default
