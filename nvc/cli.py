@@ -337,8 +337,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--time-budget",
         type=_positive_float,
         metavar="SECONDS",
-        help="inr: seconds for training, coding and reconstructing, split across the groups "
-        "of frames (each group gets it all when the length is unknown, as from mp4)",
+        help="inr: seconds for the whole encode (planning, training, coding, reconstructing), "
+        "split across the groups of frames (when the input's length is unknown, each group "
+        "but the last gets half of what is left)",
     )
     p.add_argument(
         "--device",

@@ -108,7 +108,7 @@ class InrEncoder:
 
     def encode(self, frame: Frame | None) -> list[Unit]:
         if frame is None:
-            return self._code_group() if self.buffer else []
+            return self._code_group(last=True) if self.buffer else []
         self.stream.check_frame(frame)
         self.buffer.append(frame)
         if len(self.buffer) == self.model.group_size:
@@ -119,13 +119,15 @@ class InrEncoder:
         count = self.stream.frame_count
         return -(-count // self.model.group_size) if count else None
 
-    def _seconds(self, n: int, epochs: int) -> float | None:
-        """This group's share of the remaining time budget (by frames x epochs)."""
+    def _seconds(self, n: int, epochs: int, last: bool) -> float | None:
+        """This group's share of the remaining time budget (by frames x epochs). With the
+        length unknown: all that is left for the last group (the input has ended), half of
+        it for a group that more frames may follow, so the whole encode stays in budget."""
         if self.time_left is None:
             return None
         count = self.stream.frame_count
-        if not count:  # length unknown: the budget applies to each group
-            return self.config.time_budget
+        if not count:
+            return self.time_left if last else 0.5 * self.time_left
         plan, left = self.plan, max(count - self.frames_done - n, 0)
         later = left * plan.warm_epochs
         return max(self.time_left * n * epochs / (n * epochs + later), 0.0)
@@ -134,7 +136,7 @@ class InrEncoder:
         """A group's share less what the group has spent before training (its tensors)."""
         return None if seconds is None else max(seconds - (self.clock() - start), 0.0)
 
-    def _code_group(self) -> list[Unit]:
+    def _code_group(self, last: bool = False) -> list[Unit]:
         """Train the buffered group's network, code it, reconstruct it as the decoder will."""
         start = self.clock()
         if self.time_left is not None and self.config.time_budget is not None:
@@ -172,7 +174,7 @@ class InrEncoder:
                 lr=plan.lr,
                 batch=plan.batch,
                 budget_bits=budget,
-                seconds=self._share(self._seconds(n, epochs), start),
+                seconds=self._share(self._seconds(n, epochs, last), start),
                 residual=residual,
                 prune=plan.prune,
                 on_epoch=on_epoch,

@@ -324,7 +324,7 @@ class InrConfig:
     preset: str = "quality"  # starting point: a key of PRESETS (realtime, quality, nerv, hnerv)
     bpp: float | None = None  # rate target in bits per pixel (sets model size and quantization)
     quality: float | None = None  # 0..100 instead of --bpp (see quality_to_bpp)
-    time_budget: float | None = None  # seconds of training for the whole video, split by group
+    time_budget: float | None = None  # seconds for the whole encode, split by group
     cpu_seconds: bool = False  # the time budget counts this process's CPU time, not wall time
     device: str = "cpu"  # where training runs ("cpu", "cuda", "cuda:1"); decoding is on the CPU
     group_size: int | None = None  # frames per group (NIRVANA groups)

@@ -20,9 +20,12 @@ from nvc.media import synthetic_clip
 ALLOWANCE_S = 0.3
 
 
-def _timed_encode(tmp_path: Path, budget: float, **options: object) -> tuple[float, object]:
+def _timed_encode(
+    tmp_path: Path, budget: float, known_length: bool = True, **options: object
+) -> tuple[float, object]:
     frames = list(synthetic_clip(64, 48, 8, fps=Fraction(25), format="yuv420p", seed=2))
-    stream = StreamInfo(64, 48, Fraction(25), "yuv420p", frame_count=len(frames))
+    count = len(frames) if known_length else None  # None: as from a pipe or some containers
+    stream = StreamInfo(64, 48, Fraction(25), "yuv420p", frame_count=count)
     opts = {"time_budget": budget, **options}
     registry.get("inr").create_encoder(stream, opts)  # torch's one-time warm-up, untimed
     start = time.perf_counter()
@@ -37,9 +40,10 @@ def _timed_encode(tmp_path: Path, budget: float, **options: object) -> tuple[flo
         {"preset": "realtime", "group_size": 4},  # two: the second uses the first's coding time
     ],
 )
-def test_a_small_budget_bounds_the_whole_encode(tmp_path, options):
+@pytest.mark.parametrize("known_length", [True, False])
+def test_a_small_budget_bounds_the_whole_encode(tmp_path, options, known_length):
     budget = 3.0
-    seconds, report = _timed_encode(tmp_path, budget, **options)
+    seconds, report = _timed_encode(tmp_path, budget, known_length, **options)
     assert seconds <= 1.05 * budget + ALLOWANCE_S, f"{seconds:.2f} s for a {budget} s budget"
     assert seconds >= 0.5 * budget  # the budget is used for training, not thrown away
     assert len(list(decode_frames(tmp_path / "b.nvc"))) == report.frames == 8
