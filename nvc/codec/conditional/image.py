@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional.latent import FrameOutput, LatentPrior, QScale, scale_exact
-from nvc.codec.conditional.layers import Block, Conv, Down, Up, clamp_act
+from nvc.codec.conditional.layers import Block, Conv, Down, Seq, Up, clamp_act
 from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import CodecError
 
@@ -94,24 +94,6 @@ class Branch16(nn.Module):
         return clamp_act(x + self.up.exact(self.block.exact(self.down.exact(x))))
 
 
-class Chain(nn.Module):
-    """Layers applied in order (float and exact)."""
-
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def exact(self, x: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer.exact(x)  # type: ignore[operator]
-        return x
-
-
 def _zero_block(b: Block) -> Block:
     _zero(b.pw2)
     return b
@@ -135,15 +117,11 @@ class TransformCodec(nn.Module):
                 f"image_blocks, image_hyper, image_prior"
             )
         self.stem = Conv(fr.CHANNELS, c, 1)  # linear: nothing is lost here
-        self.enc = Chain(
-            *(_zero_block(Block(c)) for _ in range(n)), Branch16(c), Conv(c, LATENT, 1)
-        )
+        self.enc = Seq(*(_zero_block(Block(c)) for _ in range(n)), Branch16(c), Conv(c, LATENT, 1))
         self.q_enc = QScale(LATENT, 0.22, 0.014)
         self.q_dec = QScale(LATENT, 0.22, 0.014)
         self.prior = LatentPrior(LATENT, cfg.image_hyper, 0, cfg.image_prior, True)
-        self.dec = Chain(
-            Conv(LATENT, c, 1), Branch16(c), *(_zero_block(Block(c)) for _ in range(n))
-        )
+        self.dec = Seq(Conv(LATENT, c, 1), Branch16(c), *(_zero_block(Block(c)) for _ in range(n)))
         self.head = Conv(c, fr.CHANNELS, 1)  # linear
         dct = block_dct()
         embed = np.eye(c, LATENT)  # (c, 96): the first 96 channels carry the coefficients
