@@ -371,6 +371,17 @@ class Player:
         """End playback now; run() then returns (the recording is kept)."""
         self._stop(reason)
 
+    @property
+    def decoder(self) -> Decoder | None:
+        """The decoder in use (None before the stream, between decoders and after it);
+        touch its state only through in_decoder_thread."""
+        return self._decoder
+
+    async def in_decoder_thread(self, fn: Callable[[], Any]) -> Any:
+        """fn() on the decoder's worker thread, between units (the --view orbit renders
+        the decoded scene this way); RuntimeError once the player has finished."""
+        return await self._in_worker(fn)
+
     # ---- signaling --------------------------------------------------------------------
 
     async def _signal(self, sdp: str) -> dict[str, Any]:

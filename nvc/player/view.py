@@ -9,7 +9,8 @@ whatever the browser picks).
 Routes: `GET /` the page; `POST /offer` its offer; `GET /stats` the player's state and
 numbers for the page (`player_report`); `POST /status` the page's playback state (current
 time, frames decoded, a luma sample of the picture, twice a second), which `GET /status`
-returns, so a person or a test can see that the browser really plays.
+returns, so a person or a test can see that the browser really plays. `GET /orbit` and
+`POST /camera`: the orbit view of free-viewpoint streams (orbit_view.py).
 
 A page's peer that does not connect within `offer_timeout` is closed and frees its slot
 (at most `max_peers` at once); one whose connection fails or closes (the tab went away)
@@ -37,6 +38,7 @@ from nvc.errors import NvcError
 from nvc.media import Frame
 from nvc.media.pyav_io import av_frame_from
 from nvc.player import rtc
+from nvc.player.orbit_view import OrbitView
 from nvc.player.signaling import Offer, SignalingError, offer_route, read_body
 from nvc.player.site import GuardedSite, HttpLimits, json_error, new_app, start_site
 from nvc.player.view_page import PAGE
@@ -200,14 +202,20 @@ class ViewServer:
         self.player: Player | None = None  # whose state GET /stats reports
         self.status: dict[str, Any] | None = None  # the page's last report
         self.reports = 0  # reports received
+        # what the page's tracks send: the hub's frames, through the orbit view (which, for
+        # a free-viewpoint stream, shows the scene from the camera the page chose instead)
+        self.page_hub = FrameHub()
+        self.orbit = OrbitView(self.page_hub.publish, body_timeout=self.limits.body_timeout)
+        self._forwarder: asyncio.Task[None] | None = None
         self._peers: set[Any] = set()
         self._tracks: set[MediaStreamTrack] = set()
         self._timers: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
 
     def watch(self, player: Player) -> None:
-        """Report this player's state and numbers on the page."""
+        """Report this player's state and numbers on the page (and render with it)."""
         self.player = player
+        self.orbit.watch(player)
 
     @property
     def peers(self) -> int:
@@ -223,11 +231,18 @@ class ViewServer:
         app.router.add_get("/stats", self._get_stats)
         app.router.add_post("/status", self._post_status)
         app.router.add_get("/status", self._get_status)
+        self.orbit.add_routes(app)
         self._runner, self.site, url = await start_site(app, self.host, self.port, self.limits)
+        self._forwarder = asyncio.create_task(self._forward(), name="nvc-view-frames")
         self.url = url + "/"
         return self.url
 
     async def close(self) -> None:
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            await asyncio.gather(self._forwarder, return_exceptions=True)
+            self._forwarder = None
+        await self.orbit.close()
         for timer in list(self._timers):
             timer.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
@@ -238,6 +253,14 @@ class ViewServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _forward(self) -> None:
+        """The presented frames to the orbit view, which passes them on to the page."""
+        version = 0
+        while True:
+            if await self.hub.wait_newer(version, REPEAT_AFTER) and self.hub.frame is not None:
+                version = self.hub.version
+                self.orbit.on_frame(self.hub.frame)
 
     async def _page(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
@@ -265,7 +288,7 @@ class ViewServer:
         if len(self._peers) >= self.max_peers:
             raise SignalingError(503, f"at most {self.max_peers} pages at once")
         pc = rtc.new_peer()
-        track = HubTrack(self.hub)
+        track = HubTrack(self.page_hub)
         self._peers.add(pc)
         self._tracks.add(track)
 

@@ -1,0 +1,266 @@
+"""The orbit view of free-viewpoint streams (`nvc play --view`): real WebRTC peers on
+loopback, a real 3D Gaussian decoder (tests/player/scene_stream.py), the view server's
+`GET /orbit` and `POST /camera`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from nvc.media import Frame
+from nvc.player.orbit import OrbitPose
+from nvc.player.orbit_view import MAX_MESSAGE, CameraMessageError, parse_camera
+from nvc.player.player import Player, PlayerConfig
+from nvc.player.server import ServeConfig, StreamServer
+from nvc.player.source import FileSource
+from nvc.player.view import FrameHub, ViewServer
+from tests.player.helpers import make_file, run
+from tests.player.scene_stream import SCENE_SPEC, register_scene, write_scene_stream
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from nvc.codec import registry
+
+    register_scene()
+    yield write_scene_stream(tmp_path_factory.mktemp("scene") / "scene.nvc")
+    registry.unregister(SCENE_SPEC)
+
+
+class Session:
+    """A stream server, a player and its view server, on loopback."""
+
+    def __init__(self, path: Path) -> None:
+        self.server = StreamServer(FileSource(path, loop=True), config=ServeConfig(port=0))
+        self.hub = FrameHub()
+        self.view = ViewServer(self.hub)
+        self.player: Player | None = None
+        self.page = ""
+        self.http: aiohttp.ClientSession | None = None
+
+    async def post(self, body: Any, *, raw: bytes | None = None, **kw: Any) -> tuple[int, dict]:
+        assert self.http is not None
+        data = raw if raw is not None else json.dumps(body).encode()
+        headers = {"Content-Type": kw.pop("content_type", "application/json")}
+        async with self.http.post(self.page + "camera", data=data, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def orbit(self) -> dict:
+        assert self.http is not None
+        async with self.http.get(self.page + "orbit") as r:
+            return await r.json()
+
+    async def wait(self, condition: Any, timeout: float, what: str) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not condition():
+            if loop.time() > end:
+                raise AssertionError(f"{what}: not within {timeout:g} s")
+            await asyncio.sleep(0.02)
+
+    async def render(self, camera: Any) -> np.ndarray:
+        """What the player's decoder renders from `camera` (on its thread)."""
+        player = self.player
+        assert player is not None
+        decoder = player.decoder
+        frame = await player.in_decoder_thread(lambda: decoder.render_view(camera))
+        return frame.to_ndarray()
+
+
+@asynccontextmanager
+async def session(path: Path) -> AsyncIterator[Session]:
+    s = Session(path)
+    url = await s.server.start()
+    s.page = await s.view.start()
+    s.player = Player(PlayerConfig(url, duration=60), on_frame=s.hub.publish)
+    s.view.watch(s.player)
+    playing = asyncio.create_task(s.player.run())
+    try:
+        async with aiohttp.ClientSession() as http:
+            s.http = http
+            await s.wait(lambda: s.view.page_hub.frame is not None, 30, "the first frame")
+            yield s
+    finally:
+        s.player.stop()
+        await playing
+        await s.view.close()
+        await s.server.close()
+
+
+def _pixels(frame: Frame | None) -> np.ndarray:
+    assert frame is not None
+    return frame.to_ndarray()
+
+
+def _change(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_the_page_chooses_a_camera_and_the_player_renders_the_scene_from_it(scene_file):
+    async def go() -> dict:
+        seen: dict = {}
+        async with session(scene_file) as s:
+            view, orbit = s.view, s.view.orbit
+            seen["orbit"] = await s.orbit()
+            stream_picture = _pixels(view.page_hub.frame)
+            seen["passes_through"] = np.array_equal(stream_picture, _pixels(s.hub.frame))
+            pose = {"yaw": 40.0, "pitch": 25.0, "distance": 1.3}
+            seen["post"] = await s.post(pose)
+            await s.wait(lambda: orbit.stats.renders >= 1, 20, "a render")
+            await asyncio.sleep(0.3)  # frames keep coming: the page keeps the orbit picture
+            rig = orbit.orbit_rig()
+            assert rig is not None
+            moved = _pixels(view.page_hub.frame)
+            seen["moved"] = _change(stream_picture, moved)
+            seen["exact"] = np.array_equal(moved, await s.render(rig.camera(OrbitPose(**pose))))
+            seen["size"] = moved.shape
+            # many camera messages at once: only some are rendered, the last one shown last
+            before = orbit.stats.renders
+            poses = [{"yaw": -60.0 + 4 * i, "pitch": 10.0, "distance": 1.0} for i in range(30)]
+            statuses = [(await s.post(p))[0] for p in poses]
+            await s.wait(lambda: orbit._done[0] == orbit._choice_version, 30, "the last pose")
+            await asyncio.sleep(0.2)
+            seen["statuses"] = statuses
+            seen["rendered"] = orbit.stats.renders - before
+            last = await s.render(rig.camera(OrbitPose(**poses[-1])))
+            seen["last_exact"] = np.array_equal(_pixels(view.page_hub.frame), last)
+            seen["threads"] = set(s.player.decoder.threads)
+            # a rig camera as it is, then the default camera: the stream's own pictures
+            await s.post({"camera": 0})
+            await s.wait(lambda: orbit._done[0] == orbit._choice_version, 20, "camera 0")
+            await asyncio.sleep(0.2)
+            seen["rig0"] = np.array_equal(
+                _pixels(view.page_hub.frame), await s.render(rig.cameras[0])
+            )
+            seen["chosen"] = (await s.orbit())["chosen"]
+            await s.post({"camera": 1})
+            await asyncio.sleep(0.3)
+            seen["back"] = np.array_equal(_pixels(view.page_hub.frame), _pixels(s.hub.frame))
+            seen["stats"] = orbit.stats.summary()
+        return seen
+
+    seen = run(go(), 90)
+    orbit = seen["orbit"]
+    assert orbit["available"] and orbit["default"] == 1 and len(orbit["cameras"]) == 3
+    assert orbit["cameras"][1]["yaw"] == 0 and orbit["cameras"][1]["distance"] == 1
+    assert orbit["cameras"][0]["yaw"] == -orbit["cameras"][2]["yaw"] != 0
+    assert orbit["chosen"] == {"camera": 1} and orbit["size"] == [96, 64]
+    assert seen["passes_through"]  # before any camera message: the stream's pictures
+    assert seen["post"] == (200, {"ok": True})
+    assert seen["moved"] > 5.0, f"the picture hardly changed ({seen['moved']:.2f})"
+    assert seen["exact"] and seen["size"] == (64, 96, 3)
+    assert seen["statuses"] == [200] * 30
+    assert 1 <= seen["rendered"] < 30, seen["rendered"]  # coalesced
+    assert seen["last_exact"]
+    assert seen["threads"] == {"nvc-decode"}  # rendered on the decoder's worker thread
+    assert seen["rig0"] and seen["chosen"] == {"camera": 0}
+    assert seen["back"]
+    stats = seen["stats"]
+    assert stats["camera_messages"] == 33 and stats["camera_rejected"] == 0
+    assert stats["superseded"] >= 1 and stats["render_errors"] == 0
+    assert stats["render_ms_median"] > 0
+
+
+HOSTILE: list[tuple[Any, int]] = [  # (body, HTTP status)
+    (b"", 400),
+    (b"not json", 400),
+    (b"\xff\xfe", 400),
+    (b"[" * 5000 + b"]" * 5000, 413),
+    (b'{"yaw": 1}' + b" " * MAX_MESSAGE, 413),
+    ([], 400),
+    ("yaw", 400),
+    ({}, 400),
+    ({"yaw": 10, "pitch": 0}, 400),
+    ({"yaw": 10, "pitch": 0, "distance": 1, "extra": 0}, 400),
+    ({"yaw": "10", "pitch": 0, "distance": 1}, 400),
+    ({"yaw": True, "pitch": 0, "distance": 1}, 400),
+    ({"yaw": None, "pitch": 0, "distance": 1}, 400),
+    ({"yaw": [1], "pitch": 0, "distance": 1}, 400),
+    (b'{"yaw": NaN, "pitch": 0, "distance": 1}', 400),
+    (b'{"yaw": Infinity, "pitch": 0, "distance": 1}', 400),
+    (b'{"yaw": 1e400, "pitch": 0, "distance": 1}', 400),
+    ({"yaw": 1e6, "pitch": 0, "distance": 1}, 400),
+    ({"yaw": 0, "pitch": 89, "distance": 1}, 400),
+    ({"yaw": 0, "pitch": -90.5, "distance": 1}, 400),
+    ({"yaw": 0, "pitch": 0, "distance": 0}, 400),
+    ({"yaw": 0, "pitch": 0, "distance": -1}, 400),
+    ({"yaw": 0, "pitch": 0, "distance": 1e9}, 400),
+    ({"camera": 3}, 400),
+    ({"camera": -1}, 400),
+    ({"camera": 1.0}, 400),
+    ({"camera": True}, 400),
+    ({"camera": "0"}, 400),
+    ({"camera": 0, "yaw": 1}, 400),
+    (b'{"camera": 10000000000000000000000000000000000000000}', 400),
+]
+
+
+def test_malformed_and_hostile_camera_messages_are_refused_and_counted(scene_file):
+    async def go() -> dict:
+        seen: dict = {}
+        async with session(scene_file) as s:
+            orbit = s.view.orbit
+            picture = _pixels(s.view.page_hub.frame)
+            results = []
+            for body, _ in HOSTILE:
+                raw = body if isinstance(body, bytes) else None
+                results.append((await s.post(body, raw=raw))[0])
+            results.append((await s.post({"camera": 0}, content_type="text/plain"))[0])
+            seen["results"] = results
+            seen["stats"] = orbit.stats.summary()
+            seen["chosen"] = (await s.orbit())["chosen"]
+            await asyncio.sleep(0.2)
+            seen["unchanged"] = orbit.choice is None and np.array_equal(
+                picture, _pixels(s.view.page_hub.frame)
+            )
+            # and the view goes on working
+            seen["valid"] = await s.post({"yaw": -30, "pitch": 5, "distance": 0.8})
+            await s.wait(lambda: orbit.stats.renders >= 1, 20, "a render")
+            seen["playing"] = s.player.stats.frames_presented > 0
+        return seen
+
+    seen = run(go(), 60)
+    expected = [status for _, status in HOSTILE] + [415]
+    assert seen["results"] == expected
+    assert seen["stats"]["camera_rejected"] == len(expected)
+    assert seen["stats"]["camera_messages"] == 0 and seen["stats"]["renders"] == 0
+    assert seen["chosen"] == {"camera": 1} and seen["unchanged"]
+    assert seen["valid"] == (200, {"ok": True}) and seen["playing"]
+
+
+def test_parse_camera_takes_poses_and_rig_cameras():
+    assert parse_camera(b'{"yaw": 370, "pitch": -10, "distance": 2}', 3) == OrbitPose(
+        10.0, -10.0, 2.0
+    )
+    assert parse_camera(b'{"camera": 2}', 3) == 2
+    with pytest.raises(CameraMessageError, match="index below 3"):
+        parse_camera(b'{"camera": 3}', 3)
+    with pytest.raises(CameraMessageError, match=r"pitch must be within \[-80, 80\]"):
+        parse_camera(b'{"yaw": 0, "pitch": 81, "distance": 1}', 3)
+
+
+def test_a_2d_stream_has_no_orbit_and_its_frames_pass_through(tmp_path):
+    clip = make_file(tmp_path / "flat.nvc", frames=25)
+
+    async def go() -> dict:
+        async with session(clip) as s:
+            await asyncio.sleep(0.3)
+            before = await s.orbit()
+            status = await s.post({"yaw": 0, "pitch": 0, "distance": 1})
+            same = np.array_equal(_pixels(s.view.page_hub.frame), _pixels(s.hub.frame))
+            return {"before": before, "orbit": await s.orbit(), "status": status, "same": same}
+
+    seen = run(go(), 60)
+    assert seen["before"]["available"] is False and seen["orbit"]["available"] is False
+    assert seen["status"] == (409, {"error": "this stream has no cameras to orbit"})
+    assert seen["before"]["stats"]["camera_rejected"] == 0
+    assert seen["orbit"]["stats"]["camera_rejected"] == 1
+    assert seen["same"]
