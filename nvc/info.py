@@ -8,6 +8,7 @@ from typing import Any
 
 from nvc.bitstream import Reader, UnitType
 from nvc.codec import registry
+from nvc.errors import NvcError
 from nvc.media.colorspace import BT709, ColorSpace
 
 
@@ -64,7 +65,30 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         "random_access_points": [
             {"pts": u["pts"], "offset": u["offset"]} for u in units if u["rap"]
         ],
+        "scene": _scene(header),
         "units": units,
+    }
+
+
+def _scene(header: Any) -> dict[str, Any] | None:
+    """The camera rig of a gaussian 3D (free-viewpoint) stream, else None."""
+    if header.codec_id != 4:
+        return None
+    from nvc.codec.gaussian.codec3d import MODE_3D, SceneParams, stream_mode
+    from nvc.codec.gaussian.coding3d import PACKS
+
+    if stream_mode(header.codec_params) != MODE_3D:
+        return {"mode": "2d"}
+    try:
+        p = SceneParams.from_bytes(header.codec_params, header.width, header.height)
+    except NvcError as e:
+        return {"mode": "3d", "error": str(e)}
+    return {
+        "mode": "3d",
+        "group": p.group,
+        "residual_coder": PACKS[p.pack],
+        "default_view": p.default_view,
+        "cameras": [c.name for c in p.rig],
     }
 
 
@@ -83,6 +107,17 @@ def format_text(info: dict[str, Any], *, units: bool = True) -> str:
             f"frames    {info['frames']} ({info['duration_s']:.3f} s), "
             f"{info['bitrate_kbps']:.1f} kbit/s, {info['bpp']:.4f} bpp"
         )
+    scene = info.get("scene")
+    if scene and scene["mode"] == "3d" and "cameras" in scene:
+        names = scene["cameras"]
+        lines.append(
+            f"scene     free-viewpoint (3D Gaussians), {len(names)} cameras "
+            f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''}), default view "
+            f"{scene['default_view']} ({names[scene['default_view']]}), group "
+            f"{scene['group']}, {scene['residual_coder']} residuals"
+        )
+    elif scene and scene["mode"] == "3d":
+        lines.append(f"scene     free-viewpoint, unreadable rig: {scene['error']}")
     counts = ", ".join(f"{n} {t}" for t, n in sorted(info["unit_counts"].items()))
     lines.append(f"units     {counts}")
     lines.append(f"random access points: {len(info['random_access_points'])}")

@@ -246,6 +246,12 @@ def encode_file(
     if _same_file(input, output):
         raise NvcError("the output would overwrite the input")
     registry.get(codec)  # fail on an unknown codec before touching the input
+    from nvc.codec.gaussian.scene3d import encode_scene, is_scene_input
+
+    if is_scene_input(input):  # a multi-view scene folder: the gaussian codec's 3D mode
+        return encode_scene(
+            input, output, codec=codec, frames=frames, options=options, progress=progress, psnr=psnr
+        )
     with open_video(input, size=size, fps=fps, pix_fmt=pix_fmt) as reader:
         total = reader.frame_count
         if total is not None and start:

@@ -21,10 +21,12 @@ from nvc.bitstream import SequenceHeader, Unit, UnitType
 from nvc.codec import integrity
 from nvc.codec.base import CodecSpec, StreamInfo, torch_threads
 from nvc.codec.gaussian import coding
+from nvc.codec.gaussian.codec3d import SceneDecoder, stream_mode
 from nvc.codec.gaussian.config import (
     MAX_EVALS_PER_PIXEL,
     MAX_GAUSSIANS,
     MODE_2D,
+    MODE_3D,
     GaussianConfig,
     StreamParams,
     steps_for,
@@ -323,11 +325,19 @@ class GaussianDecoder:
         return [frame]
 
 
+def make_decoder(header: SequenceHeader) -> GaussianDecoder | SceneDecoder:
+    """The decoder of the stream's mode: 2D video, or a free-viewpoint scene (codec3d)."""
+    if stream_mode(header.codec_params) == MODE_3D:
+        return SceneDecoder(header)
+    return GaussianDecoder(header)
+
+
 SPEC = CodecSpec(
     id=4,
     name="gaussian",
-    summary="2D Gaussians per frame: a fitted base every group, then gated residuals (GSVC)",
+    summary="Gaussians: 2D per frame (GSVC) or a 3D scene (QUEEN); a base every group, "
+    "then gated residuals",
     config_type=GaussianConfig,
     make_encoder=GaussianEncoder,
-    make_decoder=GaussianDecoder,
+    make_decoder=make_decoder,
 )

@@ -8,7 +8,8 @@ from nvc.bitstream.leb128 import decode_uleb128, encode_uleb128
 from nvc.errors import BitstreamError
 
 PARAMS_VERSION = 1  # codec parameters version written and read
-MODE_2D = 0  # image-plane Gaussians of an ordinary video (the only mode so far)
+MODE_2D = 0  # image-plane Gaussians of an ordinary video
+MODE_3D = 1  # 3D Gaussians of a multi-view scene (codec3d.py)
 MAX_GROUP = 10_000  # longest group (frames from one base to the next)
 MAX_GAUSSIANS = 1 << 20  # most Gaussians a unit may hold (and at most one per pixel)
 # Pixel evaluations a frame's Gaussians may ask of the renderer, per pixel of the picture:
@@ -72,6 +73,10 @@ class GaussianConfig:
     births: float = 0.02  # fraction of the Gaussians a P-frame may replace (GSVC births)
     rate_weight: float = 1.0  # weight of the residual rate penalty in P-frame fitting
     seed: int = 0  # seed of the keyframe initialisation
+    pack: str = "queen"  # 3D: residual coder, "queen" (entropy coded) or "video" (V^3, H.264)
+    view: int | None = None  # 3D: the rig camera decoding shows (None: the middle one)
+    hold_out: int | None = None  # 3D: a rig camera left out of the fit (for scoring)
+    gate_threshold: float = 1.0  # 3D: a position gate opens above this x the mean score
 
     def __post_init__(self) -> None:
         if self.gaussians is not None and not 1 <= self.gaussians <= MAX_GAUSSIANS:
@@ -90,6 +95,10 @@ class GaussianConfig:
             raise ValueError(f"births must be in 0..0.5, got {self.births}")
         if not self.rate_weight >= 0:
             raise ValueError(f"rate_weight must be >= 0, got {self.rate_weight}")
+        if self.pack not in ("queen", "video"):
+            raise ValueError(f"pack must be queen or video, got {self.pack!r}")
+        if not self.gate_threshold >= 0:
+            raise ValueError(f"gate_threshold must be >= 0, got {self.gate_threshold}")
 
 
 @dataclass(frozen=True)

@@ -174,11 +174,16 @@ def fit_static(
     *,
     reseed: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    move: Tensor | None = None,
+    lr_scale: float = 1.0,
+    measure: bool = True,
 ) -> tuple[Gaussians3D, FitReport]:
     """Fit `init` to float RGB views (H, W, 3) in [0, 1] taken by `cameras`.
 
     `reseed(n)` gives n fresh (points, colours) for relocation (none without it);
-    `progress(step, loss)` is called after every step."""
+    `progress(step, loss)` is called after every step; `move` (N,) bool, when given, lets
+    only those Gaussians' means move (QUEEN's position gates); `lr_scale` scales every
+    learning rate; `measure=False` skips the training-view PSNR (reported as nan)."""
     if len(images) != len(cameras) or not cameras:
         raise CodecError("fit_static needs one image per camera, and at least one")
     for image, cam in zip(images, cameras, strict=True):
@@ -191,6 +196,9 @@ def fit_static(
     tensors = g.tensors()
     centres = np.array([c.center for c in cameras])
     extent = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) * 1.1 or 1.0
+    if move is not None:
+        mask = move.to(g.means.dtype)[:, None]
+        g.means.register_hook(lambda grad: grad * mask)
     rates = [
         config.lr_means * extent,
         config.lr_log_scales,
@@ -199,7 +207,7 @@ def fit_static(
         config.lr_colours,
     ]
     opt = torch.optim.Adam(
-        [{"params": [t], "lr": lr} for t, lr in zip(tensors, rates, strict=True)],
+        [{"params": [t], "lr": lr * lr_scale} for t, lr in zip(tensors, rates, strict=True)],
         eps=1e-15,
     )
     start = time.perf_counter()
@@ -225,9 +233,42 @@ def fit_static(
             progress(steps, loss.item())
     seconds = time.perf_counter() - start
     fitted = g.detach()
+    if not measure:
+        return fitted, FitReport(steps, seconds, relocated, math.nan)
     with torch.no_grad():
         psnrs = [rgb_psnr(fitted.render(c), t) for c, t in zip(cameras, targets, strict=True)]
     return fitted, FitReport(steps, seconds, relocated, float(np.mean(psnrs)))
+
+
+def gate_scores(
+    g: Gaussians3D,
+    cameras: Sequence[Camera],
+    now: Sequence[np.ndarray],
+    before: Sequence[np.ndarray],
+) -> Tensor:
+    """(N,) per Gaussian: the norm of the view-space positional gradient of the
+    frame-to-frame loss difference L1(render, now) - L1(render, before), summed over the
+    views (QUEEN's signal for which Gaussians move: it is zero where the two frames agree).
+    By linearity it is the difference of the two frames' gradients, from one backward pass
+    per view."""
+    total = torch.zeros(len(g), dtype=torch.float64)
+    tensors = [t.detach().clone() for t in g.tensors()]
+    for cam, a, b in zip(cameras, now, before, strict=True):
+        viewmat, K = camera_matrices(cam)
+        means = tensors[0].clone().requires_grad_()
+        _, scales, quats, opacity, sh0 = tensors
+        out = render(
+            means, scales, quats, opacity, sh0, viewmat, K, cam.width, cam.height, sh_degree=0
+        )
+        out.means2d.retain_grad()
+        ta = torch.as_tensor(np.asarray(a, np.float32))
+        tb = torch.as_tensor(np.asarray(b, np.float32))
+        loss = (out.image - ta).abs().mean() - (out.image - tb).abs().mean()
+        loss.backward()
+        grad = out.means2d.grad
+        if grad is not None:
+            total += grad.double().norm(dim=-1)
+    return total
 
 
 def _relocate(
