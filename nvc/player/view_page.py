@@ -10,7 +10,13 @@ One self-contained HTML document (no external resources). Its script:
   the stream, playing, paused, ended, or an error (the player stopped, the connection
   failed, the offer was refused), in words;
 - posts its playback state to `POST status` (current time, frames decoded, a 32x18 luma
-  sample of the picture: `nvcSample()`), which `GET status` shows.
+  sample of the picture: `nvcSample()`), which `GET status` shows;
+- for a free-viewpoint stream (`GET orbit` says `available`, see orbit_view.py), shows the
+  View panel and lets a person orbit: dragging the picture turns the camera around the
+  rig's centre (yaw, pitch), the wheel moves it closer or further, the panel's buttons
+  (or keys 1-9, and 0 or R for the default camera) snap back to a rig camera. The camera
+  goes to `POST camera`, one request at a time: while one is on its way, only the latest
+  pose waits to follow it.
 """
 
 from __future__ import annotations
@@ -59,6 +65,13 @@ PAGE = """<!doctype html>
  dd { margin: 0; text-align: right; font-variant-numeric: tabular-nums; font-weight: 500;
       overflow-wrap: anywhere; }
  dd.bad { color: #ffb347; }
+ #screen.orbit { cursor: grab; touch-action: none; }
+ #screen.orbit.dragging { cursor: grabbing; }
+ #view[hidden] { display: none; }
+ #cameras { display: flex; flex-wrap: wrap; gap: 4px; margin: 6px 0 4px; }
+ #cameras button { min-width: 0; padding: 2px 8px; font-size: 12px; font-weight: 500; }
+ #cameras button[aria-pressed=true] { background: #2b4f7e; border-color: #3d6aa8; }
+ #hint { color: #8a909c; font-size: 12px; margin: 4px 0 0; }
 </style></head>
 <body>
 <header>
@@ -90,6 +103,16 @@ PAGE = """<!doctype html>
    <dt>Dropped</dt><dd id="dropped">&ndash;</dd>
    <dt>Lost</dt><dd id="lost">&ndash;</dd>
   </dl>
+  <section id="view" hidden>
+   <h2>View</h2>
+   <dl>
+    <dt>Camera</dt><dd id="camera">&ndash;</dd>
+    <dt>Renders</dt><dd id="renders">&ndash;</dd>
+   </dl>
+   <div id="cameras"></div>
+   <p id="hint">Drag to orbit, scroll to zoom; keys 1&ndash;9 pick a camera, 0 the
+   default.</p>
+  </section>
  </aside>
 </main>
 <script>
@@ -185,6 +208,130 @@ async function poll() {
   render();
 }
 
+// ---- the orbit view of free-viewpoint streams (GET orbit, POST camera) ----
+const screenBox = $("screen"), viewPanel = $("view"), cameraList = $("cameras");
+const DEG_PER_PIXEL = 0.4, WHEEL_RATE = 0.0015;
+let orbit = null, pose = null, chosen = null, drag = null, sending = false, pending = null;
+
+function clamp(v, lo, hi) { return Math.min(hi, Math.max(lo, v)); }
+
+function sendCamera(body) {
+  chosen = body;
+  showCamera();
+  if (sending) { pending = body; return; }
+  sending = true;
+  fetch("camera", {method: "POST", headers: {"Content-Type": "application/json"},
+                   body: JSON.stringify(body)})
+    .catch(() => {})
+    .finally(() => {
+      sending = false;
+      if (pending) { const next = pending; pending = null; sendCamera(next); }
+    });
+}
+
+function showCamera() {
+  if (!orbit) return;
+  let text;
+  if (chosen && chosen.camera !== undefined) {
+    const name = orbit.cameras[chosen.camera].name;
+    text = name + (chosen.camera === orbit.default ? " (default)" : "");
+  } else if (chosen) {
+    text = "orbit " + chosen.yaw.toFixed(0) + "\u00b0, " + chosen.pitch.toFixed(0) +
+      "\u00b0, \u00d7" + chosen.distance.toFixed(2);
+  }
+  fill("camera", text);
+  for (const b of cameraList.children) {
+    b.setAttribute("aria-pressed", String(!!chosen && chosen.camera === Number(b.dataset.index)));
+  }
+}
+
+function snap(index) {
+  if (!orbit || index < 0 || index >= orbit.cameras.length) return;
+  const c = orbit.cameras[index];
+  pose = {yaw: c.yaw, pitch: clamp(c.pitch, -orbit.pitch_limit, orbit.pitch_limit),
+          distance: clamp(c.distance, orbit.distance_range[0], orbit.distance_range[1])};
+  sendCamera({camera: index});
+}
+
+function moveTo(yaw, pitch, distance) {
+  if (!orbit || !pose) return;
+  yaw = ((yaw + 180) % 360 + 360) % 360 - 180;
+  pose = {yaw: yaw, pitch: clamp(pitch, -orbit.pitch_limit, orbit.pitch_limit),
+          distance: clamp(distance, orbit.distance_range[0], orbit.distance_range[1])};
+  sendCamera(pose);
+}
+
+function setUpOrbit(o) {
+  orbit = o;
+  cameraList.textContent = "";
+  o.cameras.forEach((c, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.index = String(i);
+    b.textContent = (i < 9 ? (i + 1) + " " : "") + c.name;
+    b.title = i === o.default ? "the stream's own camera" : "rig camera " + c.name;
+    b.addEventListener("click", () => snap(i));
+    cameraList.appendChild(b);
+  });
+  const c = o.chosen || {camera: o.default};
+  if (c.camera !== undefined) {
+    const cam = o.cameras[c.camera];
+    pose = {yaw: cam.yaw, pitch: cam.pitch, distance: cam.distance};
+  } else {
+    pose = {yaw: c.yaw, pitch: c.pitch, distance: c.distance};
+  }
+  chosen = c;
+  viewPanel.hidden = false;
+  screenBox.classList.add("orbit");
+  showCamera();
+}
+
+async function pollOrbit() {
+  if (fatal || !player || !player.stream) return;
+  try {
+    const response = await fetch("orbit", {cache: "no-store"});
+    if (!response.ok) return;
+    const o = await response.json();
+    if (o.available && (!orbit || o.cameras.length !== orbit.cameras.length)) setUpOrbit(o);
+    if (!o.available && orbit) {
+      orbit = null;
+      viewPanel.hidden = true;
+      screenBox.classList.remove("orbit");
+    }
+    const st = o.stats || {};
+    if (orbit) {
+      fill("renders", st.renders + (st.render_ms_median === null ? "" :
+        " (" + st.render_ms_median.toFixed(0) + " ms)"), st.render_errors > 0);
+    }
+  } catch (e) { /* the player has stopped: poll() says so */ }
+}
+
+screenBox.addEventListener("pointerdown", (e) => {
+  if (!orbit || e.button !== 0) return;
+  drag = {x: e.clientX, y: e.clientY, yaw: pose.yaw, pitch: pose.pitch};
+  screenBox.setPointerCapture(e.pointerId);
+  screenBox.classList.add("dragging");
+  e.preventDefault();
+});
+screenBox.addEventListener("pointermove", (e) => {
+  if (!drag) return;
+  const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+  moveTo(drag.yaw - dx * DEG_PER_PIXEL, drag.pitch + dy * DEG_PER_PIXEL, pose.distance);
+});
+function endDrag() { drag = null; screenBox.classList.remove("dragging"); }
+screenBox.addEventListener("pointerup", endDrag);
+screenBox.addEventListener("pointercancel", endDrag);
+screenBox.addEventListener("wheel", (e) => {
+  if (!orbit) return;
+  e.preventDefault();
+  moveTo(pose.yaw, pose.pitch, pose.distance * Math.exp(e.deltaY * WHEEL_RATE));
+}, {passive: false});
+document.addEventListener("keydown", (e) => {
+  if (!orbit || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === "0" || e.key === "r" || e.key === "R") snap(orbit.default);
+  else if (e.key >= "1" && e.key <= "9") snap(Number(e.key) - 1);
+});
+
 async function connect() {
   pc = new RTCPeerConnection({iceServers: []});
   pc.addTransceiver("video", {direction: "recvonly"});
@@ -263,6 +410,7 @@ video.addEventListener("playing", render);
 connect().catch((e) => fail("The player refused this page: " + e.message));
 setInterval(poll, 500);
 setInterval(report, 500);
+setInterval(pollOrbit, 1000);
 poll();
 </script>
 </body></html>

@@ -11,13 +11,19 @@ static, so the picture the page shows changes only when the camera moves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import numpy as np
+import pytest
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType, Writer
 from nvc.codec import registry
@@ -26,6 +32,10 @@ from nvc.errors import CodecError
 from nvc.media import Frame
 from nvc.media.multiview import Camera
 from nvc.media.scene_synth import ProceduralScene, SceneConfig
+from nvc.player.player import Player, PlayerConfig
+from nvc.player.server import ServeConfig, StreamServer
+from nvc.player.source import FileSource
+from nvc.player.view import FrameHub, ViewServer
 
 SCENE_CODEC_ID = 9003  # test-only codec id
 SIZE = (96, 64)  # the stream's picture size
@@ -130,3 +140,72 @@ def write_scene_stream(path: Path, *, frames: int = 20, fps: int = 10, seed: int
         for i in range(frames):
             writer.write(Unit(UnitType.FRAME, i.to_bytes(4, "little"), i, True))
     return path
+
+
+def scene_file_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A module fixture's body: a testscene stream, the codec registered meanwhile."""
+    import nvc.codec.gaussian.fit3d  # noqa: F401 (torch: loaded before the clock starts)
+
+    register_scene()
+    yield write_scene_stream(tmp_path_factory.mktemp("scene") / "scene.nvc")
+    registry.unregister(SCENE_SPEC)
+
+
+class Session:
+    """A stream server (a file, looping), a player and its view server, on loopback."""
+
+    def __init__(self, path: Path) -> None:
+        self.server = StreamServer(FileSource(path, loop=True), config=ServeConfig(port=0))
+        self.hub = FrameHub()
+        self.view = ViewServer(self.hub)
+        self.player: Player | None = None
+        self.page = ""
+        self.http: aiohttp.ClientSession | None = None
+
+    async def post(self, body: Any, *, raw: bytes | None = None, **kw: Any) -> tuple[int, dict]:
+        assert self.http is not None
+        data = raw if raw is not None else json.dumps(body).encode()
+        headers = {"Content-Type": kw.pop("content_type", "application/json")}
+        async with self.http.post(self.page + "camera", data=data, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def orbit(self) -> dict:
+        assert self.http is not None
+        async with self.http.get(self.page + "orbit") as r:
+            return await r.json()
+
+    async def wait(self, condition: Any, timeout: float, what: str) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not condition():
+            if loop.time() > end:
+                raise AssertionError(f"{what}: not within {timeout:g} s")
+            await asyncio.sleep(0.02)
+
+    async def render(self, camera: Any) -> np.ndarray:
+        """What the player's decoder renders from `camera` (on its thread)."""
+        player = self.player
+        assert player is not None
+        decoder = player.decoder
+        frame = await player.in_decoder_thread(lambda: decoder.render_view(camera))
+        return frame.to_ndarray()
+
+
+@asynccontextmanager
+async def session(path: Path) -> AsyncIterator[Session]:
+    s = Session(path)
+    url = await s.server.start()
+    s.page = await s.view.start()
+    s.player = Player(PlayerConfig(url, duration=60), on_frame=s.hub.publish)
+    s.view.watch(s.player)
+    playing = asyncio.create_task(s.player.run())
+    try:
+        async with aiohttp.ClientSession() as http:
+            s.http = http
+            await s.wait(lambda: s.view.page_hub.frame is not None, 30, "the first frame")
+            yield s
+    finally:
+        s.player.stop()
+        await playing
+        await s.view.close()
+        await s.server.close()

@@ -5,94 +5,18 @@ loopback, a real 3D Gaussian decoder (tests/player/scene_stream.py), the view se
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 
 from nvc.media import Frame
 from nvc.player.orbit import OrbitPose
 from nvc.player.orbit_view import MAX_MESSAGE, CameraMessageError, parse_camera
-from nvc.player.player import Player, PlayerConfig
-from nvc.player.server import ServeConfig, StreamServer
-from nvc.player.source import FileSource
-from nvc.player.view import FrameHub, ViewServer
 from tests.player.helpers import make_file, run
-from tests.player.scene_stream import SCENE_SPEC, register_scene, write_scene_stream
+from tests.player.scene_stream import scene_file_fixture, session
 
-
-@pytest.fixture(scope="module")
-def scene_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from nvc.codec import registry
-
-    register_scene()
-    yield write_scene_stream(tmp_path_factory.mktemp("scene") / "scene.nvc")
-    registry.unregister(SCENE_SPEC)
-
-
-class Session:
-    """A stream server, a player and its view server, on loopback."""
-
-    def __init__(self, path: Path) -> None:
-        self.server = StreamServer(FileSource(path, loop=True), config=ServeConfig(port=0))
-        self.hub = FrameHub()
-        self.view = ViewServer(self.hub)
-        self.player: Player | None = None
-        self.page = ""
-        self.http: aiohttp.ClientSession | None = None
-
-    async def post(self, body: Any, *, raw: bytes | None = None, **kw: Any) -> tuple[int, dict]:
-        assert self.http is not None
-        data = raw if raw is not None else json.dumps(body).encode()
-        headers = {"Content-Type": kw.pop("content_type", "application/json")}
-        async with self.http.post(self.page + "camera", data=data, headers=headers) as r:
-            return r.status, await r.json()
-
-    async def orbit(self) -> dict:
-        assert self.http is not None
-        async with self.http.get(self.page + "orbit") as r:
-            return await r.json()
-
-    async def wait(self, condition: Any, timeout: float, what: str) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while not condition():
-            if loop.time() > end:
-                raise AssertionError(f"{what}: not within {timeout:g} s")
-            await asyncio.sleep(0.02)
-
-    async def render(self, camera: Any) -> np.ndarray:
-        """What the player's decoder renders from `camera` (on its thread)."""
-        player = self.player
-        assert player is not None
-        decoder = player.decoder
-        frame = await player.in_decoder_thread(lambda: decoder.render_view(camera))
-        return frame.to_ndarray()
-
-
-@asynccontextmanager
-async def session(path: Path) -> AsyncIterator[Session]:
-    s = Session(path)
-    url = await s.server.start()
-    s.page = await s.view.start()
-    s.player = Player(PlayerConfig(url, duration=60), on_frame=s.hub.publish)
-    s.view.watch(s.player)
-    playing = asyncio.create_task(s.player.run())
-    try:
-        async with aiohttp.ClientSession() as http:
-            s.http = http
-            await s.wait(lambda: s.view.page_hub.frame is not None, 30, "the first frame")
-            yield s
-    finally:
-        s.player.stop()
-        await playing
-        await s.view.close()
-        await s.server.close()
+scene_file = pytest.fixture(scope="module", name="scene_file")(scene_file_fixture)
 
 
 def _pixels(frame: Frame | None) -> np.ndarray:
