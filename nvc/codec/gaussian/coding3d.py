@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nvc.bitstream.leb128 import encode_uleb128
+from nvc.codec.entropy import ParametricWeightModel
 from nvc.codec.gaussian.coding import IntArray, Reader, put_index_set, put_ints
 from nvc.codec.gaussian.state3d import MAX_GAUSSIANS3D, State3D, Steps3D
 from nvc.errors import BitstreamError, CodecError
@@ -36,6 +37,8 @@ from nvc.errors import BitstreamError, CodecError
 PACKS = ("queen", "video")  # residual coders, by their id in the sequence header
 MORTON_BITS = 10  # bits per axis of the Morton order
 MAX_RESIDUAL = 1 << 26  # largest |residual| in a payload, in steps
+WIDE = 4096  # sections of values spanning more symbols use the Laplace model only
+_LAPLACE = ParametricWeightModel("laplace")
 
 
 def morton_order(state: State3D) -> IntArray:
@@ -54,9 +57,21 @@ def morton_order(state: State3D) -> IntArray:
     return np.argsort(code, kind="stable")
 
 
+def _put(out: bytearray, values: IntArray) -> None:
+    """coding.put_ints, but a wide range (> WIDE symbols, where fitting the categorical
+    table is slow and its table costly) is coded with the Laplace model only."""
+    v = np.asarray(values, np.int64)
+    if v.size and int(v.max()) - int(v.min()) + 1 > WIDE:
+        params = _LAPLACE.fit(v)
+        data = _LAPLACE.compress(v, params)
+        out += b"\x02" + params.to_bytes() + encode_uleb128(len(data)) + data
+        return
+    put_ints(out, v)
+
+
 def _put_columns(out: bytearray, m: IntArray) -> None:
     for i in range(m.shape[1]):
-        put_ints(out, m[:, i])
+        _put(out, m[:, i])
 
 
 def encode_base(state: State3D, steps: Steps3D) -> bytes:
@@ -69,11 +84,11 @@ def encode_base(state: State3D, steps: Steps3D) -> bytes:
         col = m[:, i]
         if i < 3 and state.count:
             raw, diff = bytearray(b"\x00"), bytearray(b"\x01")
-            put_ints(raw, col)
-            put_ints(diff, np.diff(col, prepend=0))
+            _put(raw, col)
+            _put(diff, np.diff(col, prepend=0))
             out += min(raw, diff, key=len)
         else:
-            put_ints(out, col)
+            _put(out, col)
     return bytes(out)
 
 

@@ -251,3 +251,20 @@ def test_scene_input_needs_the_gaussian_codec(coded, tmp_path, capsys):
     assert "coded with --codec gaussian" in capsys.readouterr().err
     with pytest.raises(MediaError):
         encode_scene(tmp_path / "missing", out)
+
+
+def test_gsplat_is_not_imported_on_the_cpu(coded):
+    code = (
+        "import sys; from nvc.codec.pipeline import decode_frames;"
+        "n = len(list(decode_frames(sys.argv[1])));"
+        "print(n, 'gsplat' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(coded[1])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert done.stdout.split() == [str(FRAMES), "False"]
