@@ -13,10 +13,14 @@ import pytest
 
 from tests.player.browser import Browser, chromium
 from tests.player.helpers import run
-from tests.player.scene_stream import scene_file_fixture, session
+from tests.player.scene_stream import gaussian_scene_file, session
 from tests.player.test_view import MAX_SCREENSHOT, _change, _quantized_png
 
-scene_file = pytest.fixture(scope="module", name="scene_file")(scene_file_fixture)
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny static 3D scene coded by the gaussian codec (3 cameras, 96x64)."""
+    return gaussian_scene_file(tmp_path_factory)
 
 
 async def _drag(b: Browser, dx: float, dy: float, steps: int = 10) -> None:
@@ -74,7 +78,7 @@ def test_headless_chromium_orbits_a_3d_stream_with_the_mouse(scene_file, tmp_pat
 
     async def go() -> dict:
         seen: dict = {}
-        async with session(scene_file) as s, Browser(browser, s.page) as b:
+        async with session(scene_file) as s, Browser(browser, s.page, size=(960, 640)) as b:
             orbit = s.view.orbit
             await b.wait_for("badge.dataset.state === 'playing'", 30, "playback")
             seen["panel"] = await b.wait_for(

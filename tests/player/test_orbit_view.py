@@ -5,6 +5,8 @@ loopback, a real 3D Gaussian decoder (tests/player/scene_stream.py), the view se
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,9 +16,13 @@ from nvc.media import Frame
 from nvc.player.orbit import OrbitPose
 from nvc.player.orbit_view import MAX_MESSAGE, CameraMessageError, parse_camera
 from tests.player.helpers import make_file, run
-from tests.player.scene_stream import scene_file_fixture, session
+from tests.player.scene_stream import gaussian_scene_file, session
 
-scene_file = pytest.fixture(scope="module", name="scene_file")(scene_file_fixture)
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny static 3D scene coded by the gaussian codec (3 cameras, 96x64)."""
+    return gaussian_scene_file(tmp_path_factory)
 
 
 def _pixels(frame: Frame | None) -> np.ndarray:
@@ -33,6 +39,15 @@ def test_the_page_chooses_a_camera_and_the_player_renders_the_scene_from_it(scen
         seen: dict = {}
         async with session(scene_file) as s:
             view, orbit = s.view, s.view.orbit
+            decoder = s.player.decoder
+            threads: set[str] = set()
+            render_view = decoder.render_view
+
+            def recorded(camera: Any) -> Frame:  # the real render; where it ran is noted
+                threads.add(threading.current_thread().name.rsplit("_", 1)[0])
+                return render_view(camera)
+
+            decoder.render_view = recorded
             seen["orbit"] = await s.orbit()
             stream_picture = _pixels(view.page_hub.frame)
             seen["passes_through"] = np.array_equal(stream_picture, _pixels(s.hub.frame))
@@ -56,7 +71,7 @@ def test_the_page_chooses_a_camera_and_the_player_renders_the_scene_from_it(scen
             seen["rendered"] = orbit.stats.renders - before
             last = await s.render(rig.camera(OrbitPose(**poses[-1])))
             seen["last_exact"] = np.array_equal(_pixels(view.page_hub.frame), last)
-            seen["threads"] = set(s.player.decoder.threads)
+            seen["threads"] = set(threads)
             # a rig camera as it is, then the default camera: the stream's own pictures
             await s.post({"camera": 0})
             await s.wait(lambda: orbit._done[0] == orbit._choice_version, 20, "camera 0")
