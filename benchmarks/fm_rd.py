@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="NAME=WEIGHTS or NAME=shipped:VARIANT (repeatable; default the shipped realtime)",
     )
-    ap.add_argument("--speed-frames", type=int, default=8, help="frames of the 640x360 speed run")
+    ap.add_argument(
+        "--speed-frames", type=int, default=8, help="frames of the 640x360 speed run (0: none)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch and anchor threads")
     ap.add_argument("--note", default="", help="a line about the machine state for the report")
     ap.add_argument("--out", default="benchmarks/results/fm_rd.json")
@@ -312,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             results["sequences"][clip_name] = seq
         speed_frames = speed_clip(clips[0][1][: args.speed_frames])
         results["speed_640x360"] = {
-            name: _speed(path, speed_frames, tmp) for name, (_, path, _) in models.items()
+            name: _speed(path, speed_frames, tmp) if speed_frames else {}
+            for name, (_, path, _) in models.items()
         }
     summary: dict[str, Any] = {}
     seqs = list(results["sequences"].values())

@@ -356,9 +356,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--variant",
         choices=("realtime", "realtime2"),
-        help="fm: the shipped model: realtime (default; fastest, for live) or realtime2 "
-        "(no quality ceiling: about 1/4 of realtime's bits at equal quality on held-out real "
-        "clips, decodes ~2.5x slower; nvc/codec/conditional/weights/MODEL_CARD-realtime2.md)",
+        help="fm: the shipped model: realtime2 (default: no quality ceiling, every q step "
+        "pays; about 1/4 of realtime's bits at equal quality on held-out real clips) or "
+        "realtime (decodes ~2.5x faster but saturates above q~40; what `nvc live` uses); "
+        "nvc/codec/conditional/weights/MODEL_CARD*.md",
     )
     p.add_argument(
         "--weights",

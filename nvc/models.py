@@ -2,7 +2,7 @@
 
     import nvc.models
 
-    m = nvc.models.load("fm", variant="realtime", pretrained=True)   # the shipped weights
+    m = nvc.models.load("fm", pretrained=True)    # the shipped weights (fm-realtime2)
     x = m.to_tensor(frame)                        # (1, 96, H/8, W/8) network values
     out = m.forward(x, q=40)                      # x_hat, likelihoods {"y", "z"}, bits
     c = m.compress(x, q=40)                       # c.strings: one bytes per picture
@@ -11,8 +11,10 @@
 
 What each name gives:
 
-- "fm" (variants: see `available()`): the image codec of the fm video codec (its intra
-  frames), with the whole model (`network`: intra, inter, residual codec) for training.
+- "fm" (variants: see `available()`; default "realtime2", the model `nvc encode --codec fm`
+  uses: no quality ceiling; "realtime" is the faster one of `nvc live`): the image codec of
+  the fm video codec (its intra frames), with the whole model (`network`: intra, inter,
+  residual codec) for training.
   `pretrained=True` loads a private copy of the shipped weights (training it leaves the
   codec's own copy alone); `weights=PATH` a file from `nvc train fm`; `pretrained=False`
   a freshly initialised network. Pictures are the fm codec's own representation: Y'CbCr
@@ -43,6 +45,7 @@ from torch import Tensor, nn
 from nvc.codec.base import StreamInfo
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional import weights as wt
+from nvc.codec.conditional.codec import FmConfig
 from nvc.codec.conditional.layers import ONE
 from nvc.codec.conditional.model import VARIANTS, FMModel
 from nvc.codec.entropy import SymbolReader, SymbolWriter
@@ -50,6 +53,7 @@ from nvc.errors import CodecError
 from nvc.media import Frame
 
 Q_MAX = 63  # fm's quality indices are 0 .. Q_MAX
+FM_VARIANT = FmConfig().variant  # load("fm")'s default: the variant that file encoding uses
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ def available() -> list[ModelEntry]:
 
 
 def _load_fm(variant: str | None, pretrained: bool, weights: str | os.PathLike[str] | None):
-    name = variant or "realtime"
+    name = variant or FM_VARIANT
     if name not in VARIANTS:
         raise CodecError(f"unknown fm variant {name!r} (variants: {', '.join(VARIANTS)})")
     if weights is not None:
@@ -297,9 +301,9 @@ def load(
 ) -> FmImageModel | InrNetwork:
     """A model by name (see `available()` and the module docstring).
 
-    fm: `variant` (default "realtime"), `pretrained` (the shipped weights) or `weights` (a
-    file from `nvc train fm`). inr: `variant` is the preset (default "realtime"),
-    `pretrained` must be False, `width` and `height` size the network.
+    fm: `variant` (default "realtime2", as `nvc encode`), `pretrained` (the shipped
+    weights) or `weights` (a file from `nvc train fm`). inr: `variant` is the preset
+    (default "realtime"), `pretrained` must be False, `width` and `height` size the network.
     """
     if name == "fm":
         if width is not None or height is not None:

@@ -141,6 +141,12 @@ def add_parsers(subparsers: Any) -> None:
         const=False,
         help="fm: no coded residuals on inter frames (encodes faster)",
     )
+    p.add_argument(
+        "--variant",
+        choices=("realtime", "realtime2"),
+        help="fm: the shipped model (default: realtime, the fast one; realtime2, the default "
+        "of `nvc encode`, has no quality ceiling but decodes ~2.5x slower)",
+    )
     _add_network(p)
     p.set_defaults(run=run_live)
 
@@ -317,6 +323,18 @@ def run_serve(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(source, args, args.input))
 
 
+def live_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The codec options of `nvc live`: the flags given, and for fm what real time needs."""
+    options = {
+        k: v for k in ("q", "intra_period", "residual") if (v := getattr(args, k, None)) is not None
+    }
+    if args.codec == "fm":
+        # fm's encoder RD search roughly halves its speed, which a live source cannot afford;
+        # and the fast model, not file encoding's default (realtime2 decodes ~2.5x slower)
+        options |= {"search": False, "variant": args.variant or "realtime"}
+    return options
+
+
 def run_live(args: argparse.Namespace) -> int:
     from nvc.player.source import LiveConfig, LiveSource
 
@@ -329,13 +347,7 @@ def run_live(args: argparse.Namespace) -> int:
         pix_fmt=args.pix_fmt,
         loop=args.loop,
         frames=args.frames,
-        options={
-            k: v
-            for k in ("q", "intra_period", "residual")
-            if (v := getattr(args, k, None)) is not None
-        }
-        # fm's encoder RD search roughly halves its speed, which a live source cannot afford
-        | ({"search": False} if args.codec == "fm" else {}),
+        options=live_options(args),
     )
     source = LiveSource(config)
     return asyncio.run(_serve(source, args, f"{args.source} ({args.codec})"))

@@ -57,12 +57,12 @@ def test_compress_decompress_is_bit_exact(fm, pictures) -> None:
     with torch.no_grad():
         recon = codec.encode(codec.latent(x[:1], 30), 30, SymbolWriter()) / ONE
     assert torch.equal(decoded[:1], recon.to(torch.float32))
-    other = nvc.models.load("fm")  # another copy decodes the same values
+    other = nvc.models.load("fm", variant="realtime")  # another copy decodes the same values
     assert torch.equal(other.decompress(packed.strings, packed.shape, q=30).x_hat, decoded)
     frame = fm.to_frame(decoded[:1], 64, 48)
     assert (frame.width, frame.height, frame.format) == (64, 48, "yuv420p")
     trained = psnr_yuv(pictures[0], frame).weighted
-    untrained = nvc.models.load("fm", pretrained=False)
+    untrained = nvc.models.load("fm", variant="realtime", pretrained=False)
     packed_u = untrained.compress(x[:1], q=30)
     plain = untrained.to_frame(untrained.decompress(packed_u.strings, (6, 8), 30).x_hat, 64, 48)
     assert trained > psnr_yuv(pictures[0], plain).weighted + 8  # the weights are trained

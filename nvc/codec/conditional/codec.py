@@ -83,7 +83,9 @@ class FmConfig:
     refine: int = 0  # encoder-side latent refinement steps per frame (decoder unchanged)
     intra_period: int = 128  # an intra frame every N frames (0: only the first)
     refresh: int = 32  # re-derive the temporal feature from the picture every N frames (0: never)
-    variant: str = "realtime"  # shipped model variant: realtime or quality
+    # shipped model: realtime2 (default: its q steps keep paying to the top) or realtime
+    # (fastest, no quality above ~q40; what `nvc live` uses); see weights/MODEL_CARD*.md
+    variant: str = "realtime2"
     weights: str | None = None  # a weights file from `nvc train fm` instead of the shipped one
     device: str = "cpu"  # device of the encoder-only float networks (analysis, refinement)
     threads: int = 1  # torch threads while coding (results are identical for any count)
