@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from nvc.codec.conditional.layers import FRAC_BITS, fixed_round_shift
+from nvc.codec.conditional.layers import FRAC_BITS
 from nvc.errors import CodecError
 from nvc.media import Frame, convert, pixel_format
 
@@ -85,9 +85,15 @@ def codes_to_fixed(codes: Tensor, depth: int) -> Tensor:
 
 
 def fixed_to_codes(x: Tensor, depth: int) -> Tensor:
-    """Fixed-point network values -> code values: round half up, clip (exact)."""
-    shifted = x + float(1 << (FRAC_BITS - 1))
-    return fixed_round_shift(shifted, FRAC_BITS - depth).clamp(0, (1 << depth) - 1)
+    """Fixed-point network values -> code values: round half up, clip (exact).
+
+    floor((x + 2**(FRAC_BITS - 1) + 2**(bits - 1)) / 2**bits), bits = FRAC_BITS - depth, in
+    one expression: integer additions and a power-of-two scale are exact."""
+    bits = FRAC_BITS - depth
+    if bits <= 0:
+        return (x + float(1 << (FRAC_BITS - 1))).clamp_(0, (1 << depth) - 1)
+    offset = float((1 << (FRAC_BITS - 1)) + (1 << (bits - 1)))
+    return x.add(offset).mul_(1.0 / float(1 << bits)).floor_().clamp_(0, (1 << depth) - 1)
 
 
 def net_to_codes_ste(x: Tensor, depth: int) -> Tensor:
@@ -110,8 +116,9 @@ def codes_to_frame(
     full_range: bool,
 ) -> Frame:
     """Code values (1, 96, Hp/8, Wp/8) -> a Frame of the stream's format, cropped."""
-    y, uv = split_96(codes)
     dtype = pixel_format(internal).dtype
+    # codes are integers below 2**depth <= 2**16: exact in int32, 2x less to shuffle
+    y, uv = split_96(codes.to(torch.int32))
     cw, ch = -(-width // 2), -(-height // 2)
     yp = y[0, 0, :height, :width].numpy().astype(dtype)
     up = uv[0, 0, :ch, :cw].numpy().astype(dtype)

@@ -4,7 +4,9 @@ each with a float training path and an exact fixed-point coding path (layers.py)
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +31,7 @@ from nvc.codec.entropy import (
     detmath,
 )
 from nvc.codec.entropy.conditional import round_symbols
+from nvc.errors import CodecError
 
 Q_LEVELS = 64  # quality indices 0 (lowest rate) .. 63 (highest quality)
 SCALE_BITS = 16  # fraction bits of the fixed-point quantization scalers
@@ -52,6 +55,18 @@ def checkerboard(h: int, w: int, device: torch.device | None = None) -> Tensor:
     r = torch.arange(h, device=device).view(h, 1)
     c = torch.arange(w, device=device).view(1, w)
     return ((r + c) % 2 == 0).view(1, 1, h, w)
+
+
+@functools.lru_cache(maxsize=32)
+def _checkerboard_split(h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Flat positions (row-major over h x w) of the checkerboard's anchors and of the rest."""
+    flat = checkerboard(h, w).reshape(-1)
+    return torch.nonzero(flat).view(-1), torch.nonzero(~flat).view(-1)
+
+
+# The taps of the 3x3 spatial context that can be non-zero at a non-anchor: its four
+# neighbours are anchors, its centre and diagonals are non-anchors (still zero then).
+_NEIGHBOUR_TAPS = ((0, 1), (1, 0), (1, 2), (2, 1))
 
 
 class QScale(nn.Module):
@@ -186,33 +201,49 @@ class LatentPrior(nn.Module):
         writer.put_indexed(zs, self._z_indices(tuple(z.shape)), self.z_prior.tables)
         base = self._exact_base(z_int, temporal, (y.shape[2], y.shape[3]))
         y64 = y.detach().to("cpu", torch.float64)
-        mu, sc = self.head1.exact(base).chunk(2, 1)
         if not self.spatial:
-            return self._put(y64, mu, sc, None, writer)
-        mask = checkerboard(y.shape[2], y.shape[3]).expand_as(y64)
-        first = self._put(y64, mu, sc, mask, writer)
-        mu2, sc2 = self.head2.exact(torch.cat([base, self.sctx.exact(first * mask)], 1)).chunk(2, 1)
-        second = self._put(y64, mu2, sc2, ~mask, writer)
-        return torch.where(mask, first, second)
+            mu, sc = self.head1.exact(base).chunk(2, 1)
+            return self._put(y64, mu, sc, writer)
+        return self._checkerboard(base, y64, lambda v, mu, sc: self._put(v, mu, sc, writer))
 
-    def _put(
-        self, y64: Tensor, mu: Tensor, sc: Tensor, mask: Tensor | None, writer: SymbolWriter
+    def _checkerboard(
+        self,
+        base: Tensor,
+        y64: Tensor | None,
+        code: Callable[[Tensor | None, Tensor, Tensor], Tensor],
     ) -> Tensor:
+        """The two checkerboard steps of a (1, M, h, w) latent: the anchors with the
+        hyperprior's parameters, then the rest with parameters that also see the decoded
+        anchors (sctx). Each parameter network runs only where its output is used, and
+        sctx only over its taps that can be non-zero there (the same integers as the full
+        networks at those positions). `code(values, mu, sc)` codes (or decodes, values
+        None) the symbols of one step, channel-major, and returns their y_hat."""
+        _, width, h, w = base.shape
+        anchors, rest = _checkerboard_split(h, w)
+        m = self.channels
+        y_hat = torch.zeros((1, m, h, w), dtype=torch.float64)
+        flat = y_hat.view(m, h * w)
+        y_flat = None if y64 is None else y64.reshape(m, h * w)
+        mu, sc = self.head1.exact_at(base, anchors).chunk(2, 1)
+        flat[:, anchors] = code(None if y_flat is None else y_flat[:, anchors], mu, sc).view(m, -1)
+        ctx = self.sctx.exact_at(y_hat, rest, _NEIGHBOUR_TAPS)  # y_hat is 0 off the anchors
+        base_rest = base.reshape(width, h * w).index_select(1, rest).view(1, width, 1, -1)
+        mu2, sc2 = self.head2.exact(torch.cat([base_rest, ctx], 1)).chunk(2, 1)
+        flat[:, rest] = code(None if y_flat is None else y_flat[:, rest], mu2, sc2).view(m, -1)
+        return y_hat
+
+    def _put(self, y64: Tensor | None, mu: Tensor, sc: Tensor, writer: SymbolWriter) -> Tensor:
+        """Code round(y - mu) with the tables of sc's levels; returns y_hat, shaped like y."""
+        if y64 is None:
+            raise CodecError("nothing to code")
+        mu = mu.reshape(y64.shape)
         sym = torch.from_numpy(round_symbols((y64 - mu / ONE).numpy())).to(torch.float64)
-        if mask is None:
-            writer.put_indexed(
-                sym.reshape(-1).numpy().astype(np.int64),
-                self._levels(sc),
-                self.cond.tables,
-                trusted=True,
-            )
-        else:
-            writer.put_indexed(
-                sym[mask].numpy().astype(np.int64),
-                self._levels(sc[mask]),
-                self.cond.tables,
-                trusted=True,
-            )
+        writer.put_indexed(
+            sym.reshape(-1).numpy().astype(np.int64),
+            self._levels(sc),
+            self.cond.tables,
+            trusted=True,
+        )
         return clamp_act(sym * ONE + mu)
 
     def decode(
@@ -227,21 +258,13 @@ class LatentPrior(nn.Module):
             .transpose(0, 1)
         )
         base = self._exact_base(z_int, temporal, (y_shape[2], y_shape[3]))
-        mu, sc = self.head1.exact(base).chunk(2, 1)
         if not self.spatial:
-            return self._get(reader, mu, sc, None)
-        mask = checkerboard(y_shape[2], y_shape[3]).expand(y_shape)
-        first = self._get(reader, mu, sc, mask)
-        mu2, sc2 = self.head2.exact(torch.cat([base, self.sctx.exact(first * mask)], 1)).chunk(2, 1)
-        second = self._get(reader, mu2, sc2, ~mask)
-        return torch.where(mask, first, second)
+            mu, sc = self.head1.exact(base).chunk(2, 1)
+            return self._get(reader, mu, sc)
+        return self._checkerboard(base, None, lambda _, mu, sc: self._get(reader, mu, sc))
 
-    def _get(self, reader: SymbolReader, mu: Tensor, sc: Tensor, mask: Tensor | None) -> Tensor:
-        if mask is None:
-            sym = reader.get_indexed(self._levels(sc), self.cond.tables, trusted=True)
-            q = torch.from_numpy(sym.astype(np.float64)).reshape(mu.shape)
-        else:
-            sym = reader.get_indexed(self._levels(sc[mask]), self.cond.tables, trusted=True)
-            q = torch.zeros(mu.shape, dtype=torch.float64)
-            q[mask] = torch.from_numpy(sym.astype(np.float64))
+    def _get(self, reader: SymbolReader, mu: Tensor, sc: Tensor) -> Tensor:
+        """Decode symbols with the tables of sc's levels; returns y_hat = q + mu."""
+        sym = reader.get_indexed(self._levels(sc), self.cond.tables, trusted=True)
+        q = torch.from_numpy(sym.astype(np.float64)).reshape(mu.shape)
         return clamp_act(q * ONE + mu)

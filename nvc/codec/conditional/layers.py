@@ -18,6 +18,12 @@ models", ICLR 2019), extended to the layers the conditional codec needs.
 
 Integer weights depend only on the float32 weights (multiplication by a power of two and
 rounding are exact), so encoder and decoder derive identical integers everywhere.
+
+Evaluation folds the rounding into the GEMM: it multiplies by W * 2**-wb and adds
+(B + 2**(wb - 1)) * 2**-wb, both exact (powers of two), so that every product and partial
+sum is an integer below 2**53 times 2**-wb, exactly representable: the GEMM (or the
+convolution) returns (acc + 2**(wb - 1)) / 2**wb exactly in any order, and one floor
+finishes the rounding. The results are those of the plain integer arithmetic above.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class _IntConv:
     weight: Tensor  # float64 integers at 2**bits; (Cout, Cin*k*k) or (C, k*k, 1) depthwise
     bias: Tensor  # float64 integers at 2**(FRAC_BITS + bits)
     bits: int
+    scaled_weight: Tensor  # weight * 2**-bits (exact), the matrix the evaluation multiplies by
+    scaled_bias: Tensor  # (bias + 2**(bits - 1)) * 2**-bits (exact): bias and rounding offset
 
 
 def _integer_weights(w: Tensor, b: Tensor, fan_dims: tuple[int, ...]) -> _IntConv:
@@ -76,7 +84,9 @@ def _integer_weights(w: Tensor, b: Tensor, fan_dims: tuple[int, ...]) -> _IntCon
         bi = torch.round(b * float(1 << (FRAC_BITS + bits)))
         worst = wi.abs().sum(dim=fan_dims) * ACT_LIMIT + bi.abs()
         if float(worst.max()) <= _EXACT_LIMIT:
-            return _IntConv(wi, bi, bits)
+            half = float(1 << (bits - 1)) if bits > 0 else 0.0
+            scale = 1.0 / float(1 << bits)
+            return _IntConv(wi, bi, bits, wi * scale, (bi + half) * scale)
     raise CodecError("network weights too large for exact fixed-point evaluation")
 
 
@@ -117,13 +127,22 @@ class Conv(nn.Module):
                 self._int = _integer_weights(w.reshape(w.shape[0], -1), b, (1,))
         return self._int
 
-    def exact(self, x: Tensor) -> Tensor:
+    def exact(self, x: Tensor, relu: bool | None = None) -> Tensor:
+        """The exact evaluation; `relu` overrides the layer's own (Up folds its ReLU in)."""
         iw = self._ints()
         k, s = self.k, self.stride
         b, c, h, w = x.shape
         if k == 1 and s == 1 and not self.depthwise:
-            out = torch.matmul(iw.weight, x.reshape(b, c, h * w))
-            ho, wo = h, w
+            if b == 1:
+                out = torch.addmm(iw.scaled_bias[:, None], iw.scaled_weight, x.reshape(c, h * w))
+            else:
+                out = torch.matmul(iw.scaled_weight, x.reshape(b, c, h * w))
+                out += iw.scaled_bias[None, :, None]
+            out = out.reshape(b, -1, h, w)
+        elif self.depthwise:
+            out = _depthwise(x, iw.scaled_weight, iw.scaled_bias, k, s)
+        elif s == 1 and iw.weight.shape[0] <= c:
+            out = _tap_gemm(x, iw.scaled_weight.reshape(-1, c, k, k), iw.scaled_bias)
         else:
             # float64 convolution of integers whose every partial sum stays below 2**53
             # (_integer_weights): exact in any summation order. CPU only: there float64
@@ -131,16 +150,77 @@ class Conv(nn.Module):
             # transformed (Winograd/FFT) algorithms whose intermediates are not integers.
             if x.device.type != "cpu":
                 raise CodecError("the exact path runs on the CPU")
-            groups = c if self.depthwise else 1
-            wk = iw.weight.reshape(-1, c // groups, k, k)
-            out = F.conv2d(x, wk, stride=s, padding=k // 2, groups=groups)
-            ho, wo = out.shape[2], out.shape[3]
-            out = out.reshape(b, -1, ho * wo)
-        out += iw.bias[None, :, None]
-        if iw.bits > 0:  # in place: floor((acc + 2**(bits-1)) * 2**-bits), exact
-            out.add_(float(1 << (iw.bits - 1))).mul_(1.0 / float(1 << iw.bits)).floor_()
-        out = out.reshape(b, -1, ho, wo)
-        return out.clamp_(0.0 if self.relu else -ACT_LIMIT, ACT_LIMIT)
+            wk = iw.scaled_weight.reshape(-1, c, k, k)
+            out = F.conv2d(x, wk, iw.scaled_bias, stride=s, padding=k // 2)
+        if iw.bits > 0:
+            out.floor_()
+        relu = self.relu if relu is None else relu
+        return out.clamp_(0.0 if relu else -ACT_LIMIT, ACT_LIMIT)
+
+    def exact_at(
+        self, x: Tensor, where: Tensor, taps: Sequence[tuple[int, int]] | None = None
+    ) -> Tensor:
+        """exact(x) at the flat positions `where` (row-major over H x W) of a batch-1 input
+        only, as (1, Cout, 1, N) (stride 1, not depthwise). With `taps`, kernel offsets
+        (i, j) in 0..k-1, only those taps are summed: the same integers wherever x is zero
+        under all the other taps (exact sums do not see zero terms)."""
+        if self.stride != 1 or self.depthwise or x.shape[0] != 1:
+            raise CodecError("exact_at needs a batch-1 input and a stride-1, full convolution")
+        iw = self._ints()
+        k, p = self.k, self.k // 2
+        _, c, h, w = x.shape
+        taps = [(i, j) for i in range(k) for j in range(k)] if taps is None else list(taps)
+        wk = iw.scaled_weight.reshape(-1, c, k, k)
+        if k == 1:
+            cols = x.reshape(c, h * w).index_select(1, where)
+        else:  # tap (i, j) of output (r, q) reads padded (r + i, q + j)
+            wp = w + 2 * p
+            padded = F.pad(x, (p, p, p, p)).reshape(c, -1)
+            centre = torch.div(where, w, rounding_mode="floor") * wp + where % w
+            cols = torch.cat([padded.index_select(1, centre + i * wp + j) for i, j in taps])
+        weight = torch.cat([wk[:, :, i, j] for i, j in taps], 1)
+        out = torch.addmm(iw.scaled_bias[:, None], weight, cols)
+        if iw.bits > 0:
+            out.floor_()
+        out.clamp_(0.0 if self.relu else -ACT_LIMIT, ACT_LIMIT)
+        return out.view(1, -1, 1, out.shape[1])
+
+
+def _tap_gemm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """k x k convolution, stride 1, zero padding k // 2, as one GEMM of all k * k taps'
+    weights with the padded input, then the sum of the k * k shifted products (exact: see
+    the module docstring). Faster than im2col when the layer does not widen (Cout <= Cin)."""
+    cout, cin, k, _ = weight.shape
+    b, _, h, w = x.shape
+    p = k // 2
+    hp, wp = h + 2 * p, w + 2 * p
+    padded = F.pad(x, (p, p, p, p)).reshape(b, cin, hp * wp)
+    taps = torch.matmul(weight.permute(2, 3, 0, 1).reshape(k * k * cout, cin), padded)
+    taps = taps.view(b, k, k, cout, hp, wp)
+    out = bias.view(1, cout, 1, 1).expand(b, cout, h, w).clone()
+    for i in range(k):
+        for j in range(k):
+            out += taps[:, i, j, :, i : i + h, j : j + w]
+    return out
+
+
+def _depthwise(x: Tensor, weight: Tensor, bias: Tensor, k: int, stride: int) -> Tensor:
+    """Depthwise k x k convolution (zero padding k // 2) as k * k multiply-adds of shifted
+    views (exact: integer multiples of one power of two, see the module docstring); faster
+    on the CPU than a grouped float64 convolution, which loops over the channels."""
+    b, c, h, w = x.shape
+    p = k // 2
+    ho, wo = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+    padded = F.pad(x, (p, p, p, p))
+    out = bias.view(1, c, 1, 1).expand(b, c, ho, wo).clone()
+    taps = weight.reshape(c, k * k)
+    for i in range(k):
+        for j in range(k):
+            view = padded[
+                :, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride
+            ]
+            out.addcmul_(view, taps[:, i * k + j].view(1, c, 1, 1))
+    return out
 
 
 class Seq(nn.Module):
@@ -176,7 +256,8 @@ class Block(nn.Module):
         return x + self.pw2(self.dw(self.pw1(x)))
 
     def exact(self, x: Tensor) -> Tensor:
-        return clamp_act(x + self.pw2.exact(self.dw.exact(self.pw1.exact(x))))
+        out = self.pw2.exact(self.dw.exact(self.pw1.exact(x)))
+        return out.add_(x).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 class Down(nn.Module):
@@ -206,8 +287,7 @@ class Up(nn.Module):
         return F.relu(y) if self.relu else y
 
     def exact(self, x: Tensor) -> Tensor:
-        y = F.pixel_shuffle(self.conv.exact(x), 2)
-        return y.clamp_min(0.0) if self.relu else y
+        return F.pixel_shuffle(self.conv.exact(x, relu=self.relu), 2)
 
 
 def clear_exact(module: nn.Module) -> None:
@@ -266,6 +346,8 @@ def exact_warp(x: Tensor, disp64: Tensor) -> Tensor:
     """The exact warp: x fixed point (B, C, H, W); disp64 (B, 2, H, W) integer displacements
     in 1/64 pixel (float64 holding integers). Weights are integers out of 64 x 64; the sum
     of four integer products is divided by 4096 rounding half up. Exact on any device."""
+    if not bool(disp64.any()):
+        return x.clone()  # a zero displacement reproduces x exactly
     b, _, h, w = x.shape
     unit = float(1 << WARP_BITS)
     gy, gx = _base_grid(h, w, x.device)
@@ -281,6 +363,38 @@ def exact_warp(x: Tensor, disp64: Tensor) -> Tensor:
     top = _gather_2d(x, y0, x0) * (unit - ax) + _gather_2d(x, y0, x1) * ax
     bot = _gather_2d(x, y1, x0) * (unit - ax) + _gather_2d(x, y1, x1) * ax
     acc = top * (unit - ay) + bot * ay  # integers < 2**(28 + 12 + 2): exact
+    return fixed_round_shift(acc, 2 * WARP_BITS)
+
+
+def block_warp_rows(rows: Tensor, size: tuple[int, int], disp64: Tensor, block: int) -> Tensor:
+    """`exact_warp` with one displacement per block x block pixels, computed per block.
+
+    rows: the source planes as (B * H * W, C), pixel-major (row y * W + x of batch b at
+    b * H * W + ...); size: (H, W); disp64: (B, 2, H / block, W / block) integer
+    displacements in 1/64 pixel. Returns (B, H / block, W / block, block, block, C): for
+    each block its warped pixels. The same integers as `exact_warp` with the displacement
+    field upsampled (nearest): each block's (block + 1)^2 source pixels are gathered once
+    (borders clamped as there) and interpolated with the block's weights, in exact integer
+    arithmetic (sums below 2**42), so the order of the operations does not matter."""
+    h, w = size
+    b, _, nby, nbx = disp64.shape
+    dev = rows.device
+    unit = float(1 << WARP_BITS)
+    iy = torch.floor(disp64[:, 1] / unit)
+    ix = torch.floor(disp64[:, 0] / unit)
+    ay = (disp64[:, 1] - iy * unit).view(b, nby, nbx, 1, 1, 1)
+    ax = (disp64[:, 0] - ix * unit).view(b, nby, nbx, 1, 1, 1)
+    taps = torch.arange(block + 1, device=dev)
+    top = iy.long() + torch.arange(nby, device=dev).view(1, nby, 1) * block
+    left = ix.long() + torch.arange(nbx, device=dev).view(1, 1, nbx) * block
+    ys = (top[..., None] + taps).clamp_(0, h - 1)  # (B, nby, nbx, block + 1)
+    xs = (left[..., None] + taps).clamp_(0, w - 1)
+    base = (torch.arange(b, device=dev) * (h * w)).view(b, 1, 1, 1, 1)
+    idx = base + ys[..., :, None] * w + xs[..., None, :]  # (B, nby, nbx, block+1, block+1)
+    c = rows.shape[1]
+    p = torch.index_select(rows, 0, idx.reshape(-1)).view(b, nby, nbx, block + 1, block + 1, c)
+    horiz = p[..., :, :-1, :] * (unit - ax) + p[..., :, 1:, :] * ax
+    acc = horiz[..., :-1, :, :] * (unit - ay) + horiz[..., 1:, :, :] * ay
     return fixed_round_shift(acc, 2 * WARP_BITS)
 
 

@@ -60,6 +60,7 @@ from nvc.codec.conditional.layers import (
     Down,
     Seq,
     Up,
+    block_warp_rows,
     clamp_act,
     exact_warp,
     upsample_nearest,
@@ -221,13 +222,24 @@ def warp_picture(ref: Tensor, flow: Tensor) -> Tensor:
 
 
 def exact_warp_picture(ref: Tensor, flow: Tensor) -> Tensor:
-    """The same in fixed point: flow (fixed, feature-grid units) -> 1/64-pixel integers."""
-    y, uv = fr.split_96(ref)
+    """The same in fixed point: flow (fixed, feature-grid units) -> 1/64-pixel integers.
+
+    The integers of exact_warp on the luma plane (8x the flow, upsampled to its 8x8 blocks)
+    and on the chroma planes (4x, 4x4 blocks), computed block by block from the 96-channel
+    layout (layers.block_warp_rows), without forming the planes' per-pixel fields."""
+    b, _, h, w = ref.shape
     dy = torch.floor(flow * (8.0 * (1 << WARP_BITS)) / ONE)
     duv = torch.floor(flow * (4.0 * (1 << WARP_BITS)) / ONE)
-    yw = exact_warp(y, upsample_nearest(dy, 8))
-    uvw = exact_warp(uv, upsample_nearest(duv, 4))
-    return fr.planes_to_96(yw, uvw)
+    y96, uv96 = ref[:, :64], ref[:, 64:]
+    if bool(dy.any()):  # luma rows (by, i, bx, j) from channel i * 8 + j at (by, bx)
+        rows = y96.reshape(b, 8, 8, h, w).permute(0, 3, 1, 4, 2).reshape(-1, 1)
+        yw = block_warp_rows(rows, (8 * h, 8 * w), dy, 8)  # (b, h, w, 8, 8, 1)
+        y96 = yw.permute(0, 5, 3, 4, 1, 2).reshape(b, 64, h, w)
+    if bool(duv.any()):  # chroma rows from channel 64 + plane * 16 + i * 4 + j
+        rows = uv96.reshape(b, 2, 4, 4, h, w).permute(0, 4, 2, 5, 3, 1).reshape(-1, 2)
+        uvw = block_warp_rows(rows, (4 * h, 4 * w), duv, 4)  # (b, h, w, 4, 4, 2)
+        uv96 = uvw.permute(0, 5, 3, 4, 1, 2).reshape(b, 32, h, w)
+    return torch.cat([y96, uv96], 1)
 
 
 class InterCodec(nn.Module):

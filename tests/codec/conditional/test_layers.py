@@ -126,3 +126,47 @@ def test_upsample_nearest() -> None:
     x = torch.arange(4.0).view(1, 1, 2, 2)
     assert upsample_nearest(x, 2).shape == (1, 1, 4, 4)
     assert upsample_nearest(x, 2)[0, 0, 1, 3] == 1
+
+
+def test_block_warp_of_the_picture_equals_the_per_pixel_warp() -> None:
+    """exact_warp_picture (per block, from the 96-channel layout) gives exactly the integers
+    of exact_warp on the planes with the block vectors upsampled, for vectors far outside
+    the picture too (clamped borders), and for a zero field."""
+    from nvc.codec.conditional import frames as fr
+    from nvc.codec.conditional.model import exact_warp_picture
+
+    torch.manual_seed(4)
+    ref = torch.randint(-int(ACT_LIMIT), int(ACT_LIMIT) + 1, (2, 96, 3, 5)).double()
+    for scale in (0.0, 0.3, 7.0):
+        flow = torch.floor(torch.randn(2, 2, 3, 5) * scale * ONE).double()
+        y, uv = fr.split_96(ref)
+        dy = torch.floor(flow * (8.0 * (1 << WARP_BITS)) / ONE)
+        duv = torch.floor(flow * (4.0 * (1 << WARP_BITS)) / ONE)
+        expected = fr.planes_to_96(
+            exact_warp(y, upsample_nearest(dy, 8)), exact_warp(uv, upsample_nearest(duv, 4))
+        )
+        assert torch.equal(exact_warp_picture(ref, flow), expected), scale
+
+
+def test_exact_at_positions_equals_the_full_evaluation() -> None:
+    """Conv.exact_at gives the integers of Conv.exact at the chosen positions; with only
+    the neighbour taps, the same where the input is zero under the others (a checkerboard's
+    non-anchors, whose neighbours are the anchors)."""
+    from nvc.codec.conditional.latent import checkerboard
+
+    torch.manual_seed(5)
+    x = to_fixed(torch.randn(1, 8, 5, 7) * 3)
+    where = torch.tensor([0, 3, 8, 20, 34])
+    for conv in (Conv(8, 6, 3, relu=True), Conv(8, 6, 1), Conv(8, 16, 3)):
+        full = conv.exact(x).reshape(conv.conv.out_channels, -1)
+        assert torch.equal(conv.exact_at(x, where)[0, :, 0], full[:, where])
+    conv = Conv(8, 6, 3)
+    mask = checkerboard(5, 7)
+    anchors_only = x * mask
+    rest = torch.nonzero(~mask.reshape(-1)).view(-1)
+    taps = ((0, 1), (1, 0), (1, 2), (2, 1))
+    full = conv.exact(anchors_only).reshape(6, -1)[:, rest]
+    assert torch.equal(conv.exact_at(anchors_only, rest, taps)[0, :, 0], full)
+    assert not torch.equal(
+        conv.exact_at(x, rest, taps)[0, :, 0], conv.exact(x).reshape(6, -1)[:, rest]
+    )
