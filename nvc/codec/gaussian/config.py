@@ -77,6 +77,7 @@ class GaussianConfig:
     view: int | None = None  # 3D: the rig camera decoding shows (None: the middle one)
     hold_out: int | None = None  # 3D: a rig camera left out of the fit (for scoring)
     gate_threshold: float = 1.0  # 3D: a position gate opens above this x the mean score
+    update_threshold: float = 0.1  # 3D: other attributes change above this x the mean score
 
     def __post_init__(self) -> None:
         if self.gaussians is not None and not 1 <= self.gaussians <= MAX_GAUSSIANS:
@@ -97,8 +98,8 @@ class GaussianConfig:
             raise ValueError(f"rate_weight must be >= 0, got {self.rate_weight}")
         if self.pack not in ("queen", "video"):
             raise ValueError(f"pack must be queen or video, got {self.pack!r}")
-        if not self.gate_threshold >= 0:
-            raise ValueError(f"gate_threshold must be >= 0, got {self.gate_threshold}")
+        if not self.gate_threshold >= 0 or not self.update_threshold >= 0:
+            raise ValueError("gate_threshold and update_threshold must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -175,15 +175,18 @@ def fit_static(
     reseed: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
     progress: Callable[[int, float], None] | None = None,
     move: Tensor | None = None,
-    lr_scale: float = 1.0,
+    update: Tensor | None = None,
+    lr_scale: float | Sequence[float] = 1.0,
     measure: bool = True,
 ) -> tuple[Gaussians3D, FitReport]:
     """Fit `init` to float RGB views (H, W, 3) in [0, 1] taken by `cameras`.
 
     `reseed(n)` gives n fresh (points, colours) for relocation (none without it);
     `progress(step, loss)` is called after every step; `move` (N,) bool, when given, lets
-    only those Gaussians' means move (QUEEN's position gates); `lr_scale` scales every
-    learning rate; `measure=False` skips the training-view PSNR (reported as nan)."""
+    only those Gaussians' means move (QUEEN's position gates); `update` (N,) bool, when
+    given, lets only those Gaussians' other attributes change; `lr_scale` scales every
+    learning rate (one number, or one per tensor in Gaussians3D.tensors order);
+    `measure=False` skips the training-view PSNR (reported as nan)."""
     if len(images) != len(cameras) or not cameras:
         raise CodecError("fit_static needs one image per camera, and at least one")
     for image, cam in zip(images, cameras, strict=True):
@@ -197,8 +200,11 @@ def fit_static(
     centres = np.array([c.center for c in cameras])
     extent = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) * 1.1 or 1.0
     if move is not None:
-        mask = move.to(g.means.dtype)[:, None]
-        g.means.register_hook(lambda grad: grad * mask)
+        _mask_gradient(g.means, move)
+    if update is not None:
+        for t in tensors[1:]:
+            _mask_gradient(t, update)
+    scales = [lr_scale] * 5 if isinstance(lr_scale, int | float) else list(lr_scale)
     rates = [
         config.lr_means * extent,
         config.lr_log_scales,
@@ -207,7 +213,7 @@ def fit_static(
         config.lr_colours,
     ]
     opt = torch.optim.Adam(
-        [{"params": [t], "lr": lr * lr_scale} for t, lr in zip(tensors, rates, strict=True)],
+        [{"params": [t], "lr": lr * k} for t, lr, k in zip(tensors, rates, scales, strict=True)],
         eps=1e-15,
     )
     start = time.perf_counter()
@@ -269,6 +275,12 @@ def gate_scores(
         if grad is not None:
             total += grad.double().norm(dim=-1)
     return total
+
+
+def _mask_gradient(t: Tensor, rows: Tensor) -> None:
+    """Zero the gradient of t's rows where `rows` (N,) is False."""
+    mask = rows.to(t.dtype).reshape(-1, *([1] * (t.ndim - 1)))
+    t.register_hook(lambda grad: grad * mask)
 
 
 def _relocate(

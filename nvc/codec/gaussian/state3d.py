@@ -178,26 +178,34 @@ def residual(
     steps: Steps3D,
     *,
     move: npt.NDArray[np.bool_] | None = None,
+    update: npt.NDArray[np.bool_] | None = None,
     dead_zone: float = 0.35,
 ) -> State3D:
     """The state prev + d, d the rounded residual of `cur` in steps with a dead zone
     (|r| below 1 - dead_zone steps is zero); positions only where `move` (the gates) is
-    True (all when None). Clamped to the ranges."""
-    target = quantize_float(cur, unit)
+    True, the other attributes only where `update` is (all when None). Quaternions are
+    not renormalised (the renderer normalises), so an untouched one has no residual.
+    Clamped to the ranges."""
+    target = quantize_float(cur, unit, normalize=False)
     d = (target - prev.matrix()) / (1 << steps.exponents())
     r = (np.sign(d) * np.floor(np.abs(d) + dead_zone)).astype(np.int64)
     if move is not None:
         r[~move, 0:3] = 0
+    if update is not None:
+        r[~update, 3:] = 0
     return State3D.from_matrix(prev.matrix() + (r << steps.exponents())).clamp()
 
 
-def quantize_float(g: Gaussians3D, unit: int) -> np.ndarray:
-    """(N, 14) float64: g in the state's units, not rounded (quaternions as quantize)."""
+def quantize_float(g: Gaussians3D, unit: int, *, normalize: bool = True) -> np.ndarray:
+    """(N, 14) float64: g in the state's units, not rounded; quaternions normalised with
+    w >= 0 (as quantize writes them) unless `normalize` is False."""
     means = g.means.detach().double().numpy() / 2.0**unit
     logs = (g.log_scales.detach().double().numpy() - unit * math.log(2.0)) * SCALE_UNIT
     q = g.quats.detach().double().numpy()
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    q = np.where(q[:, :1] < 0, -q, q) * QUAT_UNIT
+    if normalize:
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        q = np.where(q[:, :1] < 0, -q, q)
+    q = q * QUAT_UNIT
     opa = g.opacity_logits.detach().double().numpy()[:, None] * OPACITY_UNIT
     sh = g.sh0.detach().double().numpy().reshape(-1, 3) * COLOUR_UNIT
     out = np.concatenate([means, logs, q, opa, sh], axis=1)
