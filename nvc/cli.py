@@ -39,7 +39,7 @@ def _codec_options(args: argparse.Namespace) -> dict[str, object]:
     intra_period, refresh, residual, weights, device; inr: preset, bpp, quality, time_budget,
     device; --threads for codecs that have a `threads` option)."""
     fm = ("q", "refine", "intra_period", "refresh", "residual", "search", "variant", "weights")
-    names = (*fm, "preset", "bpp", "quality", "time_budget", "device", "gaussians")
+    names = (*fm, "preset", "bpp", "quality", "time_budget", "device", "gaussians", "pack")
     options = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if "weights" in options:
         options["weights"] = _weights_file(str(options["weights"]))
@@ -176,15 +176,27 @@ def cmd_decode(args: argparse.Namespace) -> int:
         register(load_weights(_weights_file(args.weights)))
     bar, update = _progress("decode")
     try:
-        report = decode_file(
-            sys.stdin.buffer if args.input == "-" else args.input,
-            args.output,
-            progress=update,
-            start=args.start,
-            frames=args.frames,
-            threads=args.threads,
-            max_pixels=args.max_pixels,
-        )
+        if args.camera is not None or args.orbit:
+            from nvc.codec.gaussian.scene3d import decode_scene_file
+
+            report = decode_scene_file(
+                args.input,
+                args.output,
+                camera=args.camera,
+                orbit=args.orbit,
+                progress=update,
+                max_pixels=args.max_pixels,
+            )
+        else:
+            report = decode_file(
+                sys.stdin.buffer if args.input == "-" else args.input,
+                args.output,
+                progress=update,
+                start=args.start,
+                frames=args.frames,
+                threads=args.threads,
+                max_pixels=args.max_pixels,
+            )
     finally:
         bar.close()
     print(
@@ -249,7 +261,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "Raw .yuv needs --size, --fps and --pix-fmt unless its name says them "
         "(UVG style: Name_1920x1080_120fps_420_8bit_YUV.yuv).",
     )
-    p.add_argument("input", help="input video file ('-': y4m on stdin)")
+    p.add_argument(
+        "input",
+        help="input video file ('-': y4m on stdin), or a multi-view scene folder "
+        "(N3DV/LLFF or COLMAP; --codec gaussian)",
+    )
     p.add_argument("-o", "--output", required=True, help="output .nvc file ('-': stdout)")
     p.add_argument(
         "--codec", default="lossless", help=f"codec to use: {codecs} (default: lossless)"
@@ -366,6 +382,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="FILE",
         help="fm: a weights file from 'nvc train fm --export' instead of the shipped model",
     )
+    p.add_argument(
+        "--pack",
+        choices=("queen", "video"),
+        help="gaussian, scene input: residual coder, queen (default: gated quantized "
+        "residuals, entropy coded) or video (V^3: attributes as H.264 images)",
+    )
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser(
@@ -403,6 +425,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--weights",
         metavar="FILE",
         help="fm: the weights file the stream was coded with, when it is not the shipped one",
+    )
+    p.add_argument(
+        "--camera",
+        type=int,
+        metavar="N",
+        help="gaussian 3D streams: render rig camera N instead of the default view",
+    )
+    p.add_argument(
+        "--orbit",
+        action="store_true",
+        help="gaussian 3D streams: render a smooth camera path around the rig",
     )
     p.set_defaults(run=cmd_decode)
 
