@@ -157,7 +157,8 @@ class OrbitView:
         self._render_seconds = 0.0  # how long it took
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._rig: tuple[list[Camera], int, OrbitRig] | None = None  # decoder.rig -> orbit rig
+        # the current decoder's rig (the list itself), what it holds, its orbit frame
+        self._rig: tuple[list[Camera], tuple[int, str], OrbitRig] | None = None
 
     def watch(self, player: Player) -> None:
         """Render with this player's decoder."""
@@ -181,28 +182,44 @@ class OrbitView:
         render the scene again."""
         self._last_frame = frame
         self._frames += 1
-        if self.choice is None or self.orbit_rig() is None:
-            self.publish(frame)
-        else:
+        if self.choice is not None and self.orbit_rig() is not None:
             self._wake.set()
+        else:
+            self.publish(frame)
 
     def orbit_rig(self) -> OrbitRig | None:
-        """The orbit frame of the current decoder's rig; None for a stream without one."""
+        """The orbit frame of the current decoder's rig; None for a stream without one.
+        Between two decoders (the player resumes at a random-access point) it is the last
+        one's: the chosen camera stays, and no picture of the stream's own slips in."""
         player = self.player
         decoder = player.decoder if player is not None else None
-        if not isinstance(decoder, FreeViewpoint):
-            return None
-        rig, default = decoder.rig, decoder.default_view
         cached = self._rig
-        if cached is not None and cached[0] is rig and cached[1] == default:
+        if decoder is None:
+            return cached[2] if cached is not None else None
+        if not isinstance(decoder, FreeViewpoint):
+            return self._forget()
+        rig = decoder.rig
+        if cached is not None and cached[0] is rig:
             return cached[2]
         try:
-            orbit = OrbitRig.of(rig, default, self.max_pixels)
-        except (NvcError, TypeError, ValueError) as e:
+            key = (decoder.default_view, json.dumps([c.to_json() for c in rig]))
+            if cached is not None and cached[1] == key:  # a fresh decoder of the same rig
+                self._rig = (rig, key, cached[2])
+                return cached[2]
+            orbit = OrbitRig.of(rig, decoder.default_view, self.max_pixels)
+        except (NvcError, AttributeError, TypeError, ValueError) as e:
             log.info("the stream's cameras cannot be orbited: %s", e)
-            return None
-        self._rig = (rig, default, orbit)
+            return self._forget()
+        if cached is not None and self.choice is not None:  # a camera of another rig
+            log.info("orbit view: the stream's cameras changed: back to the default view")
+            self.choice = None
+        self._rig = (rig, key, orbit)
         return orbit
+
+    def _forget(self) -> None:
+        """The stream has no cameras (any more): its own pictures again."""
+        self._rig = None
+        self.choice = None
 
     def _camera(self, rig: OrbitRig, choice: OrbitPose | int) -> Camera:
         return rig.rig_view(choice) if isinstance(choice, int) else rig.camera(choice)
@@ -212,22 +229,24 @@ class OrbitView:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            rig = self.orbit_rig()  # first: a new rig sends the view back to the default
             choice, version, frames = self.choice, self._choice_version, self._frames
-            rig = self.orbit_rig()
             player = self.player
-            if choice is None or rig is None or player is None:
-                continue
-            if (version, frames) == self._done:
+            if choice is None or rig is None or player is None or (version, frames) == self._done:
                 continue
             if version == self._done[0]:  # only the scene moved: keep renders at half duty
                 wait = self._rendered_at + self._render_seconds - loop.time()
                 if wait > 0:
-                    await asyncio.sleep(wait)
-                    choice, version, frames = self.choice, self._choice_version, self._frames
-                    rig = self.orbit_rig()
-                    if choice is None or rig is None:
-                        continue
-            await self._render(player, rig, choice, version, frames)
+                    with contextlib.suppress(TimeoutError):  # a camera message cuts it short
+                        await asyncio.wait_for(self._wake.wait(), wait)
+                    self._wake.set()  # and look again
+                    continue
+            try:
+                await self._render(player, rig, choice, version, frames)
+            except Exception as e:  # a fault of ours: counted, and the view goes on
+                self.stats.render_errors += 1
+                self._done = (version, frames)
+                log.warning("orbit view: render failed: %s: %s", type(e).__name__, e)
 
     async def _render(
         self, player: Player, rig: OrbitRig, choice: OrbitPose | int, version: int, frames: int

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from nvc.bitstream import Writer
+from nvc.player.broadcast import ViewerConfig
 from nvc.player.player import Player, PlayerConfig
 from nvc.player.server import ServeConfig, StreamServer
 from nvc.player.source import FileSource
@@ -86,8 +87,9 @@ def gaussian_scene_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Session:
     """A stream server (a file, looping), a player and its view server, on loopback."""
 
-    def __init__(self, path: Path) -> None:
-        self.server = StreamServer(FileSource(path, loop=True), config=ServeConfig(port=0))
+    def __init__(self, path: Path, viewers: ViewerConfig | None = None) -> None:
+        source = FileSource(path, loop=True)
+        self.server = StreamServer(source, viewers, config=ServeConfig(port=0))
         self.hub = FrameHub()
         self.view = ViewServer(self.hub)
         self.player: Player | None = None
@@ -124,8 +126,8 @@ class Session:
 
 
 @asynccontextmanager
-async def session(path: Path) -> AsyncIterator[Session]:
-    s = Session(path)
+async def session(path: Path, viewers: ViewerConfig | None = None) -> AsyncIterator[Session]:
+    s = Session(path, viewers)
     url = await s.server.start()
     s.page = await s.view.start()
     s.player = Player(PlayerConfig(url, duration=60), on_frame=s.hub.publish)

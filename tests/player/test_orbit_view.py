@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from nvc.media import Frame
+from nvc.player.broadcast import ViewerConfig
 from nvc.player.orbit import OrbitPose
 from nvc.player.orbit_view import MAX_MESSAGE, CameraMessageError, parse_camera
 from tests.player.helpers import make_file, run
@@ -106,6 +107,45 @@ def test_the_page_chooses_a_camera_and_the_player_renders_the_scene_from_it(scen
     assert stats["camera_messages"] == 33 and stats["camera_rejected"] == 0
     assert stats["superseded"] >= 1 and stats["render_errors"] == 0
     assert stats["render_ms_median"] > 0
+
+
+def test_a_lost_unit_keeps_the_chosen_camera_and_never_flashes_the_stream_picture(scene_file):
+    """Units lost on the way (a tenth of the messages dropped): the player resumes with a
+    fresh decoder at the next base; the page keeps the orbit camera throughout."""
+
+    async def go() -> dict:
+        seen: dict = {}
+        async with session(scene_file, ViewerConfig(drop_rate=0.1, seed=3)) as s:
+            orbit = s.view.orbit
+            stream_picture = _pixels(s.view.page_hub.frame)
+            await s.post({"yaw": 35.0, "pitch": 20.0, "distance": 1.1})
+            await s.wait(lambda: orbit.stats.renders >= 1, 20, "a render")
+            published: list[np.ndarray] = []
+            publish = orbit.publish
+
+            def recorded(frame: Frame) -> None:  # what goes to the page, noted
+                published.append(frame.to_ndarray())
+                publish(frame)
+
+            orbit.publish = recorded
+            decoders = set()
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 4.0
+            while loop.time() < end:
+                if s.player.decoder is not None:
+                    decoders.add(id(s.player.decoder))
+                await asyncio.sleep(0.01)
+            seen["decoders"] = len(decoders)
+            seen["loss"] = s.player.stats.loss_events
+            seen["published"] = len(published)
+            seen["flashes"] = sum(np.array_equal(p, stream_picture) for p in published)
+            seen["chosen"] = (await s.orbit())["chosen"]
+        return seen
+
+    seen = run(go(), 60)
+    assert seen["loss"] >= 1 and seen["decoders"] >= 2, seen  # fresh decoders at bases
+    assert seen["published"] >= 1 and seen["flashes"] == 0, seen
+    assert seen["chosen"] == {"yaw": 35.0, "pitch": 20.0, "distance": 1.1}
 
 
 HOSTILE: list[tuple[Any, int]] = [  # (body, HTTP status)
