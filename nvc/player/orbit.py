@@ -127,8 +127,8 @@ def rig_up(rig: Sequence[Camera], default: int) -> np.ndarray:
     right = _unit(rights.mean(axis=0))
     if right is None:
         return mean_up
-    up = _unit(mean_up - (mean_up @ right) * right)
-    return up if up is not None else mean_up
+    square = _unit(mean_up - (mean_up @ right) * right)
+    return square if square is not None else mean_up
 
 
 def view_size(camera: Camera, max_pixels: int = MAX_VIEW_PIXELS) -> tuple[int, int]:

@@ -197,7 +197,8 @@ class OrbitView:
         if decoder is None:
             return cached[2] if cached is not None else None
         if not isinstance(decoder, FreeViewpoint):
-            return self._forget()
+            self._forget()
+            return None
         rig = decoder.rig
         if cached is not None and cached[0] is rig:
             return cached[2]
@@ -209,7 +210,8 @@ class OrbitView:
             orbit = OrbitRig.of(rig, decoder.default_view, self.max_pixels)
         except (NvcError, AttributeError, TypeError, ValueError) as e:
             log.info("the stream's cameras cannot be orbited: %s", e)
-            return self._forget()
+            self._forget()
+            return None
         if cached is not None and self.choice is not None:  # a camera of another rig
             log.info("orbit view: the stream's cameras changed: back to the default view")
             self.choice = None
