@@ -5,6 +5,8 @@ loopback, a real 3D Gaussian decoder (tests/player/scene_stream.py), the view se
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 from pathlib import Path
 from typing import Any
@@ -243,3 +245,47 @@ def test_a_2d_stream_has_no_orbit_and_its_frames_pass_through(tmp_path):
     assert seen["before"]["stats"]["camera_rejected"] == 0
     assert seen["orbit"]["stats"]["camera_rejected"] == 1
     assert seen["same"]
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.randint(-(10**30), 10**30)
+    if kind == 2:
+        return rng.choice([0, 1, 2, 3, -1, 79.9, 80.0, -80.0, 0.2, 5.0, 5.0001, 1e308, -0.0])
+    if kind == 3:
+        return rng.uniform(-400, 400)
+    if kind == 4:
+        return "".join(rng.choice('yawpitchdistancemr\\u0000"') for _ in range(rng.randrange(8)))
+    if kind == 5:
+        return rng.choice(["yaw", "pitch", "distance", "camera"])
+    if kind == 6:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(3))]
+    keys = ["yaw", "pitch", "distance", "camera", "x"]
+    return {k: _random_json(rng, depth + 1) for k in rng.sample(keys, rng.randrange(1, 5))}
+
+
+def test_parse_camera_refuses_random_messages_with_its_own_error_only():
+    rng = random.Random(15)
+    accepted = 0
+    for _ in range(3000):
+        body = json.dumps(_random_json(rng)).encode()
+        if rng.random() < 0.2:  # bytes cut or flipped
+            cut = bytearray(body[: rng.randrange(len(body) + 1)])
+            if cut:
+                cut[rng.randrange(len(cut))] = rng.randrange(256)
+            body = bytes(cut)
+        try:
+            value = parse_camera(body, 3)
+        except CameraMessageError as e:
+            assert "\n" not in str(e)
+            continue
+        accepted += 1
+        if isinstance(value, int):
+            assert 0 <= value < 3
+        else:
+            assert -180 <= value.yaw <= 180 and -80 <= value.pitch <= 80
+            assert 0.2 <= value.distance <= 5
+    assert accepted > 0  # the generator does produce valid ones too
