@@ -27,6 +27,7 @@ from nvc.errors import MediaError, NvcError
 from nvc.fileio import is_stdio
 from nvc.media import Frame, open_video, open_writer, psnr_rgb, psnr_yuv
 from nvc.media.colorspace import ColorSpace
+from nvc.media.multiview import is_scene
 from nvc.media.pyav_io import PyAVReader
 
 # Called after each frame with (frames done, total frames or None).
@@ -218,6 +219,15 @@ def _window(frames: Iterable[Frame], start: float | None, limit: int | None) -> 
         taken += 1
 
 
+def is_scene_input(path: str | os.PathLike[str] | BinaryIO) -> bool:
+    """True when `nvc encode` reads `path` as a multi-view scene: a folder laid out as one,
+    or any folder without PNG frames (so that it gets the scene reader's one-line error);
+    a folder of PNG frames is an ordinary video."""
+    if not isinstance(path, str | os.PathLike) or not Path(path).is_dir():
+        return False
+    return is_scene(path) or not any(Path(path).glob("*.png"))
+
+
 def encode_file(
     input: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -246,9 +256,9 @@ def encode_file(
     if _same_file(input, output):
         raise NvcError("the output would overwrite the input")
     registry.get(codec)  # fail on an unknown codec before touching the input
-    from nvc.codec.gaussian.scene3d import encode_scene, is_scene_input
-
     if is_scene_input(input):  # a multi-view scene folder: the gaussian codec's 3D mode
+        from nvc.codec.gaussian.scene3d import encode_scene
+
         return encode_scene(
             input, output, codec=codec, frames=frames, options=options, progress=progress, psnr=psnr
         )

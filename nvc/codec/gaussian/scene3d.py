@@ -4,10 +4,8 @@
     decode_scene_file("s.nvc", "out.mp4", camera=3)   # rig camera 3 (default: default view)
     decode_scene_file("s.nvc", "out.mp4", orbit=True) # a smooth path around the rig
 
-`is_scene_input(path)` says whether `nvc encode` should read a path as a scene: a folder
-laid out as a scene, or any folder without PNG frames (so that a folder that is not a
-scene gets open_scene's one-line error, not a video reader's). A folder of PNG frames is
-an ordinary video.
+`nvc.codec.pipeline.is_scene_input(path)` says whether `nvc encode` reads a path as a
+scene (and then calls encode_scene).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,15 +24,7 @@ from nvc.codec.limits import check_picture
 from nvc.codec.pipeline import DecodeReport, EncodeReport, ProgressFn
 from nvc.errors import NvcError
 from nvc.media import open_writer
-from nvc.media.multiview import is_scene, open_scene, read_points3d
-
-
-def is_scene_input(path: str | os.PathLike[str]) -> bool:
-    """True when `nvc encode` reads `path` as a multi-view scene (module docstring)."""
-    p = Path(path)
-    if not p.is_dir():
-        return False
-    return is_scene(p) or not any(p.glob("*.png"))
+from nvc.media.multiview import open_scene, read_points3d
 
 
 def encode_scene(
