@@ -93,7 +93,8 @@ class Session:
         self.hub = FrameHub()
         self.view = ViewServer(self.hub)
         self.player: Player | None = None
-        self.page = ""
+        self.page = ""  # the view page's URL
+        self.url = ""  # the stream server's URL
         self.http: aiohttp.ClientSession | None = None
 
     async def post(self, body: Any, *, raw: bytes | None = None, **kw: Any) -> tuple[int, dict]:
@@ -128,7 +129,7 @@ class Session:
 @asynccontextmanager
 async def session(path: Path, viewers: ViewerConfig | None = None) -> AsyncIterator[Session]:
     s = Session(path, viewers)
-    url = await s.server.start()
+    s.url = url = await s.server.start()
     s.page = await s.view.start()
     s.player = Player(PlayerConfig(url, duration=60), on_frame=s.hub.publish)
     s.view.watch(s.player)

@@ -18,8 +18,10 @@ from nvc.media import Frame
 from nvc.player.broadcast import ViewerConfig
 from nvc.player.orbit import OrbitPose
 from nvc.player.orbit_view import MAX_MESSAGE, CameraMessageError, parse_camera
+from nvc.player.player import Player, PlayerConfig
+from nvc.player.view import FrameHub, ViewServer
 from tests.player.helpers import make_file, run
-from tests.player.scene_stream import gaussian_scene_file, session
+from tests.player.scene_stream import FRAMES, gaussian_scene_file, session
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +150,46 @@ def test_a_lost_unit_keeps_the_chosen_camera_and_never_flashes_the_stream_pictur
     assert seen["loss"] >= 1 and seen["decoders"] >= 2, seen  # fresh decoders at bases
     assert seen["published"] >= 1 and seen["flashes"] == 0, seen
     assert seen["chosen"] == {"yaw": 35.0, "pitch": 20.0, "distance": 1.1}
+
+
+def test_a_viewer_joining_mid_stream_starts_at_a_base_and_orbits(scene_file):
+    """A second player joins the running 3D stream: it starts at a base (a random-access
+    point, GAUSSIAN_BASE) after the start, decodes without an error, and its own page's
+    camera is rendered by its own decoder."""
+
+    async def go() -> dict:
+        async with session(scene_file) as s:
+            await asyncio.sleep(1.0)  # the stream runs (about 10 frames, 3 bases)
+            hub = FrameHub()
+            view = ViewServer(hub)
+            page = await view.start()
+            joiner = Player(PlayerConfig(s.url, duration=30), on_frame=hub.publish)
+            view.watch(joiner)
+            playing = asyncio.create_task(joiner.run())
+            try:
+                await s.wait(lambda: view.page_hub.frame is not None, 20, "the joiner's frame")
+                assert s.http is not None
+                async with s.http.post(
+                    page + "camera", json={"yaw": -20.0, "pitch": 30.0, "distance": 0.9}
+                ) as r:
+                    status = r.status
+                await s.wait(lambda: view.orbit.stats.renders >= 1, 20, "the joiner's render")
+                return {
+                    "status": status,
+                    "first": joiner.stats.first_rap_pts,
+                    "errors": joiner.stats.decode_errors,
+                    "renders": (view.orbit.stats.renders, s.view.orbit.stats.renders),
+                }
+            finally:
+                joiner.stop()
+                await playing
+                await view.close()
+
+    seen = run(go(), 60)
+    assert seen["status"] == 200
+    assert seen["first"] > 0 and seen["first"] % FRAMES == 0, seen  # a base, mid-stream
+    assert seen["errors"] == 0
+    assert seen["renders"][0] >= 1 and seen["renders"][1] == 0  # only the joiner's page moved
 
 
 HOSTILE: list[tuple[Any, int]] = [  # (body, HTTP status)
