@@ -260,7 +260,14 @@ def encode_file(
         from nvc.codec.gaussian.scene3d import encode_scene
 
         return encode_scene(
-            input, output, codec=codec, frames=frames, options=options, progress=progress, psnr=psnr
+            input,
+            output,
+            codec=codec,
+            frames=frames,
+            options=options,
+            progress=progress,
+            psnr=psnr,
+            start=start,
         )
     with open_video(input, size=size, fps=fps, pix_fmt=pix_fmt) as reader:
         total = reader.frame_count

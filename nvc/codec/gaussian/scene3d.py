@@ -21,7 +21,7 @@ from nvc.bitstream import Reader, Writer
 from nvc.codec import registry
 from nvc.codec.gaussian.codec3d import SceneDecoder, SceneEncoder, is_scene_stream, orbit_cameras
 from nvc.codec.limits import check_picture
-from nvc.codec.pipeline import DecodeReport, EncodeReport, ProgressFn
+from nvc.codec.pipeline import DecodeReport, EncodeReport, ProgressFn, first_index
 from nvc.errors import NvcError
 from nvc.media import open_writer
 from nvc.media.multiview import open_scene, read_points3d
@@ -36,20 +36,29 @@ def encode_scene(
     options: Mapping[str, Any] | None = None,
     progress: ProgressFn | None = None,
     psnr: bool = True,
+    start: float | None = None,
 ) -> EncodeReport:
     """Encode a multi-view scene folder into a .nvc file (3D mode of `gaussian`).
 
     One-line errors (MediaError) for a folder that is not a scene, missing or
-    inconsistent poses, or cameras whose frame counts, sizes or rates differ."""
+    inconsistent poses, or cameras whose frame counts, sizes or rates differ. `start`
+    (seconds) skips the frames before it, `frames` limits how many are coded."""
     if codec != "gaussian":
         raise NvcError(f"a multi-view scene is coded with --codec gaussian, not {codec!r}")
     if frames is not None and frames < 1:
         raise NvcError(f"--frames must be at least 1, got {frames}")
     spec = registry.get("gaussian")
     config = spec.config(options)
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     scene = open_scene(input)
-    total = scene.frame_count if frames is None else min(frames, scene.frame_count)
+    skip = first_index(start, scene.fps)
+    if skip >= scene.frame_count:
+        raise NvcError(
+            f"--start {start:g} s is at or after the end of the scene "
+            f"({scene.frame_count} frames at {scene.fps} fps)"
+        )
+    left = scene.frame_count - skip
+    total = left if frames is None else min(frames, left)
     encoder = SceneEncoder(
         scene.cameras,
         scene.fps,
@@ -61,7 +70,9 @@ def encode_scene(
     count = 0
     scores: list[float] = []
     with Writer(output, header) as writer:
-        for step in scene.frames():
+        for index, step in enumerate(scene.frames()):
+            if index < skip:
+                continue
             if count >= total:
                 break
             views = [f.to_ndarray("rgb24") for f in step]
@@ -73,7 +84,7 @@ def encode_scene(
                 progress(count, total)
         writer.close()
         size = writer.bytes_written
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - t0
     return EncodeReport(
         "gaussian",
         count,

@@ -268,3 +268,16 @@ def test_gsplat_is_not_imported_on_the_cpu(coded):
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
     )
     assert done.stdout.split() == [str(FRAMES), "False"]
+
+
+def test_start_and_frames_choose_the_coded_window(coded, tmp_path, capsys):
+    folder = coded[0]
+    out = tmp_path / "w.nvc"
+    args = ["encode", str(folder), "-o", str(out), "--codec", "gaussian", "--gaussians", "60"]
+    assert main([*args, "--start", "0.04", "--frames", "2", "--time-budget", "2"]) == 0
+    _, units = _units(out)
+    assert [u.pts for u in units] == [0, 1] and units[0].type == UnitType.GAUSSIAN_BASE
+    capsys.readouterr()
+    assert main([*args, "--start", "10"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "at or after the end of the scene" in err[0]
