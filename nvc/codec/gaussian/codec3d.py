@@ -327,6 +327,11 @@ class SceneEncoder:
         if any((c.width, c.height) != (first.width, first.height) for c in self.rig):
             raise CodecError("all cameras of a scene must have one frame size")
         self.width, self.height = first.width, first.height
+        if config.device != "cpu" and not config.device.startswith("cpu:"):
+            raise CodecError(
+                f"--device {config.device}: the 3D mode fits on the CPU only (decoding uses "
+                "gsplat on CUDA where it is installed)"
+            )
         self.config = config
         self.default_view = len(rig) // 2 if config.view is None else config.view
         if not 0 <= self.default_view < len(rig):
