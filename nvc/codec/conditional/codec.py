@@ -1,14 +1,16 @@
 """The `fm` codec: learned causal video coding with feature modulation (see README.md).
 
-Sequence header codec parameters (version 2; version 1, the same fields, has no checksums):
+Sequence header codec parameters (version 3; versions 1 and 2 have the same fields: version 1
+streams have no checksums, neither has block-motion frames):
 
-    u8 version = 2 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
+    u8 version = 3 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
     | uleb128 intra period (0: only the first frame) | uleb128 refresh interval (0: never)
 
 One FRAME unit per frame, payload:
 
     u8 flags (bit 0: intra, bit 1: refresh the temporal feature, bit 2: residual, bit 3:
-      inter latent not sent, y = 0; bit 4: no motion sent, zero flow; others 0)
+      inter latent not sent, y = 0; bit 4: no motion sent, zero flow; bit 5 (version 3):
+      block motion, with bit 3 and without bits 0 and 1; others 0)
     | u8 q (0..63)
     | [residual only: u8 q_r | shift << 6 (q_r 0..63, shift 0..3) | uleb128 n, the size
       of the main stream]
@@ -16,7 +18,8 @@ One FRAME unit per frame, payload:
       with the frame's sections in order:
       intra: z, y anchors, y non-anchors;
       inter: motion z, motion latent (without bit 4), z, y anchors, y non-anchors (without
-      bit 3); a skipped frame (bits 3 and 4) has an empty main stream
+      bit 3); a skipped frame (bits 3 and 4) has an empty main stream;
+      block motion (bit 5): the block vectors (mvcoding.py), or nothing with bit 4
     | [residual only: a second range-coder stream, the rest of the payload: the residual
       codec's z, y anchors, y non-anchors, at quality q_r]
     | u32le CRC-32 of the decoded frame (nvc.codec.integrity; parameters version 2 only:
@@ -28,6 +31,10 @@ codec when it has none); the decoder divides that codec's output by 2**shift (ro
 up) and adds it back. The encoder sends it when it lowers lambda(q) MSE + bpp (the training
 loss); it carries the quality of inter frames up with q where the inter codec's own latent
 cannot (see weights/MODEL_CARD.md).
+
+A block-motion frame (bit 5) does not run the inter networks: its prediction is the
+reference warped by the decoded block vectors (mvcoding.py; with bit 4, the reference
+itself), plus the residual; the next temporal feature is re-derived from its picture.
 
 Intra frames are random-access points (rap=True); inter frames, refreshes included, are not.
 """
@@ -47,6 +54,7 @@ from nvc.bitstream import SequenceHeader, Unit, UnitType, decode_uleb128, encode
 from nvc.codec import integrity
 from nvc.codec.base import CodecSpec, StreamInfo
 from nvc.codec.conditional import frames as fr
+from nvc.codec.conditional import mvcoding, mvsearch
 from nvc.codec.conditional import weights as wt
 from nvc.codec.conditional.layers import ONE, clamp_act, fixed_round_shift
 from nvc.codec.conditional.model import (
@@ -55,6 +63,7 @@ from nvc.codec.conditional.model import (
     VARIANTS,
     Contexts,
     FMModel,
+    exact_warp_picture,
     lambda_of,
 )
 from nvc.codec.conditional.motion import estimate_motion
@@ -62,12 +71,17 @@ from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame
 
-PARAMS_VERSION = 2  # 2: FRAME payloads end with a checksum (nvc.codec.integrity); 1: none
+# 3: block-motion frames (FLAG_BLOCK_MOTION); 2: FRAME payloads end with a checksum
+# (nvc.codec.integrity); 1: no checksum. This decoder reads all three.
+PARAMS_VERSION = 3
 FLAG_INTRA = 1
 FLAG_REFRESH = 2
 FLAG_RESIDUAL = 4
 FLAG_NO_LATENT = 8  # inter: the frame latent is not sent (no z, no y); the decoder uses y = 0
 FLAG_ZERO_MOTION = 16  # inter: no motion is sent; the decoder uses a zero flow
+FLAG_BLOCK_MOTION = 32  # inter (version 3): predicted by coded block vectors (mvcoding.py)
+KNOWN_FLAGS = FLAG_INTRA | FLAG_REFRESH | FLAG_RESIDUAL | FLAG_NO_LATENT | FLAG_ZERO_MOTION
+KNOWN_FLAGS |= FLAG_BLOCK_MOTION
 # the encoder's residual q search: q -+ 6, then on in the direction that paid while it pays
 RESIDUAL_Q_STEPS = (6, 12, 18, 24)
 DEFAULT_Q = 40
@@ -93,6 +107,9 @@ class FmConfig:
     # encoder RD search: the residual's own q (q -+ 6, -+ 12), dropping an inter latent that
     # does not pay (FLAG_NO_LATENT), skipping a frame (zero motion, no latent); False: faster
     search: bool = True
+    # inter frames with a residual: predict by coded block vectors (rate-aware search,
+    # mvsearch.py) instead of the learned motion coder and inter networks; False: learned
+    block_motion: bool = True
 
     def __post_init__(self) -> None:
         if self.q is not None and not 0 <= int(self.q) < Q_LEVELS:
@@ -132,7 +149,7 @@ class FmParams:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FmParams:
-        if len(data) < 2 or data[0] not in (1, PARAMS_VERSION):
+        if len(data) < 2 or data[0] not in (1, 2, PARAMS_VERSION):
             raise BitstreamError("fm stream has unsupported codec parameters")
         n = data[1]
         end = 2 + n + wt.HASH_BYTES
@@ -340,6 +357,8 @@ class FmEncoder:
             cur_y = fr.split_96(codes)[0] / scale
             ref_y = fr.split_96(st.ref_codes)[0] / scale
             flow = estimate_motion(cur_y.to(dev), ref_y.to(dev))
+            if self.config.block_motion and self.config.residual:
+                return self._code_block(codes, x, flow.cpu(), q)
             inter = m.inter
             qt = torch.tensor([q], device=dev)
             with torch.no_grad():
@@ -386,6 +405,34 @@ class FmEncoder:
             return bytes([flags, q]) + main, recon
         flags = (FLAG_INTRA if intra else 0) | (FLAG_REFRESH if refresh else 0)
         return bytes([flags, q]) + writer.finish(), recon
+
+    def _code_block(self, codes: Tensor, x: Tensor, flow: Tensor, q: int) -> tuple[bytes, Tensor]:
+        """A block-motion inter frame (FLAG_BLOCK_MOTION): the rate-aware block search
+        (mvsearch; the cheap one without `search`), or, with `search`, zero motion where
+        that costs less, then the residual."""
+        coder = self.coder
+        ref = coder.state.ref
+        if ref is None:
+            raise CodecError("an inter frame needs a reference: the first frame is intra")
+        lam = float(lambda_of(torch.tensor([q]), self.model.config))
+        cur_y = fr.split_96(fr.codes_to_fixed(codes, coder.depth))[0]
+        how = mvsearch.FULL if self.config.search else mvsearch.CHEAP
+        motion = mvsearch.search(cur_y, fr.split_96(ref)[0], flow, lam, how)
+        writer = SymbolWriter()
+        mvcoding.encode(motion, writer)
+        main = writer.finish()
+        x_fp = exact_warp_picture(ref, motion.flow())
+        flags = FLAG_BLOCK_MOTION | FLAG_NO_LATENT
+        if self.config.search and self._cost(codes, ref, 0, q) <= self._cost(
+            codes, x_fp, len(main), q
+        ):
+            x_fp, main, flags = ref, b"", flags | FLAG_ZERO_MOTION
+        residual = self._residual(codes, x, x_fp, q)
+        if residual is None:
+            return bytes([flags, q]) + main, coder._finish(x_fp, None, False)
+        q_r, res_bytes, x_fp = residual
+        head = bytes([flags | FLAG_RESIDUAL, q, q_r]) + encode_uleb128(len(main))
+        return head + main + res_bytes, coder._finish(x_fp, None, False)
 
     def _cost(self, codes: Tensor, picture: Tensor, nbytes: int, q: int) -> float:
         """lambda(q) MSE + bits per pixel of a candidate reconstruction (the training loss)."""
@@ -490,12 +537,17 @@ class FmEncoder:
 
 
 def split_payload(data: bytes, pts: int) -> tuple[int, int, int, int, bytes, bytes | None]:
-    """A FRAME payload -> (flags, q, q_r, shift, main stream, residual stream or None)."""
-    known = FLAG_INTRA | FLAG_REFRESH | FLAG_RESIDUAL | FLAG_NO_LATENT | FLAG_ZERO_MOTION
-    if len(data) < 2 or data[0] & ~known or data[1] >= Q_LEVELS:
+    """A FRAME payload -> (flags, q, q_r, shift, main stream, residual stream or None).
+    (Bit 5 is read in every version: no earlier encoder set it, and decoders before
+    version 3 refuse version 3 streams at the header.)"""
+    if len(data) < 2 or data[0] & ~KNOWN_FLAGS or data[1] >= Q_LEVELS:
         raise BitstreamError(f"fm frame {pts} has a bad header")
     flags, q = data[0], data[1]
     if flags & FLAG_INTRA and flags & (FLAG_NO_LATENT | FLAG_ZERO_MOTION):
+        raise BitstreamError(f"fm frame {pts} has a bad header")
+    if flags & FLAG_BLOCK_MOTION and (
+        flags & (FLAG_INTRA | FLAG_REFRESH) or not flags & FLAG_NO_LATENT
+    ):
         raise BitstreamError(f"fm frame {pts} has a bad header")
     if not flags & FLAG_RESIDUAL:
         if (len(data) - 2) % 4:
@@ -519,7 +571,7 @@ class FmDecoder:
             raise CodecError(f"fm stream uses an unknown variant {self.params.variant!r}")
         self.model = wt.find_model(self.params.variant, self.params.weights_hash).eval()
         self.coder = _FrameCoder(self.model, StreamInfo.from_header(header))
-        self.checked = header.codec_params[0] >= 2  # version 2 payloads carry checksums
+        self.checked = header.codec_params[0] >= 2  # versions 2 and 3 carry checksums
 
     def decode(self, unit: Unit | None) -> list[Frame]:
         if unit is None or unit.type != UnitType.FRAME:
@@ -532,7 +584,9 @@ class FmDecoder:
         reader = SymbolReader(main)
         m, coder = self.model, self.coder
         try:
-            if flags & FLAG_INTRA:
+            if flags & FLAG_BLOCK_MOTION:
+                codes = self._decode_block(flags, reader, q_r, shift, res, unit.pts)
+            elif flags & FLAG_INTRA:
                 x_fp = m.intra.decode(reader, q, coder.grid)
                 codes = coder._finish(x_fp, None, True)
             else:
@@ -561,6 +615,23 @@ class FmDecoder:
         except CodecError as e:
             raise BitstreamError(f"fm frame {unit.pts} does not decode: {e}") from None
         return [coder.to_frame(codes, unit.pts)]
+
+    def _decode_block(
+        self, flags: int, reader: SymbolReader, q_r: int, shift: int, res: bytes | None, pts: int
+    ) -> Tensor:
+        coder = self.coder
+        ref = coder.state.ref
+        if ref is None:
+            raise BitstreamError("inter frame without a reference: start at a random-access point")
+        if flags & FLAG_ZERO_MOTION:
+            x_fp = ref
+        else:
+            motion = mvcoding.decode(reader, coder.grid, f"fm frame {pts}")
+            x_fp = exact_warp_picture(ref, motion.flow())
+        if res is not None:
+            r_fp = self.model.residual_coder.decode(SymbolReader(res), q_r, coder.grid)
+            x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
+        return coder._finish(x_fp, None, False)
 
 
 SPEC = CodecSpec(
