@@ -182,6 +182,25 @@ def _bd(anchor: list[dict[str, Any]], test: list[dict[str, Any]], metric: str) -
         return None
 
 
+def q_ladder(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each step between neighbouring q points: the bits it costs and the PSNR-YUV it buys
+    (a saturated quality knob shows as steps whose dB per doubling of the bits collapses)."""
+    by_q = sorted(points, key=lambda p: p["q"])
+    steps = []
+    for a, b in zip(by_q, by_q[1:], strict=False):
+        ratio = b["bpp"] / a["bpp"]
+        gain = b["psnr_yuv"] - a["psnr_yuv"]
+        steps.append(
+            {
+                "q": [a["q"], b["q"]],
+                "bits_ratio": ratio,
+                "psnr_yuv_gain_db": gain,
+                "db_per_bit_doubling": gain / np.log2(ratio) if ratio > 1 else None,
+            }
+        )
+    return steps
+
+
 def _speed(model_path: str, frames: list[Frame], tmp: Path) -> dict[str, float]:
     """Encode and decode fps at 640x360 (q = 40, the default), one thread, with the
     encoder's RD search (the file default) and without it (what live encoding wants)."""
@@ -304,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                         for k in ANCHOR_KEYS
                     },
                     "capacity_psnr_yuv": capacity(model.intra, frames[:1]).weighted,
+                    "q_ladder": q_ladder(points),
                 }
                 if qs:
                     top, low = by_q[max(qs)], by_q[min(qs)]
@@ -331,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
             ok = [v for v in vals if v is not None]
             summ[f"bd_rate_vs_{k}_psnr_yuv"] = vals
             summ[f"bd_rate_vs_{k}_psnr_yuv_mean"] = float(np.mean(ok)) if ok else None
+        slopes = [s["db_per_bit_doubling"] for e in entries for s in e["q_ladder"]]
+        summ["q_step_db_per_bit_doubling_min"] = min(
+            (v for v in slopes if v is not None), default=None
+        )
+        summ["q_step_db_per_bit_doubling_top"] = [
+            e["q_ladder"][-1]["db_per_bit_doubling"] if e["q_ladder"] else None for e in entries
+        ]
         pts = [p for e in entries for p in e["points"]]
         summ["all_decodes_exact"] = all(p["decoded_equals_reconstruction"] for p in pts)
         summ.update({f"speed_640x360_{k}": v for k, v in results["speed_640x360"][name].items()})
@@ -387,6 +414,14 @@ def _markdown(results: dict[str, Any]) -> str:
                 f"{p['psnr_rgb']:.2f} | {p['encode_fps']:.1f} |"
             )
         lines.append("")
+        for name, e in seq["fm"].items():
+            ladder = ", ".join(
+                f"{s['q'][0]}->{s['q'][1]}: {s['bits_ratio']:.2f}x bits "
+                f"{s['psnr_yuv_gain_db']:+.1f} dB ({_fmt(s['db_per_bit_doubling'], '.1f')} "
+                "dB/doubling)"
+                for s in e.get("q_ladder", [])
+            )
+            lines.append(f"- {name} q ladder (PSNR-YUV): {ladder}")
         for name, e in seq["fm"].items():
             for k, v in e["bd_rate_percent"].items():
                 lines.append(
