@@ -365,6 +365,7 @@ class SceneEncoder:
         self._before: list[np.ndarray] | None = None
         self.index = 0
         self.spent = 0.0
+        self._frame_start = 0.0
         self.reports: list[FrameReport3D] = []
         self.last_reconstruction: Frame | None = None
         self._rng = np.random.default_rng(config.seed)
@@ -393,11 +394,15 @@ class SceneEncoder:
         return min(own, share)
 
     def _fit_config(self, key: bool) -> Fit3DConfig:
+        """The fit of this frame: its time share less what the frame has used already
+        (the gate scores of a P-frame), at most max_iterations steps."""
         cfg = self.config
+        used = time.perf_counter() - self._frame_start
         return Fit3DConfig(
             gaussians=self.count,
             steps=cfg.max_iterations or 1_000_000,
-            time_budget=self._seconds(key),
+            time_budget=max(self._seconds(key) - used, 0.0),
+            min_steps=1,
             relocate_every=100 if key else 0,
             seed=cfg.seed + self.index,
         )
@@ -409,7 +414,7 @@ class SceneEncoder:
         for v in views:
             if v.shape != (self.height, self.width, 3) or v.dtype != np.uint8:
                 raise CodecError(f"a view must be ({self.height}, {self.width}, 3) uint8")
-        start = time.perf_counter()
+        start = self._frame_start = time.perf_counter()
         images = [views[i].astype(np.float32) / 255.0 for i in self.train]
         cams = [self.rig[i] for i in self.train]
         key = self.state is None or self.index % self.config.group == 0

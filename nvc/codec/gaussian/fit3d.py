@@ -53,6 +53,7 @@ class Fit3DConfig:
     relocate_every: int = 100  # steps between relocations of faded Gaussians (0: never)
     relocate_below: float = 0.01  # opacity under which a Gaussian counts as faded
     time_budget: float | None = None  # seconds: stop after this long (None: all steps)
+    min_steps: int = 0  # steps taken whatever the time budget
     seed: int = 0  # seeds view order, point sampling and relocation
 
 
@@ -220,7 +221,8 @@ def fit_static(
     steps = relocated = 0
     order: list[int] = []
     for step in range(config.steps):
-        if config.time_budget is not None and time.perf_counter() - start > config.time_budget:
+        over = config.time_budget is not None and time.perf_counter() - start > config.time_budget
+        if over and step >= config.min_steps:
             break
         if not order:
             order = list(rng.permutation(len(cameras)))
