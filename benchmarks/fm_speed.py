@@ -16,6 +16,8 @@ default 1 and 2), a fresh worker process with that tree's `nvc` first on its pat
   timing each pass; the thread count is the encoder's `threads` option and the decoder's
   `codec.DECODER_THREADS` (the count the decoder sets while it decodes);
 - reports the fps of every pass (frames / wall seconds; the first frame is intra), the
+  process's CPU milliseconds per frame (all its threads; on a busy machine closer to what
+  an idle core would give than the wall time, though shared caches still slow it), the
   SHA-256 of the encoded file and of the decoded frames, and the base tree's file decoded
   by this tree.
 
@@ -104,24 +106,29 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     spec = registry.get("fm")
     options = {"q": Q, "variant": args.variant, "search": args.search, "threads": args.threads}
     path = Path(args.out)
-    enc_fps, dec_fps, digests = [], [], set()
+    enc_fps, dec_fps, enc_cpu, dec_cpu, digests = [], [], [], [], set()
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         encoder = spec.create_encoder(stream, options)
         with Writer(path, stream.to_header(spec.id, encoder.codec_params)) as writer:
             for f in frames:
                 for unit in encoder.encode(f):
                     writer.write(unit)
         enc_fps.append(len(frames) / (time.perf_counter() - t0))
+        enc_cpu.append(1000.0 * (time.process_time() - c0) / len(frames))
         digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
     decoded: list[Any] = []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         decoded = list(decode_frames(path))
         dec_fps.append(len(frames) / (time.perf_counter() - t0))
+        dec_cpu.append(1000.0 * (time.process_time() - c0) / len(frames))
     result: dict[str, Any] = {
         "encode_fps": enc_fps,
         "decode_fps": dec_fps,
+        # CPU milliseconds per frame, all threads of the process together
+        "encode_cpu_ms_per_frame": enc_cpu,
+        "decode_cpu_ms_per_frame": dec_cpu,
         "file_sha256": sorted(digests),
         "decoded_sha256": _digest(decoded),
         "bytes": path.stat().st_size,
@@ -181,6 +188,8 @@ def _run_worker(tree: Path, job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     result.update(path=str(out), load_before=load_before, load_after=_load())
     result["encode_fps_median"] = statistics.median(result["encode_fps"])
     result["decode_fps_median"] = statistics.median(result["decode_fps"])
+    for key in ("encode_cpu_ms_per_frame", "decode_cpu_ms_per_frame"):
+        result[key + "_median"] = statistics.median(result[key])
     return result
 
 
@@ -235,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"{name:8s} {variant:10s} search={search!s:5s} threads={threads} "
                             f"enc {res['encode_fps_median']:.2f} fps "
                             f"dec {res['decode_fps_median']:.2f} fps "
+                            f"(CPU ms/frame enc {res['encode_cpu_ms_per_frame_median']:.0f} "
+                            f"dec {res['decode_cpu_ms_per_frame_median']:.0f}) "
                             f"(load {res['load_before'][0]} -> {res['load_after'][0]})",
                             flush=True,
                         )
@@ -249,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "fps": "frames / wall seconds of a whole pass, median over the passes",
         },
-        "machine": {"cpus": os.cpu_count(), "load_at_end": _load()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "niceness": os.nice(0),
+            "load_at_end": _load(),
+            "note": "a shared machine: other jobs ran at the same time (see each run's load)",
+        },
         "runs": runs,
         "checks": _checks(runs),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -184,7 +184,7 @@ class LatentPrior(nn.Module):
 
     def _exact_base(self, z_int: Tensor, temporal: Tensor | None, size: tuple[int, int]) -> Tensor:
         hp = crop(self.h_s.exact(z_int * ONE), size)
-        return self.fuse.exact(hp if temporal is None else torch.cat([hp, temporal], 1))
+        return self.fuse.exact(hp) if temporal is None else self.fuse.exact_parts([hp, temporal])
 
     def _levels(self, scales: Tensor) -> np.ndarray:
         s = scales.reshape(-1).to(torch.int64)
@@ -228,7 +228,7 @@ class LatentPrior(nn.Module):
         flat[:, anchors] = code(None if y_flat is None else y_flat[:, anchors], mu, sc).view(m, -1)
         ctx = self.sctx.exact_at(y_hat, rest, _NEIGHBOUR_TAPS)  # y_hat is 0 off the anchors
         base_rest = base.reshape(width, h * w).index_select(1, rest).view(1, width, 1, -1)
-        mu2, sc2 = self.head2.exact(torch.cat([base_rest, ctx], 1)).chunk(2, 1)
+        mu2, sc2 = self.head2.exact_parts([base_rest, ctx]).chunk(2, 1)
         flat[:, rest] = code(None if y_flat is None else y_flat[:, rest], mu2, sc2).view(m, -1)
         return y_hat
 

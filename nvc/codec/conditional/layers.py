@@ -46,10 +46,11 @@ _EXACT_LIMIT = float(1 << 52)  # bound on any partial sum
 
 
 def fixed_round_shift(acc: Tensor, bits: int) -> Tensor:
-    """acc / 2**bits rounded half up, exactly (acc holds integers in float64)."""
+    """acc / 2**bits rounded half up, exactly (acc holds integers in float64; the scale by
+    2**-bits is exact, as the division was)."""
     if bits <= 0:
         return acc
-    return torch.floor((acc + float(1 << (bits - 1))) / float(1 << bits))
+    return (acc + float(1 << (bits - 1))).mul_(1.0 / float(1 << bits)).floor_()
 
 
 def clamp_act(x: Tensor) -> Tensor:
@@ -152,10 +153,37 @@ class Conv(nn.Module):
                 raise CodecError("the exact path runs on the CPU")
             wk = iw.scaled_weight.reshape(-1, c, k, k)
             out = F.conv2d(x, wk, iw.scaled_bias, stride=s, padding=k // 2)
+        return self._round(out, iw, self.relu if relu is None else relu)
+
+    @staticmethod
+    def _round(out: Tensor, iw: _IntConv, relu: bool) -> Tensor:
+        """Finish an accumulator of (acc + 2**(bits-1)) / 2**bits: floor, ReLU, clamp."""
         if iw.bits > 0:
             out.floor_()
-        relu = self.relu if relu is None else relu
         return out.clamp_(0.0 if relu else -ACT_LIMIT, ACT_LIMIT)
+
+    def exact_parts(self, parts: Sequence[Tensor]) -> Tensor:
+        """exact(torch.cat(parts, 1)) without forming the concatenation: for a 1x1 layer
+        and batch 1, one GEMM per part into the same accumulator (exact sums)."""
+        b, _, h, w = parts[0].shape
+        if self.k != 1 or self.stride != 1 or self.depthwise or b != 1:
+            return self.exact(torch.cat(list(parts), 1))
+        iw = self._ints()
+        out: Tensor | None = None
+        start = 0
+        for part in parts:
+            c = part.shape[1]
+            weight, x = iw.scaled_weight[:, start : start + c], part.reshape(c, h * w)
+            if out is None:
+                out = torch.addmm(iw.scaled_bias[:, None], weight, x)
+            else:
+                out.addmm_(weight, x)
+            start += c
+        if out is None or start != iw.weight.shape[1]:
+            raise CodecError(
+                f"the parts have {start} channels, the layer takes {iw.weight.shape[1]}"
+            )
+        return self._round(out, iw, self.relu).view(1, -1, h, w)
 
     def exact_at(
         self, x: Tensor, where: Tensor, taps: Sequence[tuple[int, int]] | None = None
@@ -179,10 +207,7 @@ class Conv(nn.Module):
             centre = torch.div(where, w, rounding_mode="floor") * wp + where % w
             cols = torch.cat([padded.index_select(1, centre + i * wp + j) for i, j in taps])
         weight = torch.cat([wk[:, :, i, j] for i, j in taps], 1)
-        out = torch.addmm(iw.scaled_bias[:, None], weight, cols)
-        if iw.bits > 0:
-            out.floor_()
-        out.clamp_(0.0 if self.relu else -ACT_LIMIT, ACT_LIMIT)
+        out = self._round(torch.addmm(iw.scaled_bias[:, None], weight, cols), iw, self.relu)
         return out.view(1, -1, 1, out.shape[1])
 
 
@@ -237,6 +262,17 @@ class Seq(nn.Module):
 
     def exact(self, x: Tensor) -> Tensor:
         for layer in self.layers:
+            x = layer.exact(x)  # type: ignore[operator]
+        return x
+
+    def exact_parts(self, parts: Sequence[Tensor]) -> Tensor:
+        """exact(torch.cat(parts, 1)); a first Conv takes the parts without the copy."""
+        first = self.layers[0]
+        if isinstance(first, Conv):
+            x = first.exact_parts(parts)
+        else:
+            x = first.exact(torch.cat(list(parts), 1))  # type: ignore[operator]
+        for layer in self.layers[1:]:
             x = layer.exact(x)  # type: ignore[operator]
         return x
 
@@ -363,38 +399,6 @@ def exact_warp(x: Tensor, disp64: Tensor) -> Tensor:
     top = _gather_2d(x, y0, x0) * (unit - ax) + _gather_2d(x, y0, x1) * ax
     bot = _gather_2d(x, y1, x0) * (unit - ax) + _gather_2d(x, y1, x1) * ax
     acc = top * (unit - ay) + bot * ay  # integers < 2**(28 + 12 + 2): exact
-    return fixed_round_shift(acc, 2 * WARP_BITS)
-
-
-def block_warp_rows(rows: Tensor, size: tuple[int, int], disp64: Tensor, block: int) -> Tensor:
-    """`exact_warp` with one displacement per block x block pixels, computed per block.
-
-    rows: the source planes as (B * H * W, C), pixel-major (row y * W + x of batch b at
-    b * H * W + ...); size: (H, W); disp64: (B, 2, H / block, W / block) integer
-    displacements in 1/64 pixel. Returns (B, H / block, W / block, block, block, C): for
-    each block its warped pixels. The same integers as `exact_warp` with the displacement
-    field upsampled (nearest): each block's (block + 1)^2 source pixels are gathered once
-    (borders clamped as there) and interpolated with the block's weights, in exact integer
-    arithmetic (sums below 2**42), so the order of the operations does not matter."""
-    h, w = size
-    b, _, nby, nbx = disp64.shape
-    dev = rows.device
-    unit = float(1 << WARP_BITS)
-    iy = torch.floor(disp64[:, 1] / unit)
-    ix = torch.floor(disp64[:, 0] / unit)
-    ay = (disp64[:, 1] - iy * unit).view(b, nby, nbx, 1, 1, 1)
-    ax = (disp64[:, 0] - ix * unit).view(b, nby, nbx, 1, 1, 1)
-    taps = torch.arange(block + 1, device=dev)
-    top = iy.long() + torch.arange(nby, device=dev).view(1, nby, 1) * block
-    left = ix.long() + torch.arange(nbx, device=dev).view(1, 1, nbx) * block
-    ys = (top[..., None] + taps).clamp_(0, h - 1)  # (B, nby, nbx, block + 1)
-    xs = (left[..., None] + taps).clamp_(0, w - 1)
-    base = (torch.arange(b, device=dev) * (h * w)).view(b, 1, 1, 1, 1)
-    idx = base + ys[..., :, None] * w + xs[..., None, :]  # (B, nby, nbx, block+1, block+1)
-    c = rows.shape[1]
-    p = torch.index_select(rows, 0, idx.reshape(-1)).view(b, nby, nbx, block + 1, block + 1, c)
-    horiz = p[..., :, :-1, :] * (unit - ax) + p[..., :, 1:, :] * ax
-    acc = horiz[..., :-1, :, :] * (unit - ay) + horiz[..., 1:, :, :] * ay
     return fixed_round_shift(acc, 2 * WARP_BITS)
 
 

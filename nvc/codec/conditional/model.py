@@ -60,7 +60,6 @@ from nvc.codec.conditional.layers import (
     Down,
     Seq,
     Up,
-    block_warp_rows,
     clamp_act,
     exact_warp,
     upsample_nearest,
@@ -225,21 +224,57 @@ def exact_warp_picture(ref: Tensor, flow: Tensor) -> Tensor:
     """The same in fixed point: flow (fixed, feature-grid units) -> 1/64-pixel integers.
 
     The integers of exact_warp on the luma plane (8x the flow, upsampled to its 8x8 blocks)
-    and on the chroma planes (4x, 4x4 blocks), computed block by block from the 96-channel
-    layout (layers.block_warp_rows), without forming the planes' per-pixel fields."""
-    b, _, h, w = ref.shape
+    and on the chroma planes (4x, 4x4 blocks), computed block by block in the 96-channel
+    layout (_warp_planes_96), without forming the planes or per-pixel fields."""
     dy = torch.floor(flow * (8.0 * (1 << WARP_BITS)) / ONE)
     duv = torch.floor(flow * (4.0 * (1 << WARP_BITS)) / ONE)
-    y96, uv96 = ref[:, :64], ref[:, 64:]
-    if bool(dy.any()):  # luma rows (by, i, bx, j) from channel i * 8 + j at (by, bx)
-        rows = y96.reshape(b, 8, 8, h, w).permute(0, 3, 1, 4, 2).reshape(-1, 1)
-        yw = block_warp_rows(rows, (8 * h, 8 * w), dy, 8)  # (b, h, w, 8, 8, 1)
-        y96 = yw.permute(0, 5, 3, 4, 1, 2).reshape(b, 64, h, w)
-    if bool(duv.any()):  # chroma rows from channel 64 + plane * 16 + i * 4 + j
-        rows = uv96.reshape(b, 2, 4, 4, h, w).permute(0, 4, 2, 5, 3, 1).reshape(-1, 2)
-        uvw = block_warp_rows(rows, (4 * h, 4 * w), duv, 4)  # (b, h, w, 4, 4, 2)
-        uv96 = uvw.permute(0, 5, 3, 4, 1, 2).reshape(b, 32, h, w)
+    flat = ref.contiguous().view(-1)
+    y96 = _warp_planes_96(flat, ref.shape, dy, 0, 1, 8) if bool(dy.any()) else ref[:, :64]
+    uv96 = _warp_planes_96(flat, ref.shape, duv, 64, 2, 4) if bool(duv.any()) else ref[:, 64:]
     return torch.cat([y96, uv96], 1)
+
+
+def _warp_planes_96(
+    flat: Tensor, shape: torch.Size, disp64: Tensor, first: int, planes: int, s: int
+) -> Tensor:
+    """Warp `planes` planes stored from channel `first` of a (B, 96, h, w) picture (flat:
+    its values, contiguous) as pixel-unshuffled s x s blocks (channel first + plane * s * s
+    + i * s + j holds pixel (y * s + i, x * s + j) at (y, x)), with one displacement per
+    block (disp64: (B, 2, h, w), 1/64 pixel). Returns (B, planes * s * s, h, w).
+
+    Bit for bit exact_warp on the planes with the displacement upsampled: each block's
+    (s + 1)^2 source pixels (rows and columns clamped to the plane, as there) are gathered
+    straight from the 96-channel layout, in the output's channel order, then interpolated
+    with the block's weights in exact integer arithmetic (sums below 2**42)."""
+    b, ch, h, w = shape
+    dev = flat.device
+    unit = float(1 << WARP_BITS)
+    iy = torch.floor(disp64[:, 1] / unit)  # (B, h, w)
+    ix = torch.floor(disp64[:, 0] / unit)
+    ay = (disp64[:, 1] - iy * unit).unsqueeze(1)  # (B, 1, h, w): broadcasts over taps
+    ax = (disp64[:, 0] - ix * unit).unsqueeze(1)
+    taps = torch.arange(s + 1, device=dev).view(1, s + 1, 1, 1)
+    rows = iy.long().unsqueeze(1) + taps + torch.arange(h, device=dev).view(1, 1, h, 1) * s
+    cols = ix.long().unsqueeze(1) + taps + torch.arange(w, device=dev).view(1, 1, 1, w) * s
+    rows = rows.clamp_(0, h * s - 1)  # (B, s + 1, h, w): source plane rows of each tap
+    cols = cols.clamp_(0, w * s - 1)
+    hw = h * w
+    # offset of plane pixel (Y, X) in the flat picture: rows and columns contribute apart
+    row_off = (rows % s) * (s * hw) + torch.div(rows, s, rounding_mode="floor") * w
+    col_off = (cols % s) * hw + torch.div(cols, s, rounding_mode="floor")
+    batch = (torch.arange(b, device=dev) * (ch * hw)).view(b, 1, 1, 1, 1, 1)
+    plane = (torch.arange(planes, device=dev) * (s * s * hw) + first * hw).view(
+        1, planes, 1, 1, 1, 1
+    )
+    # (B, planes, s + 1 rows, s + 1 cols, h, w)
+    idx = batch + plane + row_off.view(b, 1, s + 1, 1, h, w) + col_off.view(b, 1, 1, s + 1, h, w)
+    p = torch.take(flat, idx)
+    wx = ax.view(b, 1, 1, 1, h, w)
+    wy = ay.view(b, 1, 1, h, w)
+    horiz = (p[:, :, :, :-1] * (unit - wx)).add_(p[:, :, :, 1:] * wx)  # (B, P, s+1, s, h, w)
+    acc = (horiz[:, :, :-1] * (unit - wy.unsqueeze(2))).add_(horiz[:, :, 1:] * wy.unsqueeze(2))
+    acc.add_(float(1 << (2 * WARP_BITS - 1))).mul_(1.0 / (unit * unit)).floor_()
+    return acc.view(b, planes * s * s, h, w)
 
 
 class InterCodec(nn.Module):
@@ -318,7 +353,7 @@ class InterCodec(nn.Module):
     def exact_contexts(self, ref: Tensor, feature: Tensor, flow: Tensor) -> Contexts:
         pred = exact_warp_picture(ref, flow)
         fw = exact_warp(feature, torch.floor(flow * float(1 << WARP_BITS) / ONE))
-        c0 = self.ctx0.exact(torch.cat([fw, pred], 1))
+        c0 = self.ctx0.exact_parts([fw, pred])
         c1 = self.ctx1.exact(c0)
         return Contexts(pred, c0, c1, self.tprior.exact(c1))
 
@@ -327,8 +362,8 @@ class InterCodec(nn.Module):
 
     def exact_synthesis(self, y_hat: Tensor, ctx: Contexts, q: int) -> tuple[Tensor, Tensor]:
         yd = scale_exact(y_hat, self.q_dec.fixed(q))
-        up = self.dec1.exact(torch.cat([yd, ctx.c1], 1))
-        f = self.dec0.exact(torch.cat([up, ctx.c0], 1))
+        up = self.dec1.exact_parts([yd, ctx.c1])
+        f = self.dec0.exact_parts([up, ctx.c0])
         x_hat = ctx.pred + self.head.exact(f)
         if self.skip is not None:
             x_hat = x_hat + self.skip.exact(yd)

@@ -21,6 +21,7 @@ from nvc.codec.conditional.layers import (
     upsample_nearest,
     warp,
 )
+from nvc.errors import CodecError
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
@@ -170,3 +171,13 @@ def test_exact_at_positions_equals_the_full_evaluation() -> None:
     assert not torch.equal(
         conv.exact_at(x, rest, taps)[0, :, 0], conv.exact(x).reshape(6, -1)[:, rest]
     )
+
+
+def test_exact_parts_equals_exact_of_the_concatenation() -> None:
+    torch.manual_seed(6)
+    a = to_fixed(torch.randn(1, 5, 4, 6) * 4)
+    b = to_fixed(torch.randn(1, 3, 4, 6) * 4)[..., :4, :6]
+    for net in (Seq(Conv(8, 6, 1, relu=True), Block(6)), Seq(Conv(8, 6, 3), Conv(6, 2, 1))):
+        assert torch.equal(net.exact_parts([a, b]), net.exact(torch.cat([a, b], 1)))
+    with pytest.raises(CodecError, match="channels"):
+        Conv(9, 2, 1).exact_parts([a, b])
