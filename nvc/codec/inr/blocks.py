@@ -310,12 +310,14 @@ class UpBlock(nn.Module):
         scrb: bool,
         skip: bool,
         mod_dim: int,
+        grid: int = 0,
         **q: int | bool,
     ) -> None:
         super().__init__()
         self.cout = cout
         self.pre = SCRB(cin, act if act != "sine" else "hswish", **q) if scrb else None
-        self.conv = QConv(cin, 4 * cout, k, **q)  # type: ignore[arg-type]
+        # the upsampling conv also reads `grid` feature grid channels (grid.py), if any
+        self.conv = QConv(cin + grid, 4 * cout, k, **q)  # type: ignore[arg-type]
         self.proj = QConv(cin, cout, 1, **q) if skip and cin != cout else None  # type: ignore[arg-type]
         self.skip = skip
         self.mod = (
@@ -334,13 +336,17 @@ class UpBlock(nn.Module):
         self.act = ACT[act]
         self.act_name = act
 
-    def forward(self, x: Tensor, tfeat: Tensor | None, exact: bool) -> Tensor:
+    def forward(
+        self, x: Tensor, tfeat: Tensor | None, exact: bool, grid: Tensor | None = None
+    ) -> Tensor:
+        """grid: (B, G, h, w) feature grid channels appended to the conv's input."""
         if self.pre is not None:
             x = self.pre(x, exact)
+        xin = x if grid is None else torch.cat([x, grid], dim=1)
         if exact:
-            y = shuffle(self._exact_affine(x, tfeat))  # (B, cout, 2h, 2w)
+            y = shuffle(self._exact_affine(xin, tfeat))  # (B, cout, 2h, 2w)
         else:
-            y = shuffle(self.conv(x, exact))  # (B, cout, 2h, 2w)
+            y = shuffle(self.conv(xin, exact))  # (B, cout, 2h, 2w)
             if self.mod is not None and tfeat is not None:
                 y = y * (self.mod(tfeat, exact) + 1.0)  # gamma(t): (B, cout, 1, 1)
         if exact:

@@ -5,9 +5,10 @@ entropy-coded network; pts = the group's first frame; a RAP unless it holds resi
 then one FRAME unit per frame (pts = the frame's index; payload: the frame's coded
 embedding, or nothing for NeRV-style streams, then the CRC-32 of the decoded frame, see
 nvc.codec.integrity), so a player can pace frames.
-The codec parameters are ModelConfig.to_bytes() with the version byte 2 (version 1, the
-same fields, marks streams written before FRAME payloads carried the checksum; they still
-decode, unchecked).
+The codec parameters are ModelConfig.to_bytes(): version 2, or 3 for networks with
+feature grids (grid.py; their MODEL units start with the grid section, gridcode.py).
+Version 1, version 2's fields, marks streams written before FRAME payloads carried the
+checksum; they still decode, unchecked.
 
 The decoder refuses, before allocating anything, a network above the limits of
 nvc.codec.limits (parameters, MACs per pixel, feature map values per pixel).
@@ -26,6 +27,8 @@ from nvc.codec import integrity
 from nvc.codec.base import CodecSpec, StreamInfo, torch_threads
 from nvc.codec.inr.config import InrConfig, ModelConfig, TrainStatus
 from nvc.codec.inr.frames import Geometry
+from nvc.codec.inr.grid import grid_values
+from nvc.codec.inr.gridcode import encode_grids, join_payload
 from nvc.codec.inr.model import network_cost
 from nvc.codec.inr.plan import UNIT_OVERHEAD_BYTES, Plan, make_plan
 from nvc.codec.inr.render import Renderer
@@ -48,7 +51,7 @@ from nvc.codec.limits import (
 from nvc.errors import CodecError
 from nvc.media import Frame, psnr_rgb, psnr_yuv
 
-CHECKED_VERSION = 2  # codec parameters version of streams whose FRAME payloads are sealed
+CHECKED_VERSIONS = (2, 3)  # codec parameters versions whose FRAME payloads are sealed
 MAX_COARSER = 32  # rate control may coarsen steps by up to an octave after training
 BUDGET_EPOCHS = 100_000  # the epoch cap of a group trained under a time budget
 MAX_FINER = 64  # ... or make them finer by up to two octaves when under budget
@@ -90,7 +93,7 @@ class InrEncoder:
         self.plan: Plan = make_plan(stream, config)
         self.model: ModelConfig = self.plan.model
         self.geo: Geometry = self.plan.geometry
-        self._params = bytes([CHECKED_VERSION]) + self.model.to_bytes()[1:]
+        self._params = self.model.to_bytes()
         self.renderer = Renderer(self.model, self.geo)
         self.trainer: Trainer | None = None
         self.buffer: list[Frame] = []
@@ -165,6 +168,11 @@ class InrEncoder:
 
         with torch_threads(self.threads):
             data = group_data(frames, self.geo, self.model, self.config.device)
+            grids = self.trainer.net.grids
+            if grids is not None:
+                if g > 0:
+                    grids.carry_over()
+                grids.use(n)  # this group's temporal slices
             residual = g % self.model.rap_every != 0
             # under a time budget the budget sets the length of training (unless --epochs)
             budgeted = self.time_left is not None and self.config.epochs is None
@@ -212,6 +220,9 @@ class InrEncoder:
         tried: dict[int, tuple[int, bytes, list[LayerCode]]] = {}
         lo, hi, offset = -MAX_FINER, MAX_COARSER, 0
         target = max(budget, 0.0)
+        grids = self.trainer.net.grids
+        # the grids' section does not depend on the weight steps: coded once
+        section = encode_grids(grids.export(), grids.levels) if grids is not None else None
         for _ in range(RATE_TRIES):
             layers, residual = self.trainer.export(residual, ref.layers if ref else None, offset)
             if not tried:  # the embeddings do not depend on the weight steps
@@ -229,6 +240,8 @@ class InrEncoder:
                 emb_bits = 8 * sum(map(len, fps))
             code = GroupCode(n, layers, residual, model, temporal)
             payload = encode_group(code, ref if residual else None)
+            if section is not None:
+                payload = join_payload(section, payload)
             bits = 8 * len(payload) + emb_bits
             tried[offset] = (bits, payload, layers)
             if residual or abs(bits - target) <= RATE_AIM * target:
@@ -290,9 +303,7 @@ class InrDecoder:
     def __init__(self, header: SequenceHeader) -> None:
         self.stream = StreamInfo.from_header(header)
         params = header.codec_params
-        self.checked = bool(params) and params[0] == CHECKED_VERSION  # FRAME checksums
-        if self.checked:  # version 2 has version 1's fields
-            params = bytes([1]) + params[1:]
+        self.checked = bool(params) and params[0] in CHECKED_VERSIONS  # FRAME checksums
         self.model = ModelConfig.from_bytes(params)
         _check_network(self.model, header.width, header.height)
         geo = Geometry(
@@ -325,6 +336,8 @@ def _layer_outputs(cfg: ModelConfig, grid: tuple[int, int]) -> int:
     largest = max(cfg.hidden, c[0] * h * w)  # the MLPs, the stem's feature grid
     for i in range(cfg.blocks):
         cin, cout = c[i], c[i + 1]
+        if cfg.grid_channels:  # the conv reads the block input and its feature grid
+            cin += cfg.grid_channels[i]
         largest = max(largest, cin * h * w, 4 * cout * h * w)
         h, w = 2 * h, 2 * w
         largest = max(largest, cout * h * w)
@@ -337,6 +350,7 @@ def _check_network(cfg: ModelConfig, width: int, height: int) -> None:
     params, macs = network_cost(cfg, grid)
     pixels = width * height
     check_at_most("inr network parameters", params, INR_MAX_PARAMS)
+    check_at_most("inr feature grid values", grid_values(cfg, grid, cfg.group_size), INR_MAX_PARAMS)
     check_at_most("inr decoder MACs per pixel", -(-macs // pixels), INR_MAX_MACS_PER_PIXEL)
     values = -(-_layer_outputs(cfg, grid) // pixels)
     check_at_most("inr feature map values per pixel", values, INR_MAX_VALUES_PER_PIXEL)

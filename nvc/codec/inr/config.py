@@ -19,7 +19,14 @@ from typing import Any
 from nvc.bitstream import decode_uleb128, encode_uleb128
 from nvc.errors import BitstreamError
 
-PARAMS_VERSION = 1  # first byte of the codec parameters
+# First byte of the codec parameters. 3: the version 2 fields, then the feature grids
+# (grid_every, grid_down, one channel count per block). 2: FRAME payloads end with the
+# decoded frame's checksum. 1: the same fields as 2, no checksum. All three decode;
+# networks without grids are written as version 2 (decoders before grids read them).
+PARAMS_VERSION = 3
+LEGACY_VERSIONS = (1, 2)  # codec parameters without grids
+NO_GRIDS_VERSION = 2  # what networks without grids are written as
+MAX_GRID_CHANNELS = 64  # channels of one block's feature grid
 ACTIVATIONS = ("hswish", "relu")  # activations of the non-sinusoidal blocks (exact ops only)
 STEMS = ("pe", "embed")  # "pe": NeRV frame-index MLP; "embed": HNeRV content embedding
 
@@ -45,6 +52,19 @@ class ModelConfig:
     per_channel: bool  # per-output-channel weight steps for convs (else one step per tensor)
     group_size: int  # frames per group; frame i of a group has index t = (i + 0.5) / group_size
     rap_every: int  # every rap_every-th group sends full weights (a RAP); the others residuals
+    grid_channels: tuple[int, ...] = ()  # per block: feature grid channels joining its input
+    grid_every: int = 8  # frames per temporal slice of the feature grids (grid.py)
+    grid_down: int = 1  # the grids are at each block's input resolution / 2^grid_down
+
+    def __post_init__(self) -> None:
+        if not any(self.grid_channels):  # no grids: one spelling, so round trips compare equal
+            object.__setattr__(self, "grid_channels", ())
+            object.__setattr__(self, "grid_every", 8)
+            object.__setattr__(self, "grid_down", 1)
+
+    @property
+    def has_grids(self) -> bool:
+        return bool(self.grid_channels)
 
     @property
     def blocks(self) -> int:
@@ -78,10 +98,17 @@ class ModelConfig:
             raise ValueError("act_bits must be in 6..12")
         if not 1 <= self.group_size <= 100_000 or not 1 <= self.rap_every <= 10_000:
             raise ValueError("group_size must be in 1..100000 and rap_every in 1..10000")
+        if self.grid_channels and len(self.grid_channels) != n:
+            raise ValueError("need one grid channel count per block")
+        if any(not 0 <= c <= MAX_GRID_CHANNELS for c in self.grid_channels):
+            raise ValueError(f"grid channels must be in 0..{MAX_GRID_CHANNELS}")
+        if not 1 <= self.grid_every <= 100_000 or not 0 <= self.grid_down <= 4:
+            raise ValueError("grid_every must be in 1..100000 and grid_down in 0..4")
         return self
 
     def to_bytes(self) -> bytes:
-        """The codec parameters: version, then every field as LEB128 (see README.md)."""
+        """The codec parameters: version, then every field as LEB128 (see README.md).
+        Version 2 without grids, 3 with them."""
         flags = (
             int(self.modulation)
             | int(self.scrb) << 1
@@ -105,12 +132,20 @@ class ModelConfig:
             *self.kernels,
             *self.channels,
         ]
-        return bytes([PARAMS_VERSION]) + b"".join(encode_uleb128(v) for v in fields)
+        version = NO_GRIDS_VERSION
+        if self.has_grids:
+            version = PARAMS_VERSION
+            fields += [self.grid_every, self.grid_down, *self.grid_channels]
+        return bytes([version]) + b"".join(encode_uleb128(v) for v in fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ModelConfig:
-        if not data or data[0] != PARAMS_VERSION:
-            raise BitstreamError("inr stream has unsupported codec parameters")
+        """Codec parameters of any version (1 and 2 have no grids)."""
+        if not data or data[0] not in (*LEGACY_VERSIONS, PARAMS_VERSION):
+            raise BitstreamError(
+                f"inr stream has unsupported codec parameters (version {data[0] if data else '-'}"
+                f"; this decoder reads versions 1 to {PARAMS_VERSION})"
+            )
         pos = 1
 
         def read() -> int:
@@ -125,6 +160,10 @@ class ModelConfig:
             raise BitstreamError("inr codec parameters are out of range")
         kernels = tuple(read() for _ in range(n))
         channels = tuple(read() for _ in range(n + 1))
+        grid_every, grid_down, grids = 8, 1, tuple[int, ...]()
+        if data[0] == PARAMS_VERSION:
+            grid_every, grid_down = read(), read()
+            grids = tuple(read() for _ in range(n))
         if pos != len(data):
             raise BitstreamError("inr codec parameters have trailing bytes")
         try:
@@ -146,6 +185,9 @@ class ModelConfig:
                 per_channel=bool(flags & 8),
                 group_size=head[5],
                 rap_every=head[6],
+                grid_channels=grids,
+                grid_every=grid_every,
+                grid_down=grid_down,
             ).validate()
         except ValueError as e:
             raise BitstreamError(f"inr codec parameters are invalid: {e}") from None
@@ -185,6 +227,12 @@ class Preset:
     prune: float = 0.0  # fraction of each weight tensor pruned (set to zero) mid-training
     lam: float = 0.5  # initial rate weight, times MSE / target bpp when the rate term starts
     embed_bits: int = 6  # embeddings are signed integers of this many bits (encoder choice)
+    # feature grids (grid.py): channels per block, aligned to the last blocks (extra leading
+    # blocks of large frames get none); () for none
+    grid_channels: tuple[int, ...] = ()
+    grid_every: int = 8  # see ModelConfig
+    grid_down: int = 1  # see ModelConfig
+    bits_per_grid: float = 3.0  # coded bits per grid value expected (sizing only)
 
 
 PRESETS: dict[str, Preset] = {
@@ -234,6 +282,7 @@ PRESETS: dict[str, Preset] = {
             grid_area=320,
             max_macs=None,
             group_size=120,
+            grid_channels=(0, 2, 2, 2),
             epochs=60,
             warm_epochs=30,
             lr=3e-3,  # measured: 1.5e-3 lost 0.8-1.5 dB at the same CPU; 5e-3+ diverged at times
@@ -338,6 +387,7 @@ class InrConfig:
     skip: bool | None = None  # NeRV++ bilinear skips
     act_bits: int | None = None  # bits of the integer activations
     per_channel: bool | None = None  # per-channel weight steps
+    grids: bool | None = None  # feature grids (the preset's; False: none)
     prune: float | None = None  # fraction of weights pruned mid-training
     lr: float | None = None  # peak learning rate
     batch: int | None = None  # frames per training step

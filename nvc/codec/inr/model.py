@@ -25,6 +25,7 @@ from nvc.codec.inr.blocks import (
     shuffle,
 )
 from nvc.codec.inr.config import ModelConfig
+from nvc.codec.inr.grid import FeatureGrids
 from nvc.errors import CodecError
 
 
@@ -63,13 +64,15 @@ class InrNet(nn.Module):
         for i, k in enumerate(cfg.kernels):
             act = "sine" if i < cfg.sin_blocks else cfg.act
             mod_dim = cfg.hidden if cfg.modulation else 0
+            g = cfg.grid_channels[i] if cfg.grid_channels else 0
             block = UpBlock(
-                c[i], c[i + 1], k, act, scrb=cfg.scrb, skip=cfg.skip, mod_dim=mod_dim, **q
+                c[i], c[i + 1], k, act, scrb=cfg.scrb, skip=cfg.skip, mod_dim=mod_dim, grid=g, **q
             )
             block.set_pixels(h, w)
             blocks.append(block)
             h, w = 2 * h, 2 * w
         self.blocks = nn.ModuleList(blocks)
+        self.grids = FeatureGrids(cfg, grid) if cfg.has_grids else None
         self.head = QConv(c[-1], 12 if cfg.head_shuffle else 3, cfg.head_kernel, **q)  # type: ignore[arg-type]
         self.head.pixels = h * w
         self.out_size = (2 * h, 2 * w) if cfg.head_shuffle else (h, w)
@@ -86,9 +89,16 @@ class InrNet(nn.Module):
         """Multiply-accumulates of one frame's exact decode (convs and linear layers)."""
         return sum(layer.macs for layer in self.layers)
 
-    def forward(self, pe: Tensor | None, emb: Tensor | None, exact: bool = False) -> Tensor:
+    def forward(
+        self,
+        pe: Tensor | None,
+        emb: Tensor | None,
+        exact: bool = False,
+        t: Tensor | None = None,
+    ) -> Tensor:
         """pe: (B, 2L, 1, 1) frame-index encoding; emb: (B, d, h0, w0) embedding (integers
-        in exact mode, floats in training) -> (B, 3, H', W')."""
+        in exact mode, floats in training); t: (B,) frame positions (i + 0.5) / group_size,
+        needed with feature grids -> (B, 3, H', W')."""
         act, hsw = activation(self.cfg.act, exact), activation("hswish", exact)
         tfeat = None
         if self.t_mlp is not None:
@@ -103,8 +113,13 @@ class InrNet(nn.Module):
             step = None if exact else self.embed_step()
             x = act(self.stem(emb, exact, quantized_input=exact, a_step=step))  # (B, C0, h0, w0)
         x = x.contiguous(memory_format=torch.channels_last)
-        for block in self.blocks:
-            x = block(x, tfeat, exact)  # (B, C_i+1, 2h, 2w)
+        grids: dict[int, Tensor] = {}
+        if self.grids is not None:
+            if t is None:
+                raise CodecError("an INR with feature grids needs the frame positions")
+            grids = self.grids.features(t, exact)
+        for i, block in enumerate(self.blocks):
+            x = block(x, tfeat, exact, grids.get(i))  # (B, C_i+1, 2h, 2w)
         out = self.head(x, exact)  # (B, 3 or 12, H'', W'')
         return shuffle(out) if self.cfg.head_shuffle else out  # (B, 3, H', W')
 
@@ -143,6 +158,16 @@ class InrNet(nn.Module):
         self.mode = mode
         for layer in self.layers:
             layer.mode = mode
+        if self.grids is not None:
+            self.grids.mode = mode
+
+    def grid_rate_bits(self) -> Tensor | float:
+        """Rate proxy of the feature grids' integers (0 without grids)."""
+        return self.grids.rate_bits() if self.grids is not None else 0.0
+
+    def grid_bits(self) -> float:
+        """Empirical entropy of the feature grids' integers (0 without grids)."""
+        return self.grids.empirical_bits() if self.grids is not None else 0.0
 
     def pe(self, t: Tensor) -> Tensor | None:
         if self.cfg.stem == "pe" or self.cfg.modulation:
@@ -153,7 +178,9 @@ class InrNet(nn.Module):
 def network_cost(cfg: ModelConfig, grid: tuple[int, int]) -> tuple[int, int]:
     """(coded parameters, MACs per frame) of InrNet(cfg, grid), without building it.
 
-    Mirrors InrNet's layers (a test checks it against the real network)."""
+    Mirrors InrNet's layers (a test checks it against the real network). The feature grids'
+    values are not parameters here (their number depends on the group's length: see
+    grid.grid_values); their channels are counted in the convs that read them."""
     params = macs = 0
 
     def conv(cin: int, cout: int, k: int, pixels: int, groups: int = 1) -> None:
@@ -171,10 +198,11 @@ def network_cost(cfg: ModelConfig, grid: tuple[int, int]) -> tuple[int, int]:
         conv(pe, cfg.hidden, 1, 1)
     for i, k in enumerate(cfg.kernels):
         cin, cout = c[i], c[i + 1]
+        g = cfg.grid_channels[i] if cfg.grid_channels else 0
         if cfg.scrb:
             conv(cin, cin, 3, h * w, groups=cin)
             conv(cin, cin, 1, h * w)
-        conv(cin, 4 * cout, k, h * w)
+        conv(cin + g, 4 * cout, k, h * w)
         if cfg.skip and cin != cout:
             conv(cin, cout, 1, h * w)
         if cfg.modulation:

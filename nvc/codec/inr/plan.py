@@ -17,6 +17,7 @@ import torch
 from nvc.codec.base import StreamInfo
 from nvc.codec.inr.config import PRESETS, InrConfig, ModelConfig, Preset, quality_to_bpp
 from nvc.codec.inr.frames import Geometry
+from nvc.codec.inr.grid import grid_options, grid_values
 from nvc.codec.inr.model import network_cost
 from nvc.errors import CodecError
 
@@ -72,6 +73,7 @@ def _model(
         per_channel=bool(pick(cfg.per_channel, preset.per_channel)),
         group_size=group_size,
         rap_every=cfg.rap_every,
+        **grid_options(preset, cfg.grids, blocks),  # type: ignore[arg-type]
     ).validate()
 
 
@@ -123,6 +125,7 @@ def make_plan(stream: StreamInfo, cfg: InrConfig) -> Plan:
             else 0
         )
         bits = params * preset.bits_per_param + embeds * frames * preset.bits_per_embed
+        bits += grid_values(model, model.grid(w, h), frames) * preset.bits_per_grid
         ok = bits <= budget and (preset.max_macs is None or macs <= preset.max_macs)
         return ok, model, params, macs
 

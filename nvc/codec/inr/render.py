@@ -12,6 +12,8 @@ import torch
 from nvc.codec.inr.blocks import positional_encoding_exact
 from nvc.codec.inr.config import ModelConfig
 from nvc.codec.inr.frames import Geometry, render_planes
+from nvc.codec.inr.grid import grid_slices
+from nvc.codec.inr.gridcode import decode_grids, split_payload
 from nvc.codec.inr.model import InrNet
 from nvc.codec.inr.quant import dequantize, steps_from_code
 from nvc.codec.inr.weights import GroupCode, LayerShape, decode_embedding, decode_group
@@ -33,6 +35,11 @@ class Renderer:
 
     def load(self, payload: bytes) -> GroupCode:
         """Decode a MODEL payload (a residual one needs the previous group loaded)."""
+        grids = None
+        if self.net.grids is not None:
+            section, payload = split_payload(payload)
+            levels = self.net.grids.levels
+            grids = decode_grids(section, levels, self.net.grids.max_slices)
         code = decode_group(payload, self.shapes, self.group)
         if code.frames < 1 or code.frames > self.cfg.group_size:
             raise BitstreamError(
@@ -46,6 +53,10 @@ class Renderer:
                 raise BitstreamError("inr MODEL unit has invalid steps")
             bias = dequantize(c.b_ints, np.array([c.b_step], dtype=np.float32))
             layer.load_exact(c.w_ints, steps, c.a_step, bias)
+        if self.net.grids is not None and grids is not None:
+            if grids[0][1].shape[0] != grid_slices(self.cfg, code.frames):
+                raise BitstreamError("inr grid section does not match the group's frame count")
+            self.net.grids.load_exact(grids)
         self.group = code
         self.previous = None
         return code
@@ -82,5 +93,6 @@ class Renderer:
         elif payload:
             raise BitstreamError("inr FRAME unit of a NeRV-style stream must be empty")
         with torch.inference_mode():
-            out = self.net(pe, emb, exact=True)  # (1, 3, H', W')
+            ts = torch.tensor([t], dtype=torch.float64)
+            out = self.net(pe, emb, exact=True, t=ts)  # (1, 3, H', W')
         return render_planes(out, self.geo)

@@ -179,7 +179,7 @@ class Trainer:
                 if data.inputs is not None
                 else (None, None)
             )
-            self.net(self.net.pe(data.t[idx]), emb)
+            self.net(self.net.pe(data.t[idx]), emb, t=data.t[idx])
         for h in hooks:
             h.remove()
         self.calibrated = True
@@ -194,7 +194,7 @@ class Trainer:
                     qw, qb = qw - self.ref[i][0], qb - self.ref[i][1]
                 bits += empirical_bits(qw.cpu().numpy().astype(np.int64))
                 bits += empirical_bits(qb.cpu().numpy().astype(np.int64)) + 100.0
-        return bits
+        return bits + self.net.grid_bits()
 
     def fit(
         self,
@@ -313,7 +313,7 @@ class Trainer:
                 emb, eint = (
                     self._embed(data.inputs[idx]) if data.inputs is not None else (None, None)
                 )
-                out = self.net(self.net.pe(data.t[idx]), emb)
+                out = self.net(self.net.pe(data.t[idx]), emb, t=data.t[idx])
                 dist = plane_loss(out, tuple(tg[idx] for tg in data.targets), self.geo)
                 loss = dist
                 if self.lam > 0 and step % RATE_EVERY == 0:
@@ -324,6 +324,7 @@ class Trainer:
                         ),
                         torch.zeros((), device=out.device),
                     )
+                    bits = bits + self.net.grid_rate_bits()
                     if eint is not None:
                         bits = bits + laplace_bits(eint) * (n / idx.numel())
                     loss = loss + (RATE_EVERY * self.lam / data.pixels) * bits
@@ -407,7 +408,7 @@ class Trainer:
         self.net.set_mode("ste")
         with torch.no_grad():
             emb, _ = self._embed(data.inputs[idx]) if data.inputs is not None else (None, None)
-            out = self.net(self.net.pe(data.t[idx]), emb)
+            out = self.net(self.net.pe(data.t[idx]), emb, t=data.t[idx])
             scores = frame_psnrs(out, tuple(tg[idx] for tg in data.targets), self.geo)
         self.net.set_mode(mode)
         self.net.train()

@@ -260,6 +260,7 @@ def test_content_encoder_reaches_the_stem_grid() -> None:
         {"stem": "pe"},
         {"stem": "embed", "head_shuffle": True},
         {"stem": "embed", "scrb": False, "modulation": False},
+        {"stem": "embed", "grid_channels": (2, 3)},
     ],
 )
 def test_network_cost_matches_the_network(kw: dict[str, object]) -> None:
