@@ -51,10 +51,10 @@ def moving(base: State3D, t: int) -> State3D:
     return lattice(m)
 
 
-def run(qp: int, frames: int = 4, base: State3D | None = None, still: bool = False):
-    """Payloads and the states the encoder says the decoder holds."""
+def run(qp: int | None, frames: int = 4, base: State3D | None = None, still: bool = False):
+    """Payloads and the states the encoder says the decoder holds (qp None: default)."""
     base = base or base_state()
-    enc = pack.new_encoder(base, STEPS, pack.PackConfig(qp=qp))
+    enc = pack.new_encoder(base, STEPS, None if qp is None else pack.PackConfig(qp=qp))
     prev, payloads, states = base, [], []
     for t in range(1, frames + 1):
         data, state = enc.encode_residuals(prev, base if still else moving(base, t))
@@ -157,8 +157,9 @@ def test_decoder_holds_exactly_what_the_encoder_references(coded):
     assert max(float(e.mean()) for e in errors) < 2.0
 
 
-def test_qp_zero_is_lossless():
-    base, payloads, states = run(qp=0, frames=3)
+@pytest.mark.parametrize("qp", [0, None])
+def test_qp_zero_the_default_is_lossless(qp):
+    base, payloads, states = run(qp=qp, frames=3)
     for t, state in enumerate(states):
         assert state.equal(moving(base, t + 1))
 
