@@ -457,8 +457,13 @@ class SceneEncoder:
             return to_float(self.state, self.unit)
         if self.points is not None and len(self.points[0]) >= 4:
             pts, rgb = self.points
-            pick = self._rng.choice(len(pts), size=self.count, replace=len(pts) < self.count)
-            return initial_gaussians(pts[pick], rgb[pick].astype(np.float64) / 255.0, 0.5)
+            few = len(pts) < self.count
+            pick = self._rng.choice(len(pts), size=self.count, replace=few)
+            chosen = pts[pick]
+            if few:  # repeated points: spread them by about half the points' spacing
+                spacing = float(np.ptp(pts, axis=0).max()) * len(pts) ** (-1 / 3)
+                chosen = chosen + self._rng.normal(0.0, 0.5 * spacing, chosen.shape)
+            return initial_gaussians(chosen, rgb[pick].astype(np.float64) / 255.0, 0.5)
         return initial_gaussians(*self._random_points(images, cams, self.count), 0.5)
 
     def _random_points(
