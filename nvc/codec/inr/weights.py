@@ -5,12 +5,14 @@ MODEL payload (little-endian; uleb = LEB128):
     u8     flags: bit 0 residual (integers are differences from the previous group's),
                   bit 1 an embedding model follows the coding groups,
                   bit 2 the embeddings are predicted in time: FRAME i carries its
-                  embedding minus frame i - 1's (frame 0 of the group: itself)
+                  embedding minus frame i - 1's (frame 0 of the group: itself),
+                  bit 3 weight coding version 2 (below; clear in streams written before)
     uleb   frames in the group
     f32    input step of every layer (L values, layer order of InrNet.layers)
     f32    weight step base of every layer        } full groups only: residual groups
     f32    bias step of every layer               } reuse the previous group's steps
-    uleb   number of coding groups, then each:  u8 model kind | uleb n | params | uleb n | data
+    uleb   number of coding groups, then each:  [prior] u8 model kind | uleb n | params |
+                                                uleb n | data
     [u8 model kind | uleb n | params]             the embedding model (FRAME units use it)
 
 Coding groups (both sides derive them from the layer shapes): every weight tensor of at
@@ -19,6 +21,17 @@ per-channel step exponents together (full groups only). Each group is coded with
 cheaper of nvc.codec.entropy's adaptive categorical model (no table sent) and its
 discrete Laplace model (mean and scale sent), so the coder is never worse than the
 Laplace rate proxy the network was trained with.
+
+Weight coding version 2 (flag bit 3) codes every weight tensor conditionally on a prior both
+sides know: the network's initial weights are drawn from `prior(layer, shape)`, a
+pseudo-random unit-variance uniform tensor (splitmix64 of the value's index, exact integer
+and float64 operations only, so every machine draws the same values), and training moves
+them only so far (on tree.avi at 1 CPU-s per frame the coded integers correlate 0.85-0.99
+with their prior). In v2 the step exponents' group comes first and every single-tensor
+group of a full group starts with its [prior] field: u8 0 (the integers as they are) or
+u8 1 and a float32 gain g, the integers being sent as w - clip(rint(g * P / step_c)), P the
+layer's prior tensor and step_c its output channel's weight step; the encoder takes
+whichever codes smaller. Residual groups have no [prior] fields.
 """
 
 from __future__ import annotations
@@ -31,10 +44,20 @@ import numpy as np
 from nvc.bitstream import decode_uleb128, encode_uleb128
 from nvc.bitstream.leb128 import Truncated
 from nvc.codec.entropy import CategoricalWeightModel, ParametricWeightModel
+from nvc.codec.inr.quant import INT_MAX, steps_from_code
 from nvc.errors import BitstreamError, CodecError, NvcError
 
 _F32 = struct.Struct("<f")
 SMALL = 256  # weight tensors below this many values share one coding group
+V2 = 8  # MODEL flag: weight coding version 2 (step exponents first, prior-predicted tensors)
+FLAGS = 15  # every flag bit a decoder knows
+# splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", 2014)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_PRIOR_SEED = 0x6E7663  # layer i's counters start at (_PRIOR_SEED + i) * 2^32
+_PRIOR_SPREAD = np.float64(12.0) ** 0.5  # uniform on [-sqrt(3), sqrt(3)): unit variance
+_PRIOR_CHUNK = 1 << 18  # values drawn at a time
 # Model kinds: adaptive categorical, discrete Laplace, discrete Gaussian, empirical categorical.
 _MODELS: dict[int, CategoricalWeightModel | ParametricWeightModel] = {
     0: CategoricalWeightModel("adaptive"),
@@ -77,6 +100,52 @@ def _put(out: bytearray, blob: bytes) -> None:
     out += encode_uleb128(len(blob)) + blob
 
 
+def prior(layer: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Layer `layer`'s prior weights: float64, unit variance, uniform, C order.
+
+    Value j is splitmix64 of the counter ((seed + layer) 2^32 + j + 1) * golden, its top 53 bits a
+    uniform in [0, 1): integer ops and exactly rounded float64 ops only (in chunks, so the
+    temporaries stay small whatever the layer's size).
+    """
+    n = int(np.prod(shape))
+    out = np.empty(n, dtype=np.float64)
+    seed = np.uint64((_PRIOR_SEED + layer) << 32)  # layers' counters never overlap
+    for start in range(0, n, _PRIOR_CHUNK):
+        stop = min(n, start + _PRIOR_CHUNK)
+        with np.errstate(over="ignore"):
+            z = (np.arange(start + 1, stop + 1, dtype=np.uint64) + seed) * _GOLDEN
+            z ^= z >> np.uint64(30)
+            z *= _MIX1
+            z ^= z >> np.uint64(27)
+            z *= _MIX2
+            z ^= z >> np.uint64(31)
+        u = (z >> np.uint64(11)).astype(np.float64) * np.float64(2.0**-53)
+        out[start:stop] = (u - 0.5) * _PRIOR_SPREAD
+    return out.reshape(shape)
+
+
+def _channel_steps(layer: LayerCode) -> np.ndarray:
+    """float64 weight step of every output channel."""
+    steps = steps_from_code(layer.w_base, layer.w_k).astype(np.float64)
+    return np.broadcast_to(steps, (layer.w_ints.shape[0],)) if steps.size == 1 else steps
+
+
+def _prediction(p: np.ndarray, gain: np.float32, steps: np.ndarray) -> np.ndarray:
+    """clip(rint(gain * P / step_c)): the integers the prior predicts (exact float64 ops)."""
+    shape = (-1,) + (1,) * (p.ndim - 1)
+    q = np.rint(np.float64(gain) * p / steps.reshape(shape))
+    return np.clip(q, -INT_MAX, INT_MAX).astype(np.int64)
+
+
+def prior_gain(ints: np.ndarray, p: np.ndarray, steps: np.ndarray) -> np.float32:
+    """Least-squares gain g of ints ~ g * P / step_c (0 when P has no weight)."""
+    shape = (-1,) + (1,) * (p.ndim - 1)
+    x = p / steps.reshape(shape)
+    den = float((x * x).sum())
+    g = float((ints * x).sum()) / den if den > 0 else 0.0
+    return np.float32(g) if np.isfinite(g) and abs(g) < 1e30 else np.float32(0.0)
+
+
 def _code_group(values: np.ndarray) -> tuple[int, bytes, bytes]:
     """(kind, params, data) of the cheapest model for these integers."""
     best: tuple[int, bytes, bytes] | None = None
@@ -95,14 +164,22 @@ def _code_group(values: np.ndarray) -> tuple[int, bytes, bytes]:
     return best
 
 
-def _groups(shapes: list[LayerShape], residual: bool) -> list[list[tuple[int, str]]]:
-    """Coding groups as lists of (layer index, "w" | "b" | "k")."""
+def _groups(
+    shapes: list[LayerShape], residual: bool, v2: bool = True
+) -> list[list[tuple[int, str]]]:
+    """Coding groups as lists of (layer index, "w" | "b" | "k"); v2 puts "k" first."""
     big = [[(i, "w")] for i, s in enumerate(shapes) if int(np.prod(s.weight)) >= SMALL]
     small = [(i, "w") for i, s in enumerate(shapes) if int(np.prod(s.weight)) < SMALL]
     groups = big + [small, [(i, "b") for i in range(len(shapes))]]
     if not residual:
-        groups.append([(i, "k") for i in range(len(shapes))])
+        k = [(i, "k") for i in range(len(shapes))]
+        groups = [k, *groups] if v2 else [*groups, k]
     return [g for g in groups if g]
+
+
+def _predicted_group(group: list[tuple[int, str]], residual: bool) -> bool:
+    """Whether a v2 coding group carries the [prior] field."""
+    return not residual and len(group) == 1 and group[0][1] == "w"
 
 
 def _array(layer: LayerCode, part: str) -> np.ndarray:
@@ -120,7 +197,7 @@ def encode_group(code: GroupCode, ref: GroupCode | None = None) -> bytes:
             for a, b in zip(code.layers, ref.layers, strict=True)
         ]
     out = bytearray(
-        [int(code.residual) | (2 if code.embed_model else 0) | (4 if code.temporal else 0)]
+        [int(code.residual) | (2 if code.embed_model else 0) | (4 if code.temporal else 0) | V2]
     )
     out += encode_uleb128(code.frames)
     for layer in layers:
@@ -136,6 +213,18 @@ def encode_group(code: GroupCode, ref: GroupCode | None = None) -> bytes:
     for group in groups:
         values = np.concatenate([_array(layers[i], p).reshape(-1) for i, p in group])
         kind, params, data = _code_group(values)
+        if _predicted_group(group, code.residual):
+            i = group[0][0]
+            head, best = b"\x00", (kind, params, data)
+            p, steps = prior(i, layers[i].w_ints.shape), _channel_steps(layers[i])
+            gain = prior_gain(layers[i].w_ints, p, steps)
+            if gain != 0:
+                res = layers[i].w_ints - _prediction(p, gain, steps)
+                cand = _code_group(res.reshape(-1))
+                if 5 + len(cand[1]) + len(cand[2]) < 1 + len(params) + len(data):
+                    head, best = b"\x01" + _F32.pack(gain), cand
+            out += head
+            kind, params, data = best
         out.append(kind)
         _put(out, params)
         _put(out, data)
@@ -190,8 +279,8 @@ def decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) -
 def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) -> GroupCode:
     cur = _Cursor(data)
     flags = cur.take(1)[0]
-    residual = bool(flags & 1)
-    if flags & ~7 or (flags & 4 and not flags & 2):
+    residual, v2 = bool(flags & 1), bool(flags & V2)
+    if flags & ~FLAGS or (flags & 4 and not flags & 2):
         raise BitstreamError("inr MODEL unit has unknown flags")
     if residual and ref is None:
         raise BitstreamError("inr residual group without its reference (start at a RAP)")
@@ -205,7 +294,7 @@ def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) 
         w_base = [cur.f32() for _ in range(n)]
         b_step = [cur.f32() for _ in range(n)]
     arrays: dict[tuple[int, str], np.ndarray] = {}
-    groups = _groups(shapes, residual)
+    groups = _groups(shapes, residual, v2)
     if cur.uleb() != len(groups):
         raise BitstreamError("inr MODEL unit has the wrong number of coding groups")
     sizes = {
@@ -214,10 +303,28 @@ def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) 
         "k": lambda i: shapes[i].steps,
     }
     for group in groups:
+        gain = None
+        if v2 and _predicted_group(group, residual):
+            mode = cur.take(1)[0]
+            if mode > 1:
+                raise BitstreamError(f"inr MODEL unit has unknown weight prior mode {mode}")
+            if mode == 1:
+                gain = cur.f32()
+                if not np.isfinite(gain):
+                    raise BitstreamError("inr MODEL unit has a non-finite prior gain")
         model = _model(cur.take(1)[0])
         params = model.params_from_bytes(cur.blob())
         counts = [sizes[p](i) for i, p in group]
         values = model.decompress(cur.blob(), params, sum(counts))  # type: ignore[arg-type]
+        if gain is not None:
+            i = group[0][0]
+            with np.errstate(all="ignore"):  # damaged steps are refused just below
+                steps = steps_from_code(w_base[i], arrays[(i, "k")]).astype(np.float64)
+            if not np.all(np.isfinite(steps) & (steps > 0)):
+                raise BitstreamError("inr MODEL unit has invalid steps")
+            steps = np.broadcast_to(steps, (shapes[i].weight[0],)) if steps.size == 1 else steps
+            p = prior(i, shapes[i].weight)
+            values = values + _prediction(p, gain, steps).reshape(-1)
         for (i, p), part in zip(group, np.split(values, np.cumsum(counts)[:-1]), strict=True):
             arrays[(i, p)] = part
     embed_model = None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nvc.bitstream import decode_uleb128
+from nvc.codec.inr.quant import steps_from_code
 from nvc.codec.inr.weights import (
+    V2,
     GroupCode,
     LayerCode,
     LayerShape,
@@ -17,6 +22,7 @@ from nvc.codec.inr.weights import (
     encode_embedding,
     encode_group,
     fit_embedding_model,
+    prior,
     temporal_residuals,
 )
 from nvc.errors import BitstreamError
@@ -113,3 +119,105 @@ def test_temporal_flag_round_trips_and_needs_an_embedding_model() -> None:
     bare = encode_group(GroupCode(6, _group(4).layers))
     with pytest.raises(BitstreamError, match="unknown flags"):
         decode_group(bytes([bare[0] | 4]) + bare[1:], SHAPES, None)
+
+
+# ------------------------------------------------------------------ weight coding v2
+
+
+def _splitmix_reference(layer: int, count: int) -> list[float]:
+    """weights.prior's first values, computed independently with Python integers."""
+    mask = (1 << 64) - 1
+    out = []
+    for j in range(count):
+        z = ((((0x6E7663 + layer) << 32) + j + 1) * 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+        out.append(((z >> 11) * 2.0**-53 - 0.5) * 12.0**0.5)
+    return out
+
+
+def test_prior_is_the_specified_generator_and_unit_variance() -> None:
+    p = prior(2, (4, 3, 5))
+    assert p.shape == (4, 3, 5) and p.dtype == np.float64
+    assert p.reshape(-1)[:40].tolist() == _splitmix_reference(2, 40)  # bit for bit
+    big = prior(0, (1 << 19,))  # more than one chunk: the chunks join seamlessly
+    assert big[:40].tolist() == _splitmix_reference(0, 40)
+    assert np.array_equal(
+        big[(1 << 18) - 5 : (1 << 18) + 5], prior(0, (1 << 19,))[(1 << 18) - 5 : (1 << 18) + 5]
+    )
+    assert abs(big.mean()) < 0.01 and abs(big.var() - 1.0) < 0.01
+    assert big.min() >= -(3**0.5) and big.max() < 3**0.5
+    # layers draw independent values (no shifted copies of each other)
+    assert abs(np.corrcoef(prior(0, (5000,)), prior(1, (5000,)))[0, 1]) < 0.05
+    assert abs(np.corrcoef(prior(0, (5000,))[1:], prior(1, (5000,))[:-1])[0, 1]) < 0.05
+
+
+def _near_prior_group(seed: int, source: int = 0) -> GroupCode:
+    """_group(seed) with layer 0's weights set to 0.3 x prior(source) in its steps plus
+    Laplace noise of one step, as a network trained from its prior looks (source 0: its
+    own prior; another layer's prior is noise to the coder)."""
+    g = _group(seed)
+    first = g.layers[0]
+    steps = steps_from_code(first.w_base, first.w_k).astype(np.float64).reshape(-1, 1, 1, 1)
+    noise = np.random.default_rng(seed + 100).laplace(scale=1.0, size=first.w_ints.shape)
+    ints = np.rint(0.3 * prior(source, first.w_ints.shape) / steps + noise).astype(np.int64)
+    return replace(g, layers=[replace(first, w_ints=ints), *g.layers[1:]])
+
+
+def test_weights_near_their_prior_code_smaller_and_round_trip() -> None:
+    near, unrelated = _near_prior_group(5), _near_prior_group(5, source=7)
+    data = encode_group(near)
+    assert data[0] & V2
+    assert _same(near, decode_group(data, SHAPES, None))
+    assert _same(unrelated, decode_group(encode_group(unrelated), SHAPES, None))
+    # predicted, the 576 values cost about 2 bits each less (one-step noise instead of
+    # values of about +-10)
+    saved = len(encode_group(unrelated)) - len(data)
+    assert saved > 576 * 1.5 / 8
+
+
+def test_streams_before_weight_coding_v2_still_decode() -> None:
+    """data/model_v1.bin: encode_group(_group(0)) as written before weight coding v2."""
+    old = (Path(__file__).parent / "data" / "model_v1.bin").read_bytes()
+    assert not old[0] & V2
+    assert _same(_group(0), decode_group(old, SHAPES, None))
+
+
+def _prior_field(data: bytes) -> int:
+    """Offset of the first [prior] field of a full group's v2 payload without embeddings:
+    flags, frames, 3 x 3 float32 steps, group count, then the step exponents' group (its
+    model kind, params and data)."""
+    pos = 1 + 1 + 36 + 1 + 1
+    for _ in range(2):
+        n, pos = decode_uleb128(data, pos)
+        pos += n
+    return pos
+
+
+def test_corrupt_v2_payloads_raise_bitstream_errors() -> None:
+    data = encode_group(_near_prior_group(6))
+    at = _prior_field(data)
+    assert data[at] == 1  # layer 0 is predicted
+    bad_mode = data[:at] + b"\x02" + data[at + 1 :]
+    with pytest.raises(BitstreamError, match="prior mode"):
+        decode_group(bad_mode, SHAPES, None)
+    nan_gain = data[: at + 1] + struct.pack("<f", float("nan")) + data[at + 5 :]
+    with pytest.raises(BitstreamError, match="non-finite prior gain"):
+        decode_group(nan_gain, SHAPES, None)
+    with pytest.raises(BitstreamError, match="unknown flags"):
+        decode_group(bytes([data[0] | 16]) + data[1:], SHAPES, None)
+    # every truncation, and random damage: a BitstreamError or a group of the right shapes
+    rng = np.random.default_rng(7)
+    for n in range(len(data)):
+        with pytest.raises(BitstreamError):
+            decode_group(data[:n], SHAPES, None)
+    for _ in range(300):
+        damaged = bytearray(data)
+        for pos in rng.integers(0, len(data), size=rng.integers(1, 4)):
+            damaged[pos] = rng.integers(0, 256)
+        try:
+            back = decode_group(bytes(damaged), SHAPES, None)
+        except BitstreamError:
+            continue
+        assert [x.w_ints.shape for x in back.layers] == [s.weight for s in SHAPES]
