@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from nvc.codec.conditional import frames as fr
 from nvc.codec.conditional.latent import FrameOutput, LatentPrior, QScale, scale_exact
-from nvc.codec.conditional.layers import Block, Conv, Down, Seq, Up, clamp_act
+from nvc.codec.conditional.layers import Block, Conv, Down, Seq, Up, clamp_act_
 from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import CodecError
 
@@ -91,7 +91,7 @@ class Branch16(nn.Module):
         return x + self.up(self.block(self.down(x)))
 
     def exact(self, x: Tensor) -> Tensor:
-        return clamp_act(x + self.up.exact(self.block.exact(self.down.exact(x))))
+        return clamp_act_(self.up.exact(self.block.exact(self.down.exact(x))).add_(x))
 
 
 def _zero_block(b: Block) -> Block:

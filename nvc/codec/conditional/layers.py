@@ -57,6 +57,11 @@ def clamp_act(x: Tensor) -> Tensor:
     return x.clamp(-ACT_LIMIT, ACT_LIMIT)
 
 
+def clamp_act_(x: Tensor) -> Tensor:
+    """clamp_act in place."""
+    return x.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
 def to_fixed(x: Tensor) -> Tensor:
     """A float tensor to fixed point (round half up). Exact only where x * 2**FRAC_BITS is."""
     return clamp_act(torch.floor(x.to(torch.float64) * ONE + 0.5))
@@ -292,8 +297,7 @@ class Block(nn.Module):
         return x + self.pw2(self.dw(self.pw1(x)))
 
     def exact(self, x: Tensor) -> Tensor:
-        out = self.pw2.exact(self.dw.exact(self.pw1.exact(x)))
-        return out.add_(x).clamp_(-ACT_LIMIT, ACT_LIMIT)
+        return clamp_act_(self.pw2.exact(self.dw.exact(self.pw1.exact(x))).add_(x))
 
 
 class Down(nn.Module):

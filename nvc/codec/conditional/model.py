@@ -60,7 +60,7 @@ from nvc.codec.conditional.layers import (
     Down,
     Seq,
     Up,
-    clamp_act,
+    clamp_act_,
     exact_warp,
     upsample_nearest,
     warp,
@@ -364,10 +364,10 @@ class InterCodec(nn.Module):
         yd = scale_exact(y_hat, self.q_dec.fixed(q))
         up = self.dec1.exact_parts([yd, ctx.c1])
         f = self.dec0.exact_parts([up, ctx.c0])
-        x_hat = ctx.pred + self.head.exact(f)
+        x_hat = self.head.exact(f).add_(ctx.pred)
         if self.skip is not None:
-            x_hat = x_hat + self.skip.exact(yd)
-        return clamp_act(x_hat), f
+            x_hat.add_(self.skip.exact(yd))
+        return clamp_act_(x_hat), f
 
     def latent_shapes(self, size: tuple[int, int]) -> tuple[tuple[int, int, int, int], ...]:
         h, w = size[0] // 2, size[1] // 2
