@@ -1,0 +1,90 @@
+"""Pinned pictures: speed work on the exact 2D renderer, the state updates or the entropy
+decoding must not move a bit.
+
+The streams in data/ were encoded with the code of commit a2f22c9 (synthetic_clip 64x48,
+seed 5, 5 frames, 60 Gaussians, group 3, births 0.1, 8 steps per frame); the digests are
+of every decoded plane, and equal that encoder's reconstructions. The random states cover
+every scale, angle and window size of the ladder, at sizes with a chroma remainder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nvc.codec.gaussian import tables as T
+from nvc.codec.gaussian.render import Canvas, render_exact, to_planes
+from nvc.codec.gaussian.state import Bounds, Gaussians2D
+from nvc.codec.pipeline import decode_frames
+
+DATA = Path(__file__).parent / "data"
+
+STREAMS = {
+    "yuv420p": "0d5fd23d7322883def67eb80ad2fc4cb176f68ff837f2aaf5fd954e3484b890b",
+    "rgb24": "fcc682562e9d9e1ff1b0940e078152cdfe1987aa51767e475a288fd43a48ab88",
+    "yuv444p10le": "acd1f489f0e16b666560ccf5a2d8442b43b727c9683dfd6cd96a7f2dd0dad078",
+}
+
+RENDERS = {
+    # (format, width, height, count, seed): sha256 of the int64 accumulators, of the planes
+    ("yuv420p", 97, 61, 700, 11): (
+        "02c16e62142e63c1daabbe7b656f0d01bacf93c92babf555b0175ca782fbea1a",
+        "f1da2d23f671b7e8d2a1624036823004e6a102bdbdfaf7a45a6e40428facba74",
+    ),
+    ("rgb24", 64, 40, 300, 12): (
+        "f00854c51a71a60158e5b08e9b1e3d234327395ceb28d0d9b210690f2e7294f3",
+        "5aba81eae905062dfb51a83aff9e7644649b15da9e694ff056e3ca4bc61b51bb",
+    ),
+    ("yuv444p10le", 50, 37, 200, 13): (
+        "a6f97820d1b8b4fd893af334bcca7c71ac0c91bf1f206c932311c0b16c6e5272",
+        "7fcd8bdf60e9fdf0bf77f0ed68c898470cbd674997023525653e4a396b3b2876",
+    ),
+}
+
+
+def random_state(n: int, w: int, h: int, seed: int) -> Gaussians2D:
+    """Gaussians with every attribute over its whole range (centres up to 8 px outside)."""
+    rng = np.random.default_rng(seed)
+    m = 8 * T.POS_ONE
+    c = T.COLOR_LIMIT
+    return Gaussians2D(
+        rng.integers(-m, w * T.POS_ONE + m + 1, n),
+        rng.integers(-m, h * T.POS_ONE + m + 1, n),
+        rng.integers(0, T.SCALE_MAX + 1, n),
+        rng.integers(0, T.SCALE_MAX + 1, n),
+        rng.integers(0, T.ANGLES, n),
+        rng.integers(-c, c + 1, n),
+        rng.integers(-c, c + 1, n),
+        rng.integers(-c, c + 1, n),
+        background=(int(rng.integers(-c, c)), int(rng.integers(-c, c)), int(rng.integers(-c, c))),
+    )
+
+
+def digest(arrays: list[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("fmt", sorted(STREAMS))
+def test_pinned_streams_decode_to_the_pinned_pictures(fmt):
+    frames = list(decode_frames(DATA / f"stream_{fmt}.nvc"))
+    assert len(frames) == 5
+    assert digest([p for f in frames for p in f.planes]) == STREAMS[fmt]
+
+
+@pytest.mark.parametrize("key", sorted(RENDERS))
+def test_random_states_render_to_the_pinned_pictures(key):
+    fmt, w, h, n, seed = key
+    g = random_state(n, w, h, seed)
+    assert Bounds(w, h).clamp(g).equal(g)
+    cv = Canvas(w, h, fmt)
+    acc = render_exact(g, cv)
+    assert acc.dtype == torch.int64 and tuple(acc.shape) == (3, *cv.padded)
+    assert digest([acc.numpy().astype("<i8")]) == RENDERS[key][0]
+    assert digest(list(to_planes(acc, cv))) == RENDERS[key][1]
