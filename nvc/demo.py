@@ -1,4 +1,4 @@
-"""`nvc demo`: the main job on built-in defaults, end to end, in well under two minutes.
+"""`nvc demo`: the main job on built-in defaults, end to end, in a few minutes at most.
 
 Generates a natural-looking clip, encodes it with the best codec available, decodes it
 from the file in a fresh decoder, and reports size, bpp, quality and timing, next to x264
@@ -26,9 +26,10 @@ from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.errors import CodecError, NvcError
 from nvc.media import Frame, bpp, open_writer, psnr_rgb, psnr_yuv, synthetic_clip
 
-# Best first: the demo uses the first of these that this nvc has. fm leads: it encodes the
-# demo's clip in seconds, where inr trains for minutes (and inr's quality is what those
-# minutes buy: benchmarks/results/inr_rd.md).
+# Best first: the demo uses the first of these that this nvc has. fm leads: it codes the
+# demo's clip in about 40 CPU-seconds (its default model, realtime2; README "Use"), where
+# inr trains for minutes (and inr's quality is what those minutes buy:
+# benchmarks/results/inr_rd.md).
 PREFERENCE = ("fm", "inr", "lossless")
 X264_CRFS = (0, 51)  # the CRF range searched for x264 at the demo's size
 X264_KEYINT = 128  # x264's intra period, as fm's default
