@@ -33,8 +33,9 @@ loss); it carries the quality of inter frames up with q where the inter codec's 
 cannot (see weights/MODEL_CARD.md).
 
 A block-motion frame (bit 5) does not run the inter networks: its prediction is the
-reference warped by the decoded block vectors (mvcoding.py; with bit 4, the reference
-itself), plus the residual; the next temporal feature is re-derived from its picture.
+reference motion-compensated with the decoded block vectors (mvcoding.py, subpel.py;
+with bit 4, the reference itself), plus the residual; the next temporal feature is
+re-derived from its picture.
 
 Intra frames are random-access points (rap=True); inter frames, refreshes included, are not.
 """
@@ -42,6 +43,7 @@ Intra frames are random-access points (rap=True); inter frames, refreshes includ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ from nvc.bitstream import SequenceHeader, Unit, UnitType, decode_uleb128, encode
 from nvc.codec import integrity
 from nvc.codec.base import CodecSpec, StreamInfo
 from nvc.codec.conditional import frames as fr
-from nvc.codec.conditional import mvcoding, mvsearch
+from nvc.codec.conditional import mvcoding, mvsearch, subpel
 from nvc.codec.conditional import weights as wt
 from nvc.codec.conditional.layers import ONE, clamp_act, fixed_round_shift
 from nvc.codec.conditional.model import (
@@ -63,7 +65,6 @@ from nvc.codec.conditional.model import (
     VARIANTS,
     Contexts,
     FMModel,
-    exact_warp_picture,
     lambda_of,
 )
 from nvc.codec.conditional.motion import estimate_motion
@@ -418,10 +419,16 @@ class FmEncoder:
         cur_y = fr.split_96(fr.codes_to_fixed(codes, coder.depth))[0]
         how = mvsearch.FULL if self.config.search else mvsearch.CHEAP
         motion = mvsearch.search(cur_y, fr.split_96(ref)[0], flow, lam, how)
+        # the interpolation filter whose prediction is closer to the picture
+        cur = fr.codes_to_fixed(codes, coder.depth)
+        preds = [subpel.predict(ref, motion.vectors, f) for f in subpel.FILTERS]
+        errors = [float(torch.sum((p - cur) ** 2)) for p in preds]
+        best = min(subpel.FILTERS, key=lambda f: errors[f])
+        motion = dataclasses.replace(motion, filter=best)
+        x_fp = preds[best]
         writer = SymbolWriter()
         mvcoding.encode(motion, writer)
         main = writer.finish()
-        x_fp = exact_warp_picture(ref, motion.flow())
         flags = FLAG_BLOCK_MOTION | FLAG_NO_LATENT
         if self.config.search and self._cost(codes, ref, 0, q) <= self._cost(
             codes, x_fp, len(main), q
@@ -627,7 +634,7 @@ class FmDecoder:
             x_fp = ref
         else:
             motion = mvcoding.decode(reader, coder.grid, f"fm frame {pts}")
-            x_fp = exact_warp_picture(ref, motion.flow())
+            x_fp = subpel.predict(ref, motion.vectors, motion.filter)
         if res is not None:
             r_fp = self.model.residual_coder.decode(SymbolReader(res), q_r, coder.grid)
             x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))

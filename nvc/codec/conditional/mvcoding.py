@@ -1,16 +1,17 @@
 """Block motion vectors of fm inter frames, coded losslessly (FLAG_BLOCK_MOTION frames).
 
-A block-motion frame predicts the picture by warping the reference with one vector per
-8 x 8 luma block (a cell of the codec's 1/8-resolution grid), in quarter luma pixels, with
-the exact bilinear warp of layers.py (quarter-pel luma, eighth-pel chroma: integers in the
-warp's 1/64-pixel units, so the prediction is bit-exact on any machine or thread count).
+A block-motion frame predicts the picture from the reference with one vector per 8 x 8
+luma block (a cell of the codec's 1/8-resolution grid), in quarter luma pixels, by the
+exact integer interpolation of subpel.py (quarter-pel luma, eighth-pel chroma; bit-exact
+on any machine or thread count).
 Cells are grouped in 16 x 16 macroblocks (2 x 2 cells); each macroblock has one vector
 (merged) or is split into its four cells' vectors.
 
 Coding, in one section of the frame's range-coder stream (nvc.codec.entropy):
 
-    3 parameter symbols (uniform over 256): the split table index (0..SPLIT_LEVELS-1), the
-      dx and dy table indices (0..MVD_TABLES-1), chosen per frame by the encoder
+    4 parameter symbols (uniform over 256): the split table index (0..SPLIT_LEVELS-1), the
+      dx and dy table indices (0..MVD_TABLES-1), the interpolation filter (subpel.FILTERS),
+      chosen per frame by the encoder
     | one split flag per macroblock, raster order, with the split table
     | the dx of every vector difference, then every dy, with their tables
 
@@ -32,10 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import Tensor
 
-from nvc.codec.conditional.layers import ONE
 from nvc.codec.entropy import SymbolReader, SymbolWriter, detmath
 from nvc.codec.entropy.tables import CodingTables, counts_from_probabilities
 from nvc.errors import BitstreamError
@@ -46,6 +44,8 @@ DECAY_LEVELS = 16  # levels of the geometric decay
 MVD_TABLES = ZERO_LEVELS * DECAY_LEVELS
 SPLIT_LEVELS = 16  # levels of P(split)
 PARAM_SYMBOLS = 256  # the parameter symbols are uniform over 0..255
+PARAMS = 4  # parameter symbols per frame
+FILTERS = 2  # interpolation filters (subpel.FILTERS)
 MAX_VECTOR = 1 << 14  # |component| limit of a decoded vector (quarter pixels: 4096 pixels)
 QPEL_PER_CELL = 32  # quarter pixels per grid unit (8 luma pixels)
 
@@ -58,11 +58,7 @@ class BlockMotion:
 
     vectors: IntArray  # (gh, gw, 2) quarter-pixel (dx, dy) of every 8 x 8 cell
     split: npt.NDArray[np.bool_]  # (gh / 2, gw / 2): macroblock coded as four vectors
-
-    def flow(self) -> Tensor:
-        """The vectors as the codec's fixed-point flow (1, 2, gh, gw), grid units (exact)."""
-        v = torch.from_numpy(self.vectors.astype(np.float64)).permute(2, 0, 1)[None]
-        return v * (ONE / QPEL_PER_CELL)
+    filter: int = 0  # subpel's interpolation filter: 0 sharp, 1 smooth
 
 
 @functools.lru_cache(maxsize=1)
@@ -200,8 +196,8 @@ def encode(motion: BlockMotion, writer: SymbolWriter) -> None:
     split_idx = int(np.argmin(sb[:, 0] * (flags.size - ns) + sb[:, 1] * ns))
     tx = int(np.argmin(_table_bits(d[:, 0], mvd_tables())))
     ty = int(np.argmin(_table_bits(d[:, 1], mvd_tables())))
-    params = np.array([split_idx, tx, ty], dtype=np.int64)
-    writer.put_indexed(params, np.zeros(3, dtype=np.uint8), param_table())
+    params = np.array([split_idx, tx, ty, motion.filter], dtype=np.int64)
+    writer.put_indexed(params, np.zeros(PARAMS, dtype=np.uint8), param_table())
     writer.put_indexed(flags, np.full(flags.size, split_idx, dtype=np.uint8), split_tables())
     n = d.shape[0]
     writer.put_indexed(d[:, 0], np.full(n, tx, dtype=np.uint8), mvd_tables())
@@ -212,9 +208,10 @@ def decode(reader: SymbolReader, grid: tuple[int, int], what: str) -> BlockMotio
     """Read one frame's block motion for a (gh, gw) grid (both even); `what` names the
     frame in errors. Corrupt data: a BitstreamError, never an unbounded vector."""
     gh, gw = grid
-    params = reader.get_indexed(np.zeros(3, dtype=np.uint8), param_table())
-    split_idx, tx, ty = (int(p) for p in params)
-    if not (0 <= split_idx < SPLIT_LEVELS and 0 <= tx < MVD_TABLES and 0 <= ty < MVD_TABLES):
+    params = reader.get_indexed(np.zeros(PARAMS, dtype=np.uint8), param_table())
+    split_idx, tx, ty, filt = (int(p) for p in params)
+    tables_ok = 0 <= tx < MVD_TABLES and 0 <= ty < MVD_TABLES
+    if not (0 <= split_idx < SPLIT_LEVELS and tables_ok and 0 <= filt < FILTERS):
         raise BitstreamError(f"{what} has bad motion parameters")
     count = (gh // 2) * (gw // 2)
     flags = reader.get_indexed(np.full(count, split_idx, dtype=np.uint8), split_tables())
@@ -232,7 +229,7 @@ def decode(reader: SymbolReader, grid: tuple[int, int], what: str) -> BlockMotio
         if abs(x) > MAX_VECTOR or abs(y) > MAX_VECTOR:
             raise BitstreamError(f"{what} has a motion vector out of range")
         field.set(r, c, s, x, y)
-    return BlockMotion(field.array(), split)
+    return BlockMotion(field.array(), split, filt)
 
 
 __all__ = [

@@ -4,7 +4,7 @@ Encoder only: the decoder receives the vectors. Starting from the hierarchical
 block-matching field (motion.estimate_motion, whole pixels), per 8 x 8 cell it chooses
 among the estimate, the neighbours' median (a vector difference of 0: a merge), zero, and
 half- then quarter-pixel refinements, by J = weight * lambda * SSE + bits, where SSE is
-the luma error of the exact prediction (the decoder's bilinear warp) in [0, 1] units and
+the luma error of the prediction (subpel's interpolation, as the decoder's) in [0, 1] units and
 bits the vector difference's cost under the frame's table (re-chosen after each pass).
 Then each 16 x 16 macroblock is merged to one vector (any of its four cells' vectors or
 its predictor) where that costs less than its four vectors and the split flag.
@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from nvc.codec.conditional import mvcoding as mvc
+from nvc.codec.conditional import subpel
 from nvc.codec.conditional.layers import ONE, upsample_nearest
 
 MOTION_WEIGHT = 0.3  # share of lambda * prediction SSE in the search's cost (see above)
@@ -49,24 +50,13 @@ CHEAP = SearchConfig(passes=1, subpel=True, merge=True)
 
 class _Predictor:
     """Luma predictions of per-cell quarter-pixel fields, for the search: the reference's
-    16 quarter-pixel phases (bilinear, float32) precomputed once, then one gather per
-    field. The decoder's exact warp gives the same values to within rounding (and, at the
-    picture's border, nearly the same: its clamping differs)."""
+    16 quarter-pixel phases (subpel's filter, float32) computed once, then one gather per
+    field; to within rounding the decoder's prediction (subpel.predict)."""
 
     def __init__(self, cur_y: Tensor, ref_y: Tensor) -> None:
-        cur = (cur_y[0, 0] / ONE).float()
-        ref = (ref_y[0, 0] / ONE).float()
-        h, w = ref.shape
-        r = F.pad(ref[None, None], (0, 1, 0, 1), mode="replicate")[0, 0]
-        phases = []
-        for fy in range(4):
-            for fx in range(4):
-                ay, ax = fy / 4.0, fx / 4.0
-                top = r[:h, :w] * (1 - ax) + r[:h, 1 : w + 1] * ax
-                bot = r[1 : h + 1, :w] * (1 - ax) + r[1 : h + 1, 1 : w + 1] * ax
-                phases.append(top * (1 - ay) + bot * ay)
-        self.planes = torch.stack(phases).reshape(-1)
-        self.cur = cur
+        self.cur = (cur_y[0, 0] / ONE).float()
+        h, w = self.cur.shape
+        self.planes = subpel.luma_phases(ref_y[0, 0] / ONE).reshape(-1)
         self.h, self.w = h, w
         self.gy = torch.arange(h).view(h, 1)
         self.gx = torch.arange(w).view(1, w)
@@ -79,9 +69,11 @@ class _Predictor:
         gh, gw = vi.shape[1], vi.shape[2]
         cells = torch.cat([iv, ph])[:, :, None, :, None]
         full = cells.expand(4, gh, 8, gw, 8).reshape(4, 8 * gh, 8 * gw)
-        y = (self.gy + full[1]).clamp(0, self.h - 1)
-        x = (self.gx + full[0]).clamp(0, self.w - 1)
-        idx = ((full[3] * 4 + full[2]) * self.h + y) * self.w + x
+        m = subpel.MARGIN
+        hp, wp = self.h + 2 * m, self.w + 2 * m
+        y = (self.gy + full[1]).clamp(-m, self.h - 1 + m) + m
+        x = (self.gx + full[0]).clamp(-m, self.w - 1 + m) + m
+        idx = ((full[3] * 4 + full[2]) * hp + y) * wp + x
         err = self.cur - self.planes[idx]
         return (F.avg_pool2d((err * err)[None, None], 8) * 64.0)[0, 0].double()
 
