@@ -47,9 +47,12 @@ decoder holds; at QP > 0 it is generally not `cur`, and the encoder's next frame
 from it.
 
 Payload of one frame: for each of the 10 videos in order (position coarse, position fine,
-scale coarse, ...): the number of NAL units (LEB128, 1..8), then each NAL unit as its
+scale coarse, ...): the number of NAL units (LEB128, 0..8), then each NAL unit as its
 length (LEB128) and its bytes without start code (emulation prevention kept). x264's
 informational SEI (its version and settings) is not sent: only slices, SPS and PPS are.
+Zero NAL units: the video's picture is unchanged (the encoder's input picture is the one
+it coded last), so nothing is coded and the decoder reuses its last decoded picture; a
+still frame costs 10 bytes.
 
 Decoder checks (BitstreamError, one line): the framing; every NAL unit of an allowed type
 (slice, IDR slice, SPS, PPS) with no start-code pattern inside; every SPS an 8-bit
@@ -386,6 +389,7 @@ class PackDecoder:
         self.frames = 0
         self.broken = False
         self._contexts: list[Any] = []
+        self._last: list[IntArray | None] = [None] * len(self.geo.videos)  # decoded pictures
         for _ in self.geo.videos:
             ctx: Any = av.CodecContext.create("h264", "r")
             ctx.thread_count = 1
@@ -397,8 +401,6 @@ class PackDecoder:
         out = []
         for _ in self.geo.videos:
             n, pos = decode_uleb128(data, pos, limit=MAX_NALS, what="video residual NAL unit count")
-            if n == 0:
-                raise BitstreamError("gaussian video residual: a video has no NAL unit")
             nals = []
             for _ in range(n):
                 size, pos = decode_uleb128(
@@ -414,6 +416,11 @@ class PackDecoder:
         return out
 
     def _decode_video(self, index: int, nals: list[bytes]) -> IntArray:
+        last = self._last[index]
+        if not nals:  # the picture is the video's previous one
+            if last is None:
+                raise BitstreamError("gaussian video residual: a video repeats no picture")
+            return last
         video = self.geo.videos[index]
         width, height = self.geo.frame_size(video)
         for nal in nals:
@@ -433,7 +440,8 @@ class PackDecoder:
             raise BitstreamError("gaussian video residual: a picture has the wrong size")
         plane = frame.planes[0]
         luma = np.frombuffer(bytes(plane), np.uint8).reshape(height, plane.line_size)
-        return luma[:, :width].astype(np.int64)
+        self._last[index] = luma[:, :width].astype(np.int64)
+        return self._last[index]
 
     def decode_residuals(self, data: bytes, prev: State3D) -> State3D:
         """The state after `data` (see the module docstring); BitstreamError when malformed,
@@ -473,6 +481,8 @@ class PackEncoder:
         self.geo = _Geometry(base, steps)
         self._decoder = PackDecoder(base, steps)
         self._contexts: list[Any] = []
+        self._sent: list[npt.NDArray[np.uint8] | None] = [None] * len(self.geo.videos)
+        self._coded = [0] * len(self.geo.videos)  # pictures coded per video
         self.frames = 0
         for video in self.geo.videos:
             width, height = self.geo.frame_size(video)
@@ -520,10 +530,16 @@ class PackEncoder:
         if cur.count != self.geo.layout.count or prev.count != cur.count:
             raise CodecError("gaussian video residual: the Gaussian count changed (a bug)")
         out = bytearray()
-        for ctx, picture in zip(self._contexts, self._pictures(cur), strict=True):
+        for v, picture in enumerate(self._pictures(cur)):
+            sent = self._sent[v]
+            if sent is not None and np.array_equal(sent, picture):
+                out += encode_uleb128(0)  # unchanged: the decoder repeats its picture
+                continue
             frame = av.VideoFrame.from_ndarray(picture, format="gray")
-            frame.pts = self.frames
-            packets = ctx.encode(frame)
+            frame.pts = self._coded[v]
+            self._coded[v] += 1
+            self._sent[v] = picture
+            packets = self._contexts[v].encode(frame)
             if len(packets) != 1:
                 raise CodecError(f"x264 gave {len(packets)} packets for a frame, not 1")
             nals = [n for n in split_annexb(bytes(packets[0])) if n[0] & 0x1F != NAL_SEI]

@@ -201,10 +201,43 @@ def test_payload_is_only_slices_and_parameter_sets(coded):
         assert b"x264" not in data and b"options:" not in data  # no settings SEI
 
 
-def test_a_still_scene_costs_little():
-    _, payloads, states = run(qp=30, frames=4, still=True)
-    assert all(len(p) < 150 for p in payloads[1:])
-    assert len(payloads[0]) < 700
+@pytest.mark.parametrize("qp", [0, 30])
+def test_a_still_scene_costs_ten_bytes_a_frame(qp):
+    base, payloads, states = run(qp=qp, frames=4, still=True)
+    assert len(payloads[0]) < 700  # the IDR pictures
+    assert all(p == bytes(10) for p in payloads[1:])  # every video repeats its picture
+    dec = pack.new_decoder(base, STEPS)
+    for data, state in zip(payloads, states, strict=True):
+        assert dec.decode_residuals(data, base).equal(state)
+    assert states[-1].equal(states[0])
+
+
+def test_only_the_changed_videos_are_coded():
+    base = base_state()
+    enc = pack.new_encoder(base, STEPS)
+    first, _ = enc.encode_residuals(base, moving(base, 1))
+    m = moving(base, 1).matrix().copy()
+    m[:, 10] += 1 << STEPS.opacity  # only the opacity changes
+    data, state = enc.encode_residuals(moving(base, 1), lattice(m))
+    counts = _nal_counts(data)  # videos: (coarse, fine) of position .. colour
+    assert counts[7] > 0  # the fine opacity plane; its upper byte stays the same
+    assert counts[:7] == [0] * 7 and counts[8:] == [0, 0]
+    assert state.equal(lattice(m))
+    with pytest.raises(BitstreamError, match="repeats no picture"):
+        pack.new_decoder(base, STEPS).decode_residuals(data, base)
+
+
+def _nal_counts(data: bytes) -> list[int]:
+    from nvc.bitstream.leb128 import decode_uleb128
+
+    pos, out = 0, []
+    for _ in range(10):
+        n, pos = decode_uleb128(data, pos)
+        out.append(n)
+        for _ in range(n):
+            size, pos = decode_uleb128(data, pos)
+            pos += size
+    return out
 
 
 def test_every_truncation_is_refused(coded):
