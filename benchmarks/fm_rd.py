@@ -228,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--speed-frames", type=int, default=8, help="frames of the 640x360 speed run (0: none)"
     )
+    ap.add_argument(
+        "--speed-model",
+        action="append",
+        help="NAME of a --model to time at 640x360 (repeatable; default every model)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch and anchor threads")
     ap.add_argument("--note", default="", help="a line about the machine state for the report")
     ap.add_argument("--out", default="benchmarks/results/fm_rd.json")
@@ -238,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.model or ["fm-realtime=shipped:realtime"]:
         name, _, spec = item.partition("=")
         models[name] = load_model(spec)
+    unknown = set(args.speed_model or ()) - set(models)
+    if unknown:
+        raise SystemExit(f"--speed-model {', '.join(sorted(unknown))}: no such --model")
     clips = [
         (
             Path(parse_span(v)[0]).name + ("@" + v.rpartition("@")[2] if "@" in v else ""),
@@ -333,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name} BD-rate: {json.dumps(entry['bd_rate_percent'])}", flush=True)
             results["sequences"][clip_name] = seq
         speed_frames = speed_clip(clips[0][1][: args.speed_frames])
+        timed = set(args.speed_model or models)
         results["speed_640x360"] = {
-            name: _speed(path, speed_frames, tmp) if speed_frames else {}
+            name: _speed(path, speed_frames, tmp) if speed_frames and name in timed else {}
             for name, (_, path, _) in models.items()
         }
     summary: dict[str, Any] = {}
