@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -76,11 +77,27 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--frame-seconds", type=float, default=6.0, help="P-frame fit seconds")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, help="JSON path (default results/gaussian3d.json)")
+    p.add_argument("--commit", help="the nvc commit measured (default: git rev-parse HEAD)")
     args = p.parse_args()
     if args.quick:
         args.size, args.frames, args.gaussians = "96x54", 3, 600
         args.key_seconds, args.frame_seconds, args.qs, args.lossy = 10.0, 1.0, "24,56", "56:12"
     return args
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout this script runs from, if it is one."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None
 
 
 def memoised_base_fit(fit: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, int]]:
@@ -193,8 +210,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             qp = f"{video['qp']} ({pack.PackConfig(**video).qp_of('position')})"
         lines.append(
             f"| {r['pack']} | {r['q']} | {qp} "
-            f"| {r['held_out_psnr']:.2f} | {r['mb_per_frame']:.4f} "
-            f"| {r['mb_per_residual_frame']:.4f} "
+            f"| {r['held_out_psnr']:.2f} | {r['mb_per_frame']:.4g} "
+            f"| {r['mb_per_residual_frame']:.4g} "
             f"| {np.mean(r['bytes_per_frame'][1:]) if len(r['bytes_per_frame']) > 1 else 0:.0f} "
             f"| {r['render_fps_640x360']:.2f} |"
         )
@@ -251,6 +268,7 @@ def main() -> int:
         "packing, held-out camera scored, one run",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
+        "commit": args.commit or git_commit(),
         "scene": asdict(scene.config),
         "held_out_camera": scene.held_out,
         "init": "ray-caster depth back-projected (stand-in for SfM points)",
