@@ -127,5 +127,5 @@ def test_inr_limits_cover_what_the_encoder_writes() -> None:
             plan = make_plan(stream, InrConfig(preset=preset, bpp=bpp))
             assert plan.params <= INR_MAX_PARAMS
             assert plan.macs_per_pixel <= INR_MAX_MACS_PER_PIXEL
-            params = b"\x02" + plan.model.to_bytes()[1:]
+            params = plan.model.to_bytes()
             registry.get("inr").create_decoder(_header("inr", 3840, 2160, params))
