@@ -225,7 +225,8 @@ def _tap_gemm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     p = k // 2
     hp, wp = h + 2 * p, w + 2 * p
     padded = F.pad(x, (p, p, p, p)).reshape(b, cin, hp * wp)
-    taps = torch.matmul(weight.permute(2, 3, 0, 1).reshape(k * k * cout, cin), padded)
+    stacked = weight.permute(2, 3, 0, 1).reshape(k * k * cout, cin)
+    taps = torch.mm(stacked, padded[0]) if b == 1 else torch.matmul(stacked, padded)
     taps = taps.view(b, k, k, cout, hp, wp)
     out = bias.view(1, cout, 1, 1).expand(b, cout, h, w).clone()
     for i in range(k):

@@ -268,7 +268,7 @@ def _warp_planes_96(
     )
     # (B, planes, s + 1 rows, s + 1 cols, h, w)
     idx = batch + plane + row_off.view(b, 1, s + 1, 1, h, w) + col_off.view(b, 1, 1, s + 1, h, w)
-    p = torch.take(flat, idx)
+    p = flat.index_select(0, idx.view(-1)).view(idx.shape)
     wx = ax.view(b, 1, 1, 1, h, w)
     wy = ay.view(b, 1, 1, h, w)
     horiz = (p[:, :, :, :-1] * (unit - wx)).add_(p[:, :, :, 1:] * wx)  # (B, P, s+1, s, h, w)
