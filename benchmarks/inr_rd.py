@@ -2,7 +2,7 @@
 
     python benchmarks/inr_rd.py --quick          # a one-minute smoke run
     python benchmarks/inr_rd.py --input /work/data/video/tree.avi --crop 176x144 \\
-        --frames 30 --points 1:0.2,1:0.4,10:0.2,10:0.4 --baseline 347ead9
+        --frames 30 --points 1:0.2,1:0.4,10:0.2,10:0.4,60:0.3@8 --baseline 347ead9 --jobs 3
 
 Every codec codes the same frames (the generated natural-looking clip of nvc.media, or a
 user file converted to 8-bit 4:2:0, centre-cropped to --crop or to an even size). Each inr
@@ -16,7 +16,11 @@ trained, per CPU second of the whole encode) and the decoding speed. The anchors
 (nvc.bench.anchors.encode_anchor: x264 / x265 preset medium, SEI-free streams) report the
 same quantities. `--baseline COMMIT` also encodes with the inr codec of an older commit
 (exported with `git archive`, run in a subprocess whose clock is its CPU time, one
-thread) at --baseline-points (CPU-s per frame and bpp, like --points).
+thread) at --baseline-points (CPU-s per frame and bpp, like --points). A point written
+S:B@N codes only the clip's first N frames (long budgets on a small machine); the anchors
+are then run on those N frames as well and its gaps are measured against them. `--jobs J`
+runs J encodes at a time, each in its own process with one thread (the budgets are CPU
+seconds of that process, so the points mean the same as when run one by one).
 
 Outputs: benchmarks/results/inr_rd.json (everything), .md (one table: PSNR-YUV gap to
 x264 / x265 at equal bpp, BD-rate where the curves overlap) and .png (the curves).
@@ -28,11 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -134,7 +140,7 @@ def run_inr(
     first = frames[0]
     n = len(frames)
     stream = StreamInfo(first.width, first.height, FPS, "yuv420p", False, n)
-    path = workdir / f"inr_{preset}_{bpp}_{per_frame}.nvc"
+    path = workdir / f"inr_{preset}_{bpp}_{per_frame}_{n}.nvc"
     encoders: list[InrEncoder] = []
     original = InrEncoder.__init__
 
@@ -172,6 +178,7 @@ def run_inr(
         "preset": preset,
         "target_bpp": bpp,
         "budget_cpu_s_per_frame": per_frame,
+        "frames": n,
         "bytes": report.bytes,
         "bpp": report.bpp,
         "bpp_error": report.bpp / bpp - 1.0,
@@ -197,10 +204,8 @@ def run_inr(
     }
 
 
-def run_baseline(
-    frames: list[Frame], commit: str, bpp: float, per_frame: float, workdir: Path
-) -> dict[str, Any]:
-    """The inr codec of `commit`, in a subprocess, at the same CPU budget and bpp target."""
+def prepare_baseline(frames: list[Frame], commit: str, workdir: Path) -> None:
+    """The tree of `commit` (its nvc package) and the clip's frames, for run_baseline."""
     tree = workdir / f"base_{commit}"
     if not tree.exists():
         tree.mkdir()
@@ -208,19 +213,29 @@ def run_baseline(
             ["git", "archive", commit, "nvc"], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    npz = workdir / f"clip_{len(frames)}.npz"
+    if not npz.exists():
         np.savez(
-            workdir / "clip.npz",
+            npz,
             y=np.stack([f.planes[0] for f in frames]),
             u=np.stack([f.planes[1] for f in frames]),
             v=np.stack([f.planes[2] for f in frames]),
         )
+
+
+def run_baseline(
+    frames: list[Frame], commit: str, bpp: float, per_frame: float, workdir: Path
+) -> dict[str, Any]:
+    """The inr codec of `commit`, in a subprocess, at the same CPU budget and bpp target
+    (prepare_baseline first)."""
+    tree = workdir / f"base_{commit}"
     n = len(frames)
     options = {"preset": "quality", "bpp": bpp, "time_budget": per_frame * n}
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    out = workdir / f"base_{bpp}_{per_frame}.nvc"
+    out = workdir / f"base_{bpp}_{per_frame}_{n}.nvc"
     wall = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", BASELINE_SNIPPET, str(workdir / "clip.npz"), str(out)]
+        [sys.executable, "-c", BASELINE_SNIPPET, str(workdir / f"clip_{n}.npz"), str(out)]
         + [json.dumps(options)],
         check=True,
         capture_output=True,
@@ -236,6 +251,7 @@ def run_baseline(
         "preset": "quality",
         "target_bpp": bpp,
         "budget_cpu_s_per_frame": per_frame,
+        "frames": n,
         **row,
         "bpp_error": row["bpp"] / bpp - 1.0,
         "encode_cpu_s": cpu,
@@ -254,6 +270,7 @@ def run_anchor(frames: list[Frame], name: str, crf: int) -> dict[str, Any]:
         "codec": name,
         "crf": crf,
         "preset": "medium",
+        "frames": n,
         "bytes": len(coded.data),
         "bpp": 8 * len(coded.data) / (n * w * h),
         **quality(frames, coded.frames),
@@ -285,11 +302,32 @@ def bd_rate_or_none(anchor: list[dict[str, Any]], test: list[dict[str, Any]]) ->
         return None
 
 
+def _anchor_curves(results: dict[str, Any], frames: int) -> dict[str, list[dict[str, Any]]]:
+    """Each anchor's points on the clip's first `frames` frames."""
+    return {
+        a: [r for r in results["anchors"] if r["codec"] == a and r["frames"] == frames]
+        for a in ANCHORS
+    }
+
+
+def _baseline_of(results: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+    """The baseline row at the same budget, target and frames as an inr row (or None)."""
+    for b in results["inr"]:
+        if (
+            b["codec"] != "inr"
+            and row["codec"] == "inr"
+            and (b["budget_cpu_s_per_frame"], b["target_bpp"], b["frames"])
+            == (row["budget_cpu_s_per_frame"], row["target_bpp"], row["frames"])
+        ):
+            return b
+    return None
+
+
 def write_report(results: dict[str, Any], out: Path) -> None:
     """The .md table and the .png plot next to the JSON."""
     curves: dict[str, list[dict[str, Any]]] = {}
     for row in results["inr"]:
-        key = f"{row['codec']} {row['budget_cpu_s_per_frame']:g} CPU-s/frame"
+        key = f"{row['codec']} {row['budget_cpu_s_per_frame']:g} CPU-s/frame, {row['frames']} f"
         curves.setdefault(key, []).append(row)
     lines = [
         f"# inr rate-distortion: {results['clip']['source']}, {results['clip']['width']}x"
@@ -297,37 +335,45 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         f"Command: `{results['command']}`. {results['note']}",
         "",
-        "| codec | budget | target bpp | bpp | PSNR-YUV | x264 at that bpp | gap | "
-        "x265 at that bpp | gap | CPU-s | GMAC/s | exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| codec | budget | frames | target bpp | bpp | PSNR-YUV | x264 at that bpp | gap | "
+        "x265 at that bpp | gap | vs baseline (its bpp) | CPU-s | GMAC/s | exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    anchor_curves = {a: [r for r in results["anchors"] if r["codec"] == a] for a in ANCHORS}
 
     def fmt(v: float | None, digits: int = 2) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
     for rows in curves.values():
         for r in sorted(rows, key=lambda r: r["bpp"]):
+            anchor_curves = _anchor_curves(results, r["frames"])
             at = {a: psnr_at(anchor_curves[a], r["bpp"]) for a in ANCHORS}
             gap = {a: None if at[a] is None else r["psnr_yuv"] - at[a] for a in ANCHORS}
+            base = _baseline_of(results, r)
+            vs = (
+                "-"
+                if base is None
+                else f"{r['psnr_yuv'] - base['psnr_yuv']:+.2f} dB ({base['bpp']:.3f})"
+            )
             lines.append(
                 f"| {r['codec']} {r['preset']} | {r['budget_cpu_s_per_frame']:g} CPU-s/f | "
-                f"{r['target_bpp']:g} | {r['bpp']:.4f} | {r['psnr_yuv']:.2f} | "
+                f"{r['frames']} | {r['target_bpp']:g} | {r['bpp']:.4f} | {r['psnr_yuv']:.2f} | "
                 f"{fmt(at['x264'])} | {fmt(gap['x264'])} | "
-                f"{fmt(at['x265'])} | {fmt(gap['x265'])} | "
+                f"{fmt(at['x265'])} | {fmt(gap['x265'])} | {vs} | "
                 f"{r['encode_cpu_s']:.0f} | {fmt(r.get('gmac_per_s'))} | "
                 f"{r.get('decode_matches_encoder_bit_exactly', '-')} |"
             )
     lines += ["", "| curve | BD-rate vs x264 | BD-rate vs x265 |", "|---|---|---|"]
     for key, rows in curves.items():
+        anchor_curves = _anchor_curves(results, rows[0]["frames"])
         bd = {a: bd_rate_or_none(anchor_curves[a], rows) for a in ANCHORS}
         lines.append(
             f"| {key} | {fmt(bd['x264'], 1)}{'%' if bd['x264'] is not None else ''} | "
             f"{fmt(bd['x265'], 1)}{'%' if bd['x265'] is not None else ''} |"
         )
-    lines += ["", "| anchor | crf | bpp | PSNR-YUV |", "|---|---|---|---|"]
+    lines += ["", "| anchor | frames | crf | bpp | PSNR-YUV |", "|---|---|---|---|---|"]
     lines += [
-        f"| {r['codec']} medium | {r['crf']} | {r['bpp']:.4f} | {r['psnr_yuv']:.2f} |"
+        f"| {r['codec']} medium | {r['frames']} | {r['crf']} | {r['bpp']:.4f} | "
+        f"{r['psnr_yuv']:.2f} |"
         for r in results["anchors"]
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -338,10 +384,16 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name, rows in [*anchor_curves.items(), *curves.items()]:
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    counts = sorted({r["frames"] for r in results["anchors"]}, reverse=True)
+    for n in counts:
+        for name, rows in _anchor_curves(results, n).items():
+            pts = sorted((r["bpp"], r["psnr_yuv"]) for r in rows)
+            style = "o-" if n == results["clip"]["frames"] else "o--"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=f"{name} medium, {n} f")
+    for name, rows in curves.items():
         pts = sorted((r["bpp"], r["psnr_yuv"]) for r in rows)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{name}")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "s-", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("bpp")
     ax.set_ylabel("PSNR-YUV (dB)")
@@ -350,9 +402,29 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         f"{results['clip']['height']}, {results['clip']['frames']} frames"
     )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
+
+
+def _points(text: str, frames: int) -> list[tuple[float, float, int]]:
+    """CPU_S:BPP[@FRAMES], comma-separated -> (CPU-s per frame, bpp, frames)."""
+    out = []
+    for item in text.split(","):
+        point, _, count = item.partition("@")
+        a, b = point.split(":")
+        out.append((float(a), float(b), min(int(count), frames) if count else frames))
+    return out
+
+
+def _job(
+    who: str, preset: str, frames: list[Frame], bpp: float, per_frame: float, work: Path
+) -> dict[str, Any]:
+    """One encode (in a worker process when --jobs > 1): one torch thread."""
+    torch.set_num_threads(1)
+    if who == "new":
+        return run_inr(frames, preset, bpp, per_frame, work)
+    return run_baseline(frames, who, bpp, per_frame, work)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,24 +438,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--points",
         default="1:0.2,1:0.4,1:0.8,10:0.2,10:0.4",
-        help="inr points CPU_S_PER_FRAME:BPP, comma-separated (run in this order)",
+        help="inr points CPU_S_PER_FRAME:BPP[@FRAMES], comma-separated",
     )
     p.add_argument("--baseline", help="a commit whose inr (preset quality) is run as well")
     p.add_argument(
         "--baseline-points", default="1:0.2,10:0.2,10:0.4", help="its points, as --points"
     )
+    p.add_argument("--jobs", type=int, default=1, help="encodes at a time (processes)")
     p.add_argument("--note", default="", help="a sentence on the machine's state for the report")
     p.add_argument("--quick", action="store_true", help="tiny smoke run: 64x48, 4 frames")
     p.add_argument("--out", default="benchmarks/results/inr_rd.json", help="output JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.input, args.size, args.frames = None, "64x48", 4
-        args.points, args.baseline_points = "0.5:4,0.5:8", "0.5:4"
+        args.points, args.baseline_points = "0.5:4,0.5:8,0.5:8@2", "0.5:4"
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
     args.crop = tuple(int(v) for v in args.crop.lower().split("x")) if args.crop else None
-
-    def points(text: str) -> list[tuple[float, float]]:
-        return [(float(a), float(b)) for a, b in (v.split(":") for v in text.split(","))]
 
     torch.set_num_threads(1)
     started = time.time()
@@ -400,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "versions": versions(),
         "torch_threads": 1,
+        "jobs": args.jobs,
         "clip": {
             "source": args.input or f"nvc.media.synthetic_clip(seed={args.seed})",
             "crop": args.crop,
@@ -412,45 +483,62 @@ def main(argv: list[str] | None = None) -> int:
         "inr": [],
     }
     out = Path(args.out)
+    jobs = [("new", s, b, c) for s, b, c in _points(args.points, n)]
+    if args.baseline:
+        jobs += [(args.baseline, s, b, c) for s, b, c in _points(args.baseline_points, n)]
+    # the short budgets first, and at each budget the (capped, quick) baseline first:
+    # partial results early
+    jobs.sort(key=lambda j: (j[1] * j[3], j[0] == "new"))
+
+    def save() -> None:
+        results["wall_s"] = time.time() - started
+        results["load_average"] = {"before": load_before, "after": os.getloadavg()}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        write_report(results, out)
+
+    def record(row: dict[str, Any]) -> None:
+        curves = {a: c for a, c in _anchor_curves(results, row["frames"]).items()}
+        for a in ANCHORS:
+            at = psnr_at(curves[a], row["bpp"])
+            row[f"{a}_psnr_yuv_at_same_bpp"] = at
+            row[f"gap_to_{a}_db"] = None if at is None else row["psnr_yuv"] - at
+        results["inr"].append(row)
+        print(
+            f"{row['codec']} {row['budget_cpu_s_per_frame']:g} CPU-s/frame x {row['frames']}, "
+            f"target {row['target_bpp']}: {row['bpp']:.4f} bpp {row['psnr_yuv']:.2f} dB "
+            f"(gap to x264 {row['gap_to_x264_db']}), {row['encode_cpu_s']:.0f} CPU-s, "
+            f"{row.get('gmac_per_s') or 0:.2f} GMAC/s",
+            flush=True,
+        )
+        save()
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ANCHORS:
-            cfg = anchors.anchor(name)
-            if cfg is None:
-                continue
-            for crf in cfg.crf_points:
-                row = run_anchor(frames, name, crf)
-                results["anchors"].append(row)
-                print(
-                    f"{name} crf {crf}: {row['bpp']:.4f} bpp {row['psnr_yuv']:.2f} dB", flush=True
-                )
-        jobs = [("new", per_frame, bpp) for per_frame, bpp in points(args.points)]
-        if args.baseline:
-            jobs += [(args.baseline, s, b) for s, b in points(args.baseline_points)]
-        # the short budgets first, and at each budget the (capped, quick) baseline first:
-        # partial results early
-        jobs.sort(key=lambda j: (j[1], j[0] == "new"))
-        for who, per_frame, bpp in jobs:
-            if who == "new":
-                row = run_inr(frames, args.preset, bpp, per_frame, work)
-            else:
-                row = run_baseline(frames, who, bpp, per_frame, work)
-            for a in ANCHORS:
-                at = psnr_at([r for r in results["anchors"] if r["codec"] == a], row["bpp"])
-                row[f"{a}_psnr_yuv_at_same_bpp"] = at
-                row[f"gap_to_{a}_db"] = None if at is None else row["psnr_yuv"] - at
-            results["inr"].append(row)
-            print(
-                f"{row['codec']} {per_frame:g} CPU-s/frame, target {bpp}: {row['bpp']:.4f} bpp "
-                f"{row['psnr_yuv']:.2f} dB (gap to x264 {row['gap_to_x264_db']}), "
-                f"{row['encode_cpu_s']:.0f} CPU-s, {row.get('gmac_per_s') or 0:.2f} GMAC/s",
-                flush=True,
-            )
-            results["wall_s"] = time.time() - started
-            results["load_average"] = {"before": load_before, "after": os.getloadavg()}
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-            write_report(results, out)
+        for count in sorted({j[3] for j in jobs} | {n}, reverse=True):
+            for name in ANCHORS:
+                cfg = anchors.anchor(name)
+                if cfg is None:
+                    continue
+                for crf in cfg.crf_points:
+                    row = run_anchor(frames[:count], name, crf)
+                    results["anchors"].append(row)
+                    print(
+                        f"{name} crf {crf} ({count} f): {row['bpp']:.4f} bpp "
+                        f"{row['psnr_yuv']:.2f} dB",
+                        flush=True,
+                    )
+            if args.baseline and any(j[0] != "new" and j[3] == count for j in jobs):
+                prepare_baseline(frames[:count], args.baseline, work)
+        calls = [(who, args.preset, frames[:c], b, s, work) for who, s, b, c in jobs]
+        if args.jobs <= 1:
+            for call in calls:
+                record(_job(*call))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+                for future in as_completed([pool.submit(_job, *call) for call in calls]):
+                    record(future.result())
     print(f"wrote {out} ({results.get('wall_s', 0):.0f} s)")
     return 0
 
