@@ -179,6 +179,8 @@ def fit_static(
     update: Tensor | None = None,
     lr_scale: float | Sequence[float] = 1.0,
     measure: bool = True,
+    anchor: Gaussians3D | None = None,
+    rate: Sequence[float] | None = None,
 ) -> tuple[Gaussians3D, FitReport]:
     """Fit `init` to float RGB views (H, W, 3) in [0, 1] taken by `cameras`.
 
@@ -187,7 +189,11 @@ def fit_static(
     only those Gaussians' means move (QUEEN's position gates); `update` (N,) bool, when
     given, lets only those Gaussians' other attributes change; `lr_scale` scales every
     learning rate (one number, or one per tensor in Gaussians3D.tensors order);
-    `measure=False` skips the training-view PSNR (reported as nan)."""
+    `measure=False` skips the training-view PSNR (reported as nan); with `anchor` and
+    `rate` (one weight per tensor), the loss adds sum_t rate_t |tensor_t - anchor_t|
+    summed over the elements and divided by the view's pixel count: an L1 rate term that
+    keeps the attributes that do not pay for themselves at the anchor (the previous
+    state), where rounding then gives a zero residual."""
     if len(images) != len(cameras) or not cameras:
         raise CodecError("fit_static needs one image per camera, and at least one")
     for image, cam in zip(images, cameras, strict=True):
@@ -231,6 +237,11 @@ def fit_static(
         viewmat, K = mats[view]
         out = render(*tensors, viewmat, K, cam.width, cam.height, sh_degree=0)
         loss = (out.image - targets[view]).abs().mean()
+        if anchor is not None and rate is not None:
+            pixels = float(cam.width * cam.height)
+            for t, a, w in zip(tensors, anchor.tensors(), rate, strict=True):
+                if w:
+                    loss = loss + (w / pixels) * (t - a).abs().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
