@@ -419,13 +419,13 @@ class FmEncoder:
         cur_y = fr.split_96(fr.codes_to_fixed(codes, coder.depth))[0]
         how = mvsearch.FULL if self.config.search else mvsearch.CHEAP
         motion = mvsearch.search(cur_y, fr.split_96(ref)[0], flow, lam, how)
-        # the interpolation filter whose prediction is closer to the picture
-        cur = fr.codes_to_fixed(codes, coder.depth)
-        preds = [subpel.predict(ref, motion.vectors, f) for f in subpel.FILTERS]
-        errors = [float(torch.sum((p - cur) ** 2)) for p in preds]
-        best = min(subpel.FILTERS, key=lambda f: errors[f])
-        motion = dataclasses.replace(motion, filter=best)
-        x_fp = preds[best]
+        # the interpolation filter whose prediction is closer to the picture (or SHARP)
+        x_fp = subpel.predict(ref, motion.vectors, subpel.SHARP)
+        if how.filters:
+            cur = fr.codes_to_fixed(codes, coder.depth)
+            smooth = subpel.predict(ref, motion.vectors, subpel.SMOOTH)
+            if float(torch.sum((smooth - cur) ** 2)) < float(torch.sum((x_fp - cur) ** 2)):
+                x_fp, motion = smooth, dataclasses.replace(motion, filter=subpel.SMOOTH)
         writer = SymbolWriter()
         mvcoding.encode(motion, writer)
         main = writer.finish()

@@ -40,41 +40,54 @@ class SearchConfig:
     """How much the search tries (the live encoder uses the cheap one)."""
 
     passes: int = 2  # cell passes (each re-derives predictors and the table)
-    subpel: bool = True  # half- and quarter-pixel refinements
+    quarter: bool = True  # quarter-pixel refinements after the half-pixel ones
     merge: bool = True  # 16 x 16 merge decisions
+    filters: bool = True  # the frame's interpolation filter chosen by its error (codec.py)
 
 
 FULL = SearchConfig()
-CHEAP = SearchConfig(passes=1, subpel=True, merge=True)
+CHEAP = SearchConfig(passes=1, quarter=False, merge=True, filters=False)
 
 
 class _Predictor:
     """Luma predictions of per-cell quarter-pixel fields, for the search: the reference's
-    16 quarter-pixel phases (subpel's filter, float32) computed once, then one gather per
-    field; to within rounding the decoder's prediction (subpel.predict)."""
+    quarter-pixel phases (subpel's SHARP filter, float32; with step 2 the half-pixel ones
+    only) computed once over the picture and a margin of MARGIN pixels, then one gather
+    per field. Vectors are
+    clamped per cell to stay within the margin; elsewhere this is, to within rounding,
+    the decoder's prediction (subpel.predict)."""
 
-    def __init__(self, cur_y: Tensor, ref_y: Tensor) -> None:
+    MARGIN = 16
+
+    def __init__(self, cur_y: Tensor, ref_y: Tensor, step: int = 1) -> None:
         self.cur = (cur_y[0, 0] / ONE).float()
         h, w = self.cur.shape
-        self.planes = subpel.luma_phases(ref_y[0, 0] / ONE).reshape(-1)
-        self.h, self.w = h, w
-        self.gy = torch.arange(h).view(h, 1)
-        self.gx = torch.arange(w).view(1, w)
+        m = self.MARGIN
+        self.planes = subpel.luma_phases(ref_y[0, 0] / ONE, m, step).reshape(-1)
+        self.hp, self.wp = h + 2 * m, w + 2 * m
+        gh, gw = h // 8, w // 8
+        # per cell: the vector range that keeps its 8 x 8 pixels inside the margin
+        r0 = torch.arange(gh, dtype=torch.float64).view(gh, 1) * 8
+        c0 = torch.arange(gw, dtype=torch.float64).view(1, gw) * 8
+        self.y_lo, self.y_hi = -m - r0, h - 1 + m - (r0 + 7)
+        self.x_lo, self.x_hi = -m - c0, w - 1 + m - (c0 + 7)
+        gy = torch.arange(h).view(h, 1) + m
+        gx = torch.arange(w).view(1, w) + m
+        self.base = gy * self.wp + gx  # (h, w) index of each pixel's own position
+        self.gh, self.gw = gh, gw
 
     def sse(self, v: Tensor) -> Tensor:
         """Per-cell luma SSE in [0, 1] units of the field v (1, 2, gh, gw): (gh, gw)."""
-        vi = v[0].long()
-        iv = torch.div(vi, 4, rounding_mode="floor")
-        ph = vi - 4 * iv
-        gh, gw = vi.shape[1], vi.shape[2]
-        cells = torch.cat([iv, ph])[:, :, None, :, None]
-        full = cells.expand(4, gh, 8, gw, 8).reshape(4, 8 * gh, 8 * gw)
-        m = subpel.MARGIN
-        hp, wp = self.h + 2 * m, self.w + 2 * m
-        y = (self.gy + full[1]).clamp(-m, self.h - 1 + m) + m
-        x = (self.gx + full[0]).clamp(-m, self.w - 1 + m) + m
-        idx = ((full[3] * 4 + full[2]) * hp + y) * wp + x
-        err = self.cur - self.planes[idx]
+        vx, vy = v[0, 0], v[0, 1]
+        ix = torch.floor(vx / 4)
+        iy = torch.floor(vy / 4)
+        phase = (vy - 4 * iy) * 4 + (vx - 4 * ix)
+        ix = torch.minimum(torch.maximum(ix, self.x_lo), self.x_hi)
+        iy = torch.minimum(torch.maximum(iy, self.y_lo), self.y_hi)
+        offset = ((phase * self.hp + iy) * self.wp + ix).long()
+        gh, gw = self.gh, self.gw
+        full = offset[:, None, :, None].expand(gh, 8, gw, 8).reshape(8 * gh, 8 * gw)
+        err = self.cur - torch.take(self.planes, full + self.base)
         return (F.avg_pool2d((err * err)[None, None], 8) * 64.0)[0, 0].double()
 
 
@@ -119,7 +132,7 @@ def search(
     weight = MOTION_WEIGHT * lam
     zero = torch.zeros_like(est)
     rate = _Rate(START_TABLE)
-    sse = _Predictor(cur_y, ref_y).sse
+    sse = _Predictor(cur_y, ref_y, 1 if config.quarter else 2).sse
 
     v = est
     for _ in range(config.passes):
@@ -130,14 +143,13 @@ def search(
             j = weight * sse(c) + rate(c - pred)
             better = (j < best_j)[None, None]
             best, best_j = torch.where(better, c, best), torch.minimum(j, best_j)
-        if config.subpel:
-            for offsets in (HALF_PEL, QUARTER_PEL):
-                centre = best
-                for dx, dy in offsets:
-                    c = centre + torch.tensor([dx, dy], dtype=centre.dtype).view(1, 2, 1, 1)
-                    j = weight * sse(c) + rate(c - pred)
-                    better = (j < best_j)[None, None]
-                    best, best_j = torch.where(better, c, best), torch.minimum(j, best_j)
+        for offsets in (HALF_PEL, QUARTER_PEL) if config.quarter else (HALF_PEL,):
+            centre = best
+            for dx, dy in offsets:
+                c = centre + torch.tensor([dx, dy], dtype=centre.dtype).view(1, 2, 1, 1)
+                j = weight * sse(c) + rate(c - pred)
+                better = (j < best_j)[None, None]
+                best, best_j = torch.where(better, c, best), torch.minimum(j, best_j)
         v = best
         rate = _Rate(_best_table(v))
     gh, gw = v.shape[2], v.shape[3]

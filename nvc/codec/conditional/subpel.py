@@ -82,17 +82,17 @@ def _plane(
     ext = F.pad(ref[None, None], (pad, pad, pad, pad), mode="replicate")[0, 0]
     # horizontal passes: rows of ext, columns at positions -m .. w - 1 + m
     lo, cols = pad - m, w + 2 * m
-    horizontal = []
-    for fx in range(phases):
-        acc = torch.zeros((ext.shape[0], cols), dtype=torch.float64)
-        if bool((px == fx).any()):
-            for k, tap in enumerate(taps[fx]):
-                if tap:
-                    s = lo + k - before
-                    acc.add_(ext[:, s : s + cols], alpha=tap)
-        horizontal.append(acc)
-    stack = torch.stack(horizontal).reshape(-1)
     rows = ext.shape[0]
+    # (phases a frame does not use stay unset: no pixel reads them)
+    horizontal = torch.empty((phases, rows, cols), dtype=torch.float64)
+    for fx in torch.unique(px).tolist():
+        acc = horizontal[fx]
+        acc.zero_()
+        for k, tap in enumerate(taps[fx]):
+            if tap:
+                s = lo + k - before
+                acc.add_(ext[:, s : s + cols], alpha=tap)
+    stack = horizontal.reshape(-1)
     # vertical pass per pixel: its phase's taps over rows ys - before .. ys + after
     base = (px * rows + (ys + pad - before)) * cols + (xs + m)
     weights = torch.tensor(taps, dtype=torch.float64).t()[:, py]  # (n, h, w)
@@ -115,36 +115,35 @@ def predict(ref: Tensor, vectors: npt.NDArray[np.int64], filter: int = SHARP) ->
     return fr.planes_to_96(py[None, None], torch.stack([pu, pv])[None])
 
 
-def luma_phases(ref_y: Tensor) -> Tensor:
-    """All 16 quarter-pixel phases of a luma plane (H, W) float (encoder's search), as
-    (16, H + 2 M, W + 2 M) over positions -M .. size - 1 + M, M = MARGIN; phase index
-    4 * fy + fx. The same filter as `predict` (float, without its final rounding)."""
+def luma_phases(ref_y: Tensor, margin: int, step: int = 1) -> Tensor:
+    """The 16 quarter-pixel phases of a luma plane (H, W) float (encoder's search), as
+    (16, H + 2 M, W + 2 M) over positions -M .. size - 1 + M, M = margin; phase index
+    4 * fy + fx; only phases that are multiples of `step` are computed (2: half pixels;
+    the others are left unset). The same filter as `predict` (SHARP; float, without its
+    final rounding)."""
     h, w = ref_y.shape
     n, before = 8, 3
-    pad = MARGIN + n
+    pad = margin + n
     ext = F.pad(ref_y[None, None].double(), (pad, pad, pad, pad), mode="replicate")[0, 0]
-    lo, hi_y, hi_x = pad - MARGIN, pad + h + MARGIN, pad + w + MARGIN
-    out = []
-    horizontal = []
-    for fx in range(4):
+    lo, hi_y, hi_x = pad - margin, pad + h + margin, pad + w + margin
+    out = torch.empty((16, hi_y - lo, hi_x - lo), dtype=torch.float32)
+    horizontal = {}
+    for fx in range(0, 4, step):
         acc = torch.zeros((ext.shape[0], hi_x - lo), dtype=torch.float64)
         for k, tap in enumerate(LUMA_TAPS[fx]):
             if tap:
                 s = lo + k - before
                 acc.add_(ext[:, s : s + hi_x - lo], alpha=tap)
-        horizontal.append(acc)
-    for fy in range(4):
-        for fx in range(4):
+        horizontal[fx] = acc
+    for fy in range(0, 4, step):
+        for fx in range(0, 4, step):
             acc = torch.zeros((hi_y - lo, hi_x - lo), dtype=torch.float64)
             for k, tap in enumerate(LUMA_TAPS[fy]):
                 if tap:
                     s = lo + k - before
                     acc.add_(horizontal[fx][s : s + hi_y - lo], alpha=tap)
-            out.append((acc / float(1 << (2 * TAP_BITS))).float())
-    return torch.stack(out)
+            out[4 * fy + fx] = acc / float(1 << (2 * TAP_BITS))
+    return out
 
 
-MARGIN = 5  # luma: positions beyond this many pixels outside the picture are the edge's
-
-
-__all__ = ["FILTERS", "MARGIN", "SHARP", "SMOOTH", "luma_phases", "predict"]
+__all__ = ["FILTERS", "SHARP", "SMOOTH", "luma_phases", "predict"]

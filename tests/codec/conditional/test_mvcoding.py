@@ -163,4 +163,5 @@ def test_search_finds_a_quarter_pixel_shift_and_merges() -> None:
     still = float(((cur - ref) ** 2).mean())
     assert float(((cur - pred) ** 2).mean()) < 0.05 * still
     cheap = mvsearch.search(cur, ref, init, lam=4000.0, config=mvsearch.CHEAP)
-    assert (cheap.vectors[2:-2, 2:-2].reshape(-1, 2) == np.array([5, -3])).all(axis=1).mean() > 0.8
+    near = np.abs(cheap.vectors[2:-2, 2:-2].reshape(-1, 2) - np.array([5, -3])).max(axis=1)
+    assert (near <= 1).mean() > 0.8  # (half pixels only)
