@@ -84,9 +84,10 @@ MAX_RIG_JSON = 1 << 20  # most bytes of the rig's JSON
 # 0.5x, 25.5 at 5x, 26.4 at 20x); the rest change slowly.
 P_FRAME_LR = (20.0, 0.5, 0.5, 0.5, 0.5)
 # The P-frame fit's L1 rate term on the non-position attributes, per step of change and
-# per pixel of a view, at rate_weight 1 (benchmarks/gaussian3d_rate.py: 80x45, 6 cameras,
-# 1500 Gaussians, q 40, 10 steps per P-frame: residuals 1868 -> 765 / 614 / 603 bytes per
-# frame at weights 0 / 0.003 / 0.02 / 0.1, held-out PSNR 26.80 -> 26.70 / 26.68 / 26.69 dB).
+# per pixel of a view, at rate_weight 1 (benchmarks/results/gaussian3d_rate.json: 80x45,
+# 6 cameras, 1500 Gaussians, q 40, 10 steps per P-frame; rate_weight 0 / 0.3 / 2 / 10:
+# residuals 1911 / 798 / 625 / 628 bytes per frame, held-out PSNR 29.15 / 29.01 / 28.97 /
+# 28.98 dB).
 RATE_3D = 0.01
 DEAD_ZONE = 0.35  # residual rounding: |r| < 1 - DEAD_ZONE steps is zero
 STATE_CHECK = 4  # bytes of the state CRC at the end of a payload
