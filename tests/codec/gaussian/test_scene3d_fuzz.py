@@ -162,3 +162,14 @@ def test_a_huge_count_is_refused_before_allocation(stream):
     payload = encode_uleb128(1 << 40) + units[0].payload[2:]
     with pytest.raises(BitstreamError):
         dec.apply(dataclasses.replace(units[0], payload=payload))
+
+
+def test_a_missing_residual_is_detected_by_the_state_checksum(stream):
+    header, units = stream
+    good = _states(header, units)
+    assert not good[1].equal(good[0])  # unit 1 changes the state
+    dec = SceneDecoder(header)
+    dec.apply(units[0])
+    with pytest.raises(BitstreamError, match="state checksum"):
+        dec.apply(units[2])  # unit 1 was lost
+    assert dec.state is None
