@@ -4,10 +4,11 @@ Sections, index sets and the payload reader are the 2D mode's (coding.py: each s
 is the cheapest of a constant, the adaptive categorical model and the discrete Laplace
 model).
 
-Base payload (`encode_base`): count (LEB128), steps (5 bytes: Steps3D), then the 14
-columns of the Gaussians in Morton order of their positions, each in units of its step;
-a position column is preceded by one byte, 0 (values) or 1 (differences along the
-order), whichever codes shorter.
+Base payload (`encode_base`): count (LEB128), steps (5 bytes: Steps3D), then (for a
+non-empty set) the 14 columns of the Gaussians in Morton order of their positions, each
+in units of its step and preceded by one byte saying how it is coded, whichever is
+shortest: 0 the values, 1 their differences along the order, 2 (s1, s2, c1, c2 only) the
+difference to s0 or c0 (`REFERENCE`).
 
 QUEEN-style residual payload (`QueenResidualEncoder`): the previous count (LEB128), the
 position gates (index set: the Gaussians whose position changes), their x, y, z
@@ -37,6 +38,9 @@ from nvc.errors import BitstreamError, CodecError
 PACKS = ("queen", "video")  # residual coders, by their id in the sequence header
 MORTON_BITS = 10  # bits per axis of the Morton order
 MAX_RESIDUAL = 1 << 26  # largest |residual| in a payload, in steps
+# base columns that may be coded as the difference to an earlier one: s1, s2 from s0 and
+# c1, c2 from c0 (isotropic sizes and greyish colours make these small)
+REFERENCE = {4: 3, 5: 3, 12: 11, 13: 11}
 WIDE = 4096  # sections of values spanning more symbols use the Laplace model only
 _LAPLACE = ParametricWeightModel("laplace")
 
@@ -80,15 +84,19 @@ def encode_base(state: State3D, steps: Steps3D) -> bytes:
     if not np.array_equal(m << steps.exponents(), state.matrix()):
         raise CodecError("gaussian 3D: a base is not on its quantization lattice (a bug)")
     out = bytearray(encode_uleb128(state.count)) + steps.to_bytes()
+    if not state.count:
+        return bytes(out)
     for i in range(14):
         col = m[:, i]
-        if i < 3 and state.count:
-            raw, diff = bytearray(b"\x00"), bytearray(b"\x01")
-            _put(raw, col)
-            _put(diff, np.diff(col, prepend=0))
-            out += min(raw, diff, key=len)
-        else:
-            _put(out, col)
+        options = [(0, col), (1, np.diff(col, prepend=0))]
+        if i in REFERENCE:
+            options.append((2, col - m[:, REFERENCE[i]]))
+        coded = []
+        for kind, values in options:
+            section = bytearray([kind])
+            _put(section, values)
+            coded.append(section)
+        out += min(coded, key=len)
     return bytes(out)
 
 
@@ -97,16 +105,17 @@ def decode_base(data: bytes, limit: int, what: str) -> tuple[State3D, Steps3D]:
     r = Reader(data, what)
     count = r.uleb(limit, "Gaussian count")
     steps, r.pos = Steps3D.read(data, r.pos)
-    cols = []
-    for i in range(14):
-        if i < 3 and count:
-            kind = r.take(1, "position coding")[0]
-            if kind > 1:
-                raise BitstreamError(f"{what}: unknown position coding {kind}")
-            col = r.ints(count, "positions")
-            cols.append(np.cumsum(col) if kind == 1 else col)
-        else:
-            cols.append(r.ints(count, "attributes"))
+    cols: list[IntArray] = []
+    for i in range(14 if count else 0):
+        kind = r.take(1, "column coding")[0]
+        if kind > 2 or (kind == 2 and i not in REFERENCE):
+            raise BitstreamError(f"{what}: unknown column coding {kind}")
+        col = r.ints(count, "attributes")
+        if kind == 1:
+            col = np.cumsum(col)
+        elif kind == 2:
+            col = col + cols[REFERENCE[i]]
+        cols.append(col)
     _end(r)
     m = np.stack(cols, axis=1) if count else np.zeros((0, 14), np.int64)
     if count and np.abs(m).max() > MAX_RESIDUAL:
