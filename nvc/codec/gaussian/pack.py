@@ -440,8 +440,9 @@ class PackDecoder:
             raise BitstreamError("gaussian video residual: a picture has the wrong size")
         plane = frame.planes[0]
         luma = np.frombuffer(bytes(plane), np.uint8).reshape(height, plane.line_size)
-        self._last[index] = luma[:, :width].astype(np.int64)
-        return self._last[index]
+        picture = luma[:, :width].astype(np.int64)
+        self._last[index] = picture
+        return picture
 
     def decode_residuals(self, data: bytes, prev: State3D) -> State3D:
         """The state after `data` (see the module docstring); BitstreamError when malformed,
