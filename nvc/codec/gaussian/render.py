@@ -6,21 +6,26 @@ q = d' inv(Sigma_i) d, d = p - centre_i, cut off at q >= Q_CUT; plus a backgroun
 
 Exact path (the decoder's, and the encoder's reconstruction): the inverse covariance
 (A, B, C) is an integer combination of table values; q at a pixel is
-A dx^2 + 2 B dx dy + C dy^2 in int64 (dx, dy in 1/16 px), its table index drops the low
-bits, the weight is an integer from the exp table, and the colour-weight products are
-summed in int64. Integer addition is associative, so the result does not depend on the
-summation order, the thread count or the device; every bound is below 2**62.
+A dx^2 + 2 B dx dy + C dy^2 (dx, dy in 1/16 px), its table index drops the low bits, the
+weight is an integer from the exp table, and the colour-weight products are summed.
+Every one of these values is an integer (times a power of two) below 2**53, so the
+renderer computes them in float64, where such sums and products are exact (see _Plan);
+the result is integer arithmetic and does not depend on the summation order, the chunks,
+the thread count or the machine.
 
 Each Gaussian is evaluated on a window of (2 ex + 1) x (2 ey + 1) pixels around its
 centre pixel: ex and ey are the exact extents of its ellipse at q = Q_CUT along x and y
-(an integer square root of integer variances) rounded up to tables.LADDER, so that
-Gaussians share a few window sizes and each size is evaluated as one dense block. The
-accumulators extend beyond the picture by the largest window (no clipping).
+(an integer square root of integer variances) rounded up to tables.LADDER. The exact
+renderer pads windows to a few BUCKETS and evaluates each bucket as batched dense blocks
+(the padding gets weight 0, so exactly the window pixels contribute), in chunks, on
+BANDS threads with one accumulator each; the accumulators extend beyond the picture as
+far as the blocks do (no clipping).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +35,7 @@ from torch import Tensor
 
 from nvc.codec.gaussian import tables as T
 from nvc.codec.gaussian.state import Gaussians2D
-from nvc.errors import BitstreamError
+from nvc.errors import BitstreamError, CodecError
 from nvc.media import pixel_format
 
 IntArray = npt.NDArray[np.int64]
@@ -180,6 +185,136 @@ def _crop(acc: Tensor, canvas: Canvas, margin: int) -> Tensor:
     return acc.view(3, hp, wp)[:, margin : margin + h2, margin : margin + w2]
 
 
+# The exact renderer's work: window classes padded to buckets, chunks, threads. None of
+# these changes a bit of the picture (integer sums; see _Plan), only the speed.
+BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 23, 32, 45, 64, 91, 128)  # padded half windows (px)
+EXACT_CHUNK = 1 << 16  # window pixels per batched step (keeps the temporaries in cache)
+BANDS = 2  # threads rendering at once, each a share of the chunks into its own accumulator
+FLOAT_EXACT = 1 << 53  # float64 holds every integer below this exactly
+# q / 2**Q_SHIFT terms set outside a Gaussian's own window: with the others (below
+# 2**51.7 / 2**Q_SHIFT) still far above the table, so weight 0
+HUGE = float(1 << 40)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A slice of the bucket-sorted Gaussians rendered as one (n, 2 EY + 1, 2 EX + 1) block."""
+
+    lo: int  # first Gaussian (in bucket order)
+    hi: int  # one past the last
+    ex: int  # padded half width of the block
+    ey: int  # padded half height
+    mixed: bool  # some Gaussians' own windows are smaller than the block
+
+    @property
+    def pixels(self) -> int:
+        return (self.hi - self.lo) * (2 * self.ex + 1) * (2 * self.ey + 1)
+
+
+def _chunks(wins: Windows, chunk: int) -> tuple[IntArray, list[_Chunk]]:
+    """The bucket order of the Gaussians and the chunks that cover it.
+
+    A Gaussian's window (ex, ey) is evaluated on the block of its bucket (each extent
+    rounded up to BUCKETS); the block pixels outside its own window get q >= HUGE, that is
+    weight 0, so exactly its window pixels contribute and the picture is the same as
+    evaluating every window on its own."""
+    if wins.ex.size == 0:
+        return np.zeros(0, np.int64), []
+    buckets = np.asarray(BUCKETS, dtype=np.int64)
+    bx = buckets[np.searchsorted(buckets, wins.ex, side="left")]
+    by = buckets[np.searchsorted(buckets, wins.ey, side="left")]
+    key = bx * (T.MAX_EXTENT + 1) + by
+    order = np.argsort(key, kind="stable")
+    keys, starts = np.unique(key[order], return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    out = []
+    for k, lo, hi in zip(keys.tolist(), bounds[:-1], bounds[1:], strict=True):
+        ex, ey = divmod(k, T.MAX_EXTENT + 1)
+        members = order[lo:hi]
+        mixed = bool((wins.ex[members] != ex).any() or (wins.ey[members] != ey).any())
+        per = max(1, chunk // ((2 * ex + 1) * (2 * ey + 1)))
+        out += [_Chunk(a, min(hi, a + per), ex, ey, mixed) for a in range(lo, hi, per)]
+    return order, out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the chunks read, in bucket order, as torch tensors.
+
+    Exactness: every value is an integer times a power of two that float64 holds exactly.
+    |A|, |C| <= 2**28 (1 + 2**-12), |2 B| <= 2**28 and |dx|, |dy| <= (128 + 1) x 16 px/16,
+    so each of A dx^2, C dy^2, 2 B dx dy is below 2**50.1 and q, their sum, below
+    2**51.7 < 2**53: float64 products and sums of these integers are exact, as in int64.
+    (A, 2 B, C) are held times 2**-Q_SHIFT (exact), so q comes out as q / 2**Q_SHIFT and
+    clamping to [0, EXP_SIZE - 1] and truncating is the table index floor(q / 2**Q_SHIFT)
+    clamped, exactly. The weights (<= 2**12) times the colours (|c| <= 2**14 within
+    Bounds) are integers below 2**26, and their sums at a pixel stay below count x 2**26
+    < 2**53 (checked), so float64 accumulation is exact integer addition, whatever the
+    order, the chunks or the threads."""
+
+    fx: Tensor  # (N,) float64: window centre column minus the centre, 1/16 px (-7 .. 8)
+    fy: Tensor
+    base: Tensor  # (N,) int64: flat accumulator index of the centre pixel
+    a: Tensor  # (N,) float64: A, 2 B and C of the inverse covariance, 2**-24 / px**2,
+    b2: Tensor  # times 2**-Q_SHIFT
+    c: Tensor
+    ex: Tensor  # (N,) own half windows
+    ey: Tensor
+    colours: Tensor  # (3, N) float64
+    table: Tensor  # the exp table, float64
+    wp: int  # accumulator row length
+
+    def render(self, chunks: list[_Chunk], size: int) -> Tensor:
+        """(3, size) float64 accumulators of the chunks."""
+        acc = torch.zeros(3, size, dtype=torch.float64)
+        grids: dict[tuple[int, int], tuple[Tensor, ...]] = {}
+        for ch in chunks:
+            if (ch.ex, ch.ey) not in grids:
+                ox = torch.arange(-ch.ex, ch.ex + 1, dtype=torch.int64)
+                oy = torch.arange(-ch.ey, ch.ey + 1, dtype=torch.int64)
+                flat = (oy[:, None] * self.wp + ox[None, :]).view(-1)
+                grids[ch.ex, ch.ey] = (
+                    (ox * T.POS_ONE).double(),
+                    (oy * T.POS_ONE).double(),
+                    ox.abs(),
+                    oy.abs(),
+                    flat,
+                )
+            ox16, oy16, ox_abs, oy_abs, grid = grids[ch.ex, ch.ey]
+            s = slice(ch.lo, ch.hi)
+            n = ch.hi - ch.lo
+            dx = self.fx[s, None] + ox16  # (n, wx), 1/16 px
+            dy = self.fy[s, None] + oy16  # (n, wy)
+            col_q = dx * dx
+            col_q *= self.a[s, None]
+            row_q = dy * dy
+            row_q *= self.c[s, None]
+            if ch.mixed:  # block pixels outside a Gaussian's own window: weight 0
+                col_q.masked_fill_(ox_abs > self.ex[s, None], HUGE)
+                row_q.masked_fill_(oy_abs > self.ey[s, None], HUGE)
+            q = row_q[:, :, None] + col_q[:, None, :]
+            dy *= self.b2[s, None]
+            q.addcmul_(dy[:, :, None], dx[:, None, :])  # q / 2**Q_SHIFT
+            index = q.clamp_(0, T.EXP_SIZE - 1).view(-1).to(torch.int64)  # = floor
+            w = self.table.index_select(0, index).view(n, -1)
+            flat = (self.base[s, None] + grid).view(-1)
+            for k in range(3):
+                acc[k].index_add_(0, flat, (w * self.colours[k, s, None]).view(-1))
+        return acc
+
+
+def _shares(chunks: list[_Chunk], bands: int) -> list[list[_Chunk]]:
+    """The chunks split into `bands` shares of about equal work (largest first to the
+    least loaded; deterministic)."""
+    shares: list[list[_Chunk]] = [[] for _ in range(bands)]
+    load = [0] * bands
+    for ch in sorted(chunks, key=lambda c: -c.pixels):
+        i = load.index(min(load))
+        shares[i].append(ch)
+        load[i] += ch.pixels
+    return [s for s in shares if s]
+
+
 def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) -> Tensor:
     """The integer accumulators (3, H2, W2) int64 of `g` (colour x weight in 2**-24).
 
@@ -191,30 +326,49 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
             f"the Gaussians ask for {wins.pixels} pixel evaluations per frame, "
             f"above the limit of {max_pixels}"
         )
-    margin = _margin(wins)
-    hp, wp = _accumulator_shape(canvas, margin)
-    acc = torch.zeros(3, hp * wp, dtype=torch.int64)
-    a_all, b_all, c_all = (torch.from_numpy(v) for v in conic(g))
-    x_all, y_all = torch.from_numpy(g.x), torch.from_numpy(g.y)
-    colours = [torch.from_numpy(c) for c in (g.c0, g.c1, g.c2)]
-    table = torch.from_numpy(T.exp_table())
-    for part, ex, ey in wins.groups():
-        idx = torch.from_numpy(part)
-        x, y = x_all[idx], y_all[idx]
-        px, py, flat = _grid(x, y, ex, ey, canvas, margin)
-        dx = px - x[:, None, None]  # (n, 1, wx)
-        dy = py - y[:, None, None]  # (n, wy, 1)
-        # q = A dx^2 + C dy^2 + (2 B dy) dx, all exact in int64
-        ends = a_all[idx][:, None, None] * dx * dx + c_all[idx][:, None, None] * dy * dy
-        q = torch.addcmul(ends, 2 * b_all[idx][:, None, None] * dy, dx)
-        q >>= T.Q_SHIFT
-        w = table[q.clamp_(0, T.EXP_SIZE - 1)]
-        flat_f = flat.reshape(-1)
-        for ch in range(3):
-            acc[ch].index_add_(0, flat_f, (w * colours[ch][idx][:, None, None]).reshape(-1))
-    out = _crop(acc, canvas, margin).clone()
-    for ch in range(3):
-        out[ch] += g.background[ch] << T.WEIGHT_BITS
+    cols = np.stack([g.c0, g.c1, g.c2]) if g.count else np.zeros((3, 0), np.int64)
+    if g.count and int(np.abs(cols).max()) * g.count << T.WEIGHT_BITS >= FLOAT_EXACT:
+        raise CodecError("gaussian: colours beyond the exact renderer's range (a bug)")
+    order, chunks = _chunks(wins, min(CHUNK, EXACT_CHUNK))
+    x, y = g.x[order] >> T.POS_BITS, g.y[order] >> T.POS_BITS  # centre pixels
+    # block half extents per Gaussian; the accumulators reach as far beyond the picture
+    # as the blocks do (no clipping)
+    bx, by = np.zeros(g.count, np.int64), np.zeros(g.count, np.int64)
+    for ch in chunks:
+        bx[ch.lo : ch.hi], by[ch.lo : ch.hi] = ch.ex, ch.ey
+    h2, w2 = canvas.padded
+    if g.count:
+        left, top = max(0, int((bx - x).max())), max(0, int((by - y).max()))
+        right = max(0, int((x + bx).max()) - (w2 - 1))
+        bottom = max(0, int((y + by).max()) - (h2 - 1))
+    else:
+        left = top = right = bottom = 0
+    hp, wp = h2 + top + bottom, w2 + left + right
+    a, b, c = conic(g)
+    plan = _Plan(
+        fx=torch.from_numpy((T.POS_ONE // 2 - (g.x[order] & (T.POS_ONE - 1))).astype(np.float64)),
+        fy=torch.from_numpy((T.POS_ONE // 2 - (g.y[order] & (T.POS_ONE - 1))).astype(np.float64)),
+        base=torch.from_numpy((y + top) * wp + x + left),
+        a=torch.from_numpy(np.ldexp(a[order].astype(np.float64), -T.Q_SHIFT)),
+        b2=torch.from_numpy(np.ldexp(2.0 * b[order], -T.Q_SHIFT)),
+        c=torch.from_numpy(np.ldexp(c[order].astype(np.float64), -T.Q_SHIFT)),
+        ex=torch.from_numpy(wins.ex[order]),
+        ey=torch.from_numpy(wins.ey[order]),
+        colours=torch.from_numpy(cols[:, order].astype(np.float64)),
+        table=torch.from_numpy(T.exp_table().astype(np.float64)),
+        wp=wp,
+    )
+    shares = _shares(chunks, max(1, BANDS))
+    if len(shares) <= 1:
+        total = plan.render(chunks, hp * wp)
+    else:
+        with ThreadPoolExecutor(len(shares)) as pool:
+            parts = list(pool.map(lambda share: plan.render(share, hp * wp), shares))
+        total = parts[0]
+        for part in parts[1:]:
+            total += part
+    out = total.view(3, hp, wp)[:, top : top + h2, left : left + w2].to(torch.int64)
+    out += torch.tensor(g.background, dtype=torch.int64)[:, None, None] << T.WEIGHT_BITS
     return out
 
 

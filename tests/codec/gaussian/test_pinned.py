@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import torch
 
+from nvc.codec.gaussian import render
 from nvc.codec.gaussian import tables as T
 from nvc.codec.gaussian.render import Canvas, render_exact, to_planes
 from nvc.codec.gaussian.state import Bounds, Gaussians2D
 from nvc.codec.pipeline import decode_frames
+from nvc.errors import CodecError
 
 DATA = Path(__file__).parent / "data"
 
@@ -88,3 +90,28 @@ def test_random_states_render_to_the_pinned_pictures(key):
     assert acc.dtype == torch.int64 and tuple(acc.shape) == (3, *cv.padded)
     assert digest([acc.numpy().astype("<i8")]) == RENDERS[key][0]
     assert digest(list(to_planes(acc, cv))) == RENDERS[key][1]
+
+
+def test_every_bucketing_chunking_and_thread_count_gives_the_pinned_pictures(monkeypatch):
+    key = ("yuv420p", 97, 61, 700, 11)
+    fmt, w, h, n, seed = key
+    g = random_state(n, w, h, seed)
+    cv = Canvas(w, h, fmt)
+    settings = [
+        (T.LADDER, 1 << 16, 1),  # every window on its own block (no padding)
+        ((T.MAX_EXTENT,), 1 << 14, 3),  # every window padded to the largest block
+        (render.BUCKETS, 300, 2),  # tiny chunks
+    ]
+    for buckets, chunk, bands in settings:
+        monkeypatch.setattr(render, "BUCKETS", buckets)
+        monkeypatch.setattr(render, "EXACT_CHUNK", chunk)
+        monkeypatch.setattr(render, "BANDS", bands)
+        acc = render_exact(g, cv)
+        assert digest([acc.numpy().astype("<i8")]) == RENDERS[key][0], (buckets, chunk, bands)
+
+
+def test_colours_beyond_the_exact_range_are_refused():
+    g = random_state(4, 16, 16, 1)
+    big = Gaussians2D.from_columns([*g.columns()[:5], g.c0 << 30, g.c1, g.c2])
+    with pytest.raises(CodecError, match="exact renderer"):
+        render_exact(big, Canvas(16, 16, "yuv420p"))
