@@ -21,8 +21,9 @@ from nvc.codec.conditional.model import FMModel
 from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.media import synthetic_clip
 
-# realtime2 weights shipped before the current ones (step 3775 of training/fm, commit 0cd5fcb)
-EARLIER_REALTIME2 = ("638d016510741cd43edf0b6189e91129",)
+# realtime2 weights shipped before the current ones (MODEL_CARD-realtime2.md): step 3775 of
+# training/fm (commit 0cd5fcb), step 8001 (commit cbaf3d9)
+EARLIER_REALTIME2 = ("638d016510741cd43edf0b6189e91129", "027be6d96f897a0706b086ebe609ed76")
 
 
 def _fm_file(tmp_path: Path, **options: object) -> Path:
