@@ -60,7 +60,7 @@ def _clip(video: str, count: int) -> list[Any]:
     from nvc.media import Frame, convert, open_video
 
     w, h = SIZE
-    out = []
+    out: list[Frame] = []
     with open_video(video) as reader:
         for f in reader:
             if len(out) == count:
@@ -99,7 +99,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from nvc.codec.pipeline import decode_frames
 
     torch.set_num_threads(args.threads)
-    fm_codec.DECODER_THREADS = args.threads  # type: ignore[misc]
+    fm_codec.DECODER_THREADS = args.threads
     frames = _clip(args.video, args.frames)
     f0 = frames[0]
     stream = StreamInfo(f0.width, f0.height, FPS, f0.format, False, len(frames))
@@ -156,6 +156,17 @@ def _git(tree: Path) -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _changed(tree: Path) -> list[str]:
+    """The tree's files under nvc/ that differ from its commit (git status)."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "status", "--short", "--", "nvc"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.split("\n")[:-1] if done.stdout else []
+
+
 def _run_worker(tree: Path, job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     out = tmp / f"{job['tree']}-{job['variant']}-{job['threads']}-{job['search']}.nvc"
     cmd = [
@@ -180,6 +191,8 @@ def _run_worker(tree: Path, job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     if job.get("decode_also"):
         cmd += ["--decode-also", job["decode_also"]]
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(job["threads"]))
+    if job["omp_passive"]:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     load_before = _load()
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -203,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", help="a worktree of the commit to compare with")
     ap.add_argument("--current", help="the tree measured as current (default: this checkout)")
     ap.add_argument("--search", action="store_true", help="also measure with the RD search on")
+    ap.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="workers run with OMP_WAIT_POLICY=PASSIVE (on a busy machine spinning threads "
+        "wait for cores that others hold)",
+    )
+    ap.add_argument("--note", default="", help="a line recorded with the results")
     ap.add_argument("--output", default=str(RESULTS))
     # worker mode (internal)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -235,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                             "frames": args.frames,
                             "repeats": args.repeats,
                             "decode_also": base_file if name == "current" else None,
+                            "omp_passive": args.omp_passive,
                         }
                         res = _run_worker(trees[name], job, tmp)
                         if name == "base":
@@ -251,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
                         )
     results = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-        "trees": {name: {"path": str(p), "commit": _git(p)} for name, p in trees.items()},
+        "note": args.note,
+        "trees": {
+            name: {"path": str(p), "commit": _git(p), "changed": _changed(p)}
+            for name, p in trees.items()
+        },
         "settings": {
             "size": list(SIZE),
             "q": Q,
