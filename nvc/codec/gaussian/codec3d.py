@@ -20,8 +20,9 @@ machines and thread counts (its CRC); the pictures of two machines agree closely
 exactly, and the units carry no frame CRC.
 
 Encoding (`SceneEncoder`, QUEEN-style; Girish et al., NeurIPS 2024): a base is fitted
-with fit3d.fit_static (from the COLMAP points or, lacking them, random depths within the
-cameras' near/far bounds; later bases start from the decoded previous state). A P-frame
+with fit3d.fit_static (from the COLMAP points or, lacking them, points placed by a
+plane sweep at sampled pixels within the cameras' near/far bounds; later bases start
+from the decoded previous state). A P-frame
 starts from the decoded previous state; its position gates are decided once, from
 QUEEN's signal: the view-space positional gradient of the frame-to-frame loss difference
 (fit3d.gate_scores): a Gaussian's position may change only when its score is above
@@ -60,6 +61,7 @@ from nvc.codec.gaussian.fit3d import (
     fit_static,
     gate_scores,
     initial_gaussians,
+    photo_consistent_points,
     rgb_psnr,
 )
 from nvc.codec.gaussian.render3d import gsplat_render, render
@@ -470,34 +472,36 @@ class SceneEncoder:
                 spacing = float(np.ptp(pts, axis=0).max()) * len(pts) ** (-1 / 3)
                 chosen = chosen + self._rng.normal(0.0, 0.5 * spacing, chosen.shape)
             return initial_gaussians(chosen, rgb[pick].astype(np.float64) / 255.0, 0.5)
-        return initial_gaussians(*self._random_points(images, cams, self.count), 0.5)
+        return initial_gaussians(*self._sweep_points(images, cams, self.count), 0.5)
 
-    def _random_points(
+    def _sweep_points(
         self, images: list[np.ndarray], cams: list[Camera], n: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """n points on random pixels' rays at random depths within near..far (a weak start:
-        N3DV folders have no points), with those pixels' colours."""
-        per = np.diff(np.linspace(0, n, len(cams) + 1).round().astype(int))
-        points, colours = [], []
+        """n points for scenes without SfM points (N3DV folders): random pixels placed at
+        their most photo-consistent depth within each camera's near..far bounds
+        (fit3d.photo_consistent_points; bounds of 0.5..1.5 x the distance to the rig's
+        target where the poses give none); random depths with a single view."""
         target = rig_target(self.rig)
-        for image, cam, k in zip(images, cams, per, strict=True):
-            uv = self._rng.uniform(0, 1, (k, 2)) * (cam.width, cam.height)
-            d = cam.directions(uv)
+        bounds = []
+        for cam in cams:
             dist = float(np.linalg.norm(target - cam.center))
-            near = cam.near or 0.5 * dist
-            far = cam.far or 1.5 * dist
-            z = self._rng.uniform(near, far, k)
-            t = z / (d @ cam.R[2])
-            points.append(cam.center + t[:, None] * d)
-            px = np.clip(uv.astype(int), 0, (cam.width - 1, cam.height - 1))
-            colours.append(image[px[:, 1], px[:, 0]])
-        return np.concatenate(points), np.concatenate(colours)
+            near = cam.near if cam.near and cam.near > 0 else 0.5 * dist
+            far = cam.far if cam.far and cam.far > near else max(1.5 * dist, 2 * near)
+            bounds.append((near, far))
+        if len(cams) >= 2:
+            return photo_consistent_points(images, cams, n, self._rng, bounds=bounds)
+        cam, (near, far) = cams[0], bounds[0]
+        uv = self._rng.uniform(0, 1, (n, 2)) * (cam.width, cam.height)
+        d = cam.directions(uv)
+        t = self._rng.uniform(near, far, n) / (d @ cam.R[2])
+        px = np.minimum(uv.astype(int), (cam.width - 1, cam.height - 1))
+        return cam.center + t[:, None] * d, images[0][px[:, 1], px[:, 0]]
 
     def _key(
         self, images: list[np.ndarray], cams: list[Camera]
     ) -> tuple[bytes, State3D, int, int, int]:
         init = self._start(images, cams)
-        reseed = (lambda n: self._random_points(images, cams, n)) if self.points is None else None
+        reseed = (lambda n: self._sweep_points(images, cams, n)) if self.points is None else None
         if self.points is not None:
             pts, rgb = self.points
 

@@ -267,3 +267,29 @@ def test_start_and_frames_choose_the_coded_window(coded, tmp_path, capsys):
     assert main([*args, "--start", "10"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "at or after the end of the scene" in err[0]
+
+
+def test_a_plane_sweep_places_points_nearer_the_surfaces_than_random_depths():
+    from nvc.codec.gaussian.fit3d import photo_consistent_points
+    from nvc.media.scene_synth import ProceduralScene, SceneConfig
+
+    scene = ProceduralScene(SceneConfig(width=64, height=36, cameras=4, frames=1))
+    cams = list(scene.cameras)
+    images = [scene.render(i, 0) for i in range(4)]
+    depths = [scene.depth(i, 0) for i in range(4)]
+    bounds = [(0.9 * float(d.min()), 1.1 * float(d.max())) for d in depths]
+    rng = np.random.default_rng(0)
+    swept, _ = photo_consistent_points(images, cams, 400, rng, bounds=bounds)
+    cam, depth = cams[0], depths[0]
+    uv = rng.uniform(0, 1, (400, 2)) * (cam.width, cam.height)
+    d = cam.directions(uv)
+    guessed = cam.center + (rng.uniform(*bounds[0], 400) / (d @ cam.R[2]))[:, None] * d
+
+    def median_depth_error(points):
+        uv, z = cam.project(points)
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0)
+        inside &= (uv[:, 1] < cam.height) & (z > 0)
+        px = uv[inside].astype(int)
+        return float(np.median(np.abs(z[inside] - depth[px[:, 1], px[:, 0]])))
+
+    assert median_depth_error(swept) < 0.5 * median_depth_error(guessed)
