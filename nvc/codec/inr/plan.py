@@ -44,7 +44,12 @@ class Plan:
 
 
 def _model(
-    preset: Preset, cfg: InrConfig, width: float, blocks: int, group_size: int
+    preset: Preset,
+    cfg: InrConfig,
+    width: float,
+    blocks: int,
+    group_size: int,
+    grids: dict[str, object],
 ) -> ModelConfig:
     base = list(preset.channels)
     kernels = list(preset.kernels)
@@ -73,7 +78,7 @@ def _model(
         per_channel=bool(pick(cfg.per_channel, preset.per_channel)),
         group_size=group_size,
         rap_every=cfg.rap_every,
-        **grid_options(preset, cfg.grids, blocks),  # type: ignore[arg-type]
+        **grids,  # type: ignore[arg-type]
     ).validate()
 
 
@@ -116,8 +121,10 @@ def make_plan(stream: StreamInfo, cfg: InrConfig) -> Plan:
     ):
         blocks += 1
 
+    grids = grid_options(preset, cfg.grids, blocks, w, h, frames, budget)  # grid.py
+
     def fits(width: float) -> tuple[bool, ModelConfig, int, float]:
-        model = _model(preset, cfg, width, blocks, group_size)
+        model = _model(preset, cfg, width, blocks, group_size, grids)
         params, macs = network_size(model, w, h)
         embeds = (
             model.embed_dim * model.grid(w, h)[0] * model.grid(w, h)[1]

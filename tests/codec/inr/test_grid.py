@@ -15,8 +15,15 @@ import torch
 
 from nvc.bitstream import Reader, SequenceHeader
 from nvc.codec import registry
-from nvc.codec.inr.config import ModelConfig
-from nvc.codec.inr.grid import FeatureGrids, grid_levels, grid_slices, grid_values, slice_weights
+from nvc.codec.inr.config import PRESETS, ModelConfig
+from nvc.codec.inr.grid import (
+    GRID_SHARE,
+    FeatureGrids,
+    grid_levels,
+    grid_slices,
+    grid_values,
+    slice_weights,
+)
 from nvc.codec.inr.gridcode import decode_grids, encode_grids, join_payload, split_payload
 from nvc.codec.inr.model import InrNet
 from nvc.errors import BitstreamError
@@ -208,7 +215,7 @@ def test_decoder_refuses_oversized_grids_before_allocating() -> None:
 def test_grid_network_trains_codes_and_decodes_bit_exactly_elsewhere(tmp_path: Path) -> None:
     frames = synthetic_clip(48, 32, 12, format="yuv420p", seed=7)
     # two groups (10 + 2 frames), 2 and 1 temporal slices, grids at 1/2 of the block inputs
-    enc = encode(frames, tmp_path / "v.nvc", preset="quality", group_size=10, threads=2)
+    enc = encode(frames, tmp_path / "v.nvc", preset="quality", bpp=1.0, group_size=10, threads=2)
     assert enc.model.has_grids and enc.codec_params[0] == 3
     with Reader(tmp_path / "v.nvc") as r:
         header, units = r.header, list(r)
@@ -234,6 +241,20 @@ def test_grid_network_trains_codes_and_decodes_bit_exactly_elsewhere(tmp_path: P
     cut = dataclasses.replace(units[0], payload=units[0].payload[:40])
     with pytest.raises(BitstreamError):
         registry.get("inr").create_decoder(header).decode(cut)
+
+
+def test_grids_scale_with_the_rate_budget() -> None:
+    from nvc.codec.base import StreamInfo
+    from nvc.codec.inr.config import InrConfig
+    from nvc.codec.inr.plan import make_plan
+
+    stream = StreamInfo(176, 144, Fraction(25), "yuv420p", False, 30)
+    rich = make_plan(stream, InrConfig(preset="quality", bpp=0.3)).model
+    poor = make_plan(stream, InrConfig(preset="quality", bpp=0.1)).model
+    assert max(rich.grid_channels) == 8 > max(poor.grid_channels) > 0
+    for m, bpp in ((rich, 0.3), (poor, 0.1)):  # expected grid bits within GRID_SHARE
+        values = grid_values(m, m.grid(176, 144), 30)
+        assert values * PRESETS["quality"].bits_per_grid <= GRID_SHARE * bpp * 176 * 144 * 30
 
 
 def test_grids_can_be_switched_off() -> None:
