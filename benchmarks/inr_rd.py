@@ -486,9 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [("new", s, b, c) for s, b, c in _points(args.points, n)]
     if args.baseline:
         jobs += [(args.baseline, s, b, c) for s, b, c in _points(args.baseline_points, n)]
-    # the short budgets first, and at each budget the (capped, quick) baseline first:
-    # partial results early
-    jobs.sort(key=lambda j: (j[1] * j[3], j[0] == "new"))
+    # one at a time: the short budgets first, and at each budget the (capped, quick)
+    # baseline first, for partial results early; in parallel: the longest first, so the
+    # run ends soonest
+    jobs.sort(key=lambda j: (j[1] * j[3], j[0] == "new"), reverse=args.jobs > 1)
 
     def save() -> None:
         results["wall_s"] = time.time() - started

@@ -88,6 +88,9 @@ class GroupCode:
     residual: bool = False  # integers sent as differences from the previous group
     embed_model: tuple[int, object] | None = None  # (model kind, params) for FRAME payloads
     temporal: bool = False  # FRAME payloads hold embedding differences from the previous frame
+    # encoder only: may weight tensors be predicted from their prior (v2)? (False spends more
+    # bits on a network that barely left its prior, for rate control)
+    predict: bool = True
 
 
 @dataclass(frozen=True)
@@ -213,15 +216,15 @@ def encode_group(code: GroupCode, ref: GroupCode | None = None) -> bytes:
     for group in groups:
         values = np.concatenate([_array(layers[i], p).reshape(-1) for i, p in group])
         kind, params, data = _code_group(values)
-        if _predicted_group(group, code.residual):
-            i = group[0][0]
+        if _predicted_group(group, code.residual):  # the [prior] field
             head, best = b"\x00", (kind, params, data)
-            p, steps = prior(i, layers[i].w_ints.shape), _channel_steps(layers[i])
-            gain = prior_gain(layers[i].w_ints, p, steps)
-            if gain != 0:
+            i = group[0][0]
+            if code.predict:
+                p, steps = prior(i, layers[i].w_ints.shape), _channel_steps(layers[i])
+                gain = prior_gain(layers[i].w_ints, p, steps)
                 res = layers[i].w_ints - _prediction(p, gain, steps)
                 cand = _code_group(res.reshape(-1))
-                if 5 + len(cand[1]) + len(cand[2]) < 1 + len(params) + len(data):
+                if gain != 0 and 5 + len(cand[1]) + len(cand[2]) < 1 + len(params) + len(data):
                     head, best = b"\x01" + _F32.pack(gain), cand
             out += head
             kind, params, data = best
