@@ -187,7 +187,7 @@ def _crop(acc: Tensor, canvas: Canvas, margin: int) -> Tensor:
 
 # The exact renderer's work: window classes padded to buckets, chunks, threads. None of
 # these changes a bit of the picture (integer sums; see _Plan), only the speed.
-BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 23, 32, 45, 64, 91, 128)  # padded half windows (px)
+BUCKETS = (1, 2, 4, 8, 12, 16, 19, 23, 27, 32, 45, 64, 91, 128)  # padded half windows (px)
 EXACT_CHUNK = 1 << 16  # window pixels per batched step (keeps the temporaries in cache)
 BANDS = 2  # threads rendering at once, each a share of the chunks into its own accumulator
 FLOAT_EXACT = 1 << 53  # float64 holds every integer below this exactly
@@ -202,6 +202,8 @@ class _Chunk:
 
     lo: int  # first Gaussian (in bucket order)
     hi: int  # one past the last
+    first: int  # first Gaussian of the bucket
+    last: int  # one past the bucket's last
     ex: int  # padded half width of the block
     ey: int  # padded half height
     mixed: bool  # some Gaussians' own windows are smaller than the block
@@ -233,7 +235,7 @@ def _chunks(wins: Windows, chunk: int) -> tuple[IntArray, list[_Chunk]]:
         members = order[lo:hi]
         mixed = bool((wins.ex[members] != ex).any() or (wins.ey[members] != ey).any())
         per = max(1, chunk // ((2 * ex + 1) * (2 * ey + 1)))
-        out += [_Chunk(a, min(hi, a + per), ex, ey, mixed) for a in range(lo, hi, per)]
+        out += [_Chunk(a, min(hi, a + per), lo, hi, ex, ey, mixed) for a in range(lo, hi, per)]
     return order, out
 
 
@@ -264,42 +266,44 @@ class _Plan:
     table: Tensor  # the exp table, float64
     wp: int  # accumulator row length
 
+    def _terms(self, ch: _Chunk) -> tuple[Tensor, ...]:
+        """Per Gaussian of the chunk's bucket: dx (n, wx), the column terms A dx^2 (n, wx),
+        the row terms C dy^2 (n, wy) and 2 B dy (n, wy), and the block's flat offsets."""
+        ox = torch.arange(-ch.ex, ch.ex + 1, dtype=torch.int64)
+        oy = torch.arange(-ch.ey, ch.ey + 1, dtype=torch.int64)
+        s = slice(ch.first, ch.last)
+        dx = self.fx[s, None] + (ox * T.POS_ONE).double()  # 1/16 px
+        dy = self.fy[s, None] + (oy * T.POS_ONE).double()
+        col_q = dx * dx
+        col_q *= self.a[s, None]
+        row_q = dy * dy
+        row_q *= self.c[s, None]
+        if ch.mixed:  # block pixels outside a Gaussian's own window: weight 0
+            col_q.masked_fill_(ox.abs() > self.ex[s, None], HUGE)
+            row_q.masked_fill_(oy.abs() > self.ey[s, None], HUGE)
+        dy *= self.b2[s, None]
+        grid = (oy[:, None] * self.wp + ox[None, :]).view(-1)
+        return dx, col_q, row_q, dy, grid
+
     def render(self, chunks: list[_Chunk], size: int) -> Tensor:
         """(3, size) float64 accumulators of the chunks."""
         acc = torch.zeros(3, size, dtype=torch.float64)
-        grids: dict[tuple[int, int], tuple[Tensor, ...]] = {}
+        planes = [acc[k] for k in range(3)]
+        colours = [self.colours[k] for k in range(3)]
+        terms: dict[int, tuple[Tensor, ...]] = {}
         for ch in chunks:
-            if (ch.ex, ch.ey) not in grids:
-                ox = torch.arange(-ch.ex, ch.ex + 1, dtype=torch.int64)
-                oy = torch.arange(-ch.ey, ch.ey + 1, dtype=torch.int64)
-                flat = (oy[:, None] * self.wp + ox[None, :]).view(-1)
-                grids[ch.ex, ch.ey] = (
-                    (ox * T.POS_ONE).double(),
-                    (oy * T.POS_ONE).double(),
-                    ox.abs(),
-                    oy.abs(),
-                    flat,
-                )
-            ox16, oy16, ox_abs, oy_abs, grid = grids[ch.ex, ch.ey]
-            s = slice(ch.lo, ch.hi)
+            if ch.first not in terms:
+                terms[ch.first] = self._terms(ch)
+            dx, col_q, row_q, cross, grid = terms[ch.first]
+            r = slice(ch.lo - ch.first, ch.hi - ch.first)
             n = ch.hi - ch.lo
-            dx = self.fx[s, None] + ox16  # (n, wx), 1/16 px
-            dy = self.fy[s, None] + oy16  # (n, wy)
-            col_q = dx * dx
-            col_q *= self.a[s, None]
-            row_q = dy * dy
-            row_q *= self.c[s, None]
-            if ch.mixed:  # block pixels outside a Gaussian's own window: weight 0
-                col_q.masked_fill_(ox_abs > self.ex[s, None], HUGE)
-                row_q.masked_fill_(oy_abs > self.ey[s, None], HUGE)
-            q = row_q[:, :, None] + col_q[:, None, :]
-            dy *= self.b2[s, None]
-            q.addcmul_(dy[:, :, None], dx[:, None, :])  # q / 2**Q_SHIFT
+            q = row_q[r, :, None] + col_q[r, None, :]
+            q.addcmul_(cross[r, :, None], dx[r, None, :])  # q / 2**Q_SHIFT
             index = q.clamp_(0, T.EXP_SIZE - 1).view(-1).to(torch.int64)  # = floor
             w = self.table.index_select(0, index).view(n, -1)
-            flat = (self.base[s, None] + grid).view(-1)
-            for k in range(3):
-                acc[k].index_add_(0, flat, (w * self.colours[k, s, None]).view(-1))
+            flat = (self.base[ch.lo : ch.hi, None] + grid).view(-1)
+            for plane, colour in zip(planes, colours, strict=True):
+                plane.index_add_(0, flat, (w * colour[ch.lo : ch.hi, None]).view(-1))
         return acc
 
 
