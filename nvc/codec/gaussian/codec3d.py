@@ -22,8 +22,8 @@ exactly, and the units carry no frame CRC.
 Encoding (`SceneEncoder`, QUEEN-style; Girish et al., NeurIPS 2024): a base is fitted
 with fit3d.fit_static (from the COLMAP points or, lacking them, points placed by a
 plane sweep at sampled pixels within the cameras' near/far bounds; later bases start
-from the decoded previous state). A P-frame
-starts from the decoded previous state; its position gates are decided once, from
+from the decoded previous state). A P-frame starts from the decoded previous state;
+its position gates are decided once, from
 QUEEN's signal: the view-space positional gradient of the frame-to-frame loss difference
 (fit3d.gate_scores): a Gaussian's position may change only when its score is above
 `gate_threshold` times the mean non-zero score. (QUEEN learns hard-concrete gates
@@ -32,7 +32,8 @@ The same signal freezes the static part entirely: only Gaussians scoring above
 `update_threshold` times the mean may change their other attributes (the score is exactly
 zero for a Gaussian whose pixels are the same in both frames). Then Adam fits
 (`P_FRAME_LR`: positions at 20x a base's learning rate, so that they follow the motion
-in a few steps, the rest at 0.5x); residuals are rounded with a dead zone of 0.35 step,
+in a few steps, the rest at 0.5x) with an L1 rate term on the non-position attributes'
+change (`RATE_3D` x `rate_weight`); residuals are rounded with a dead zone of 0.35 step,
 and the residual coder codes the result. Views identical to the previous frame's send an
 empty residual.
 """
