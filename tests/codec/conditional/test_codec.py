@@ -272,6 +272,9 @@ def test_residual_frames_decode_exactly(
     block = codec_mod.FLAG_BLOCK_MOTION | codec_mod.FLAG_NO_LATENT | codec_mod.FLAG_RESIDUAL
     for search in (False, True):
         units, recon, enc = _encode(frames, path, q=30, search=search)
+        # with the search, inter frames are coded at q - INTER_Q_OFFSET
+        offset = codec_mod.INTER_Q_OFFSET if search else 0
+        assert [u.payload[1] for u in units] == [30] + [30 - offset] * 3
         # (where the prediction is already exact in the codec's steps no residual pays)
         assert units[1].payload[0] == block
         assert {u.payload[0] | codec_mod.FLAG_RESIDUAL for u in units[2:]} == {block}
