@@ -188,26 +188,22 @@ class SymbolWriter:
         if sym.size == 0:
             return
         order = np.argsort(idx, kind="stable")
-        grouped = sym[order]
+        grouped_idx = idx[order]
+        # every symbol's slot relative to its table at once; negative values become huge
+        # as uint64: one test for both ends
+        rel = sym[order] - tables.lo[grouped_idx]
+        size = tables.size[grouped_idx]
+        rel_u = rel.view(np.uint64)
+        slot = np.minimum(rel_u, size.view(np.uint64)).astype(np.int32)
         counts = np.bincount(idx, minlength=tables.num_tables)
-        escaped: list[IntArray] = []
-        sides: list[IntArray] = []
         start = 0
-        for t in np.flatnonzero(counts):
+        for t in np.flatnonzero(counts):  # one i.i.d. call per table, in table order
             stop = start + int(counts[t])
-            rel = grouped[start:stop] - tables.lo[t]
-            size = tables.size[t]
-            rel_u = rel.view(np.uint64)  # negative values become huge: one test for both ends
-            slot = np.minimum(rel_u, np.uint64(size)).astype(np.int32)
-            self._enc.encode(slot, tables.model(int(t)))
-            esc = rel_u >= np.uint64(size)
-            if esc.any():
-                side, excess = _escape_excess(rel[esc], np.int64(size))
-                sides.append(side)
-                escaped.append(excess)
+            self._enc.encode(slot[start:stop], tables.model(int(t)))
             start = stop
-        if escaped:
-            _encode_escapes(self._enc, np.concatenate(sides), np.concatenate(escaped))
+        esc = rel_u >= size.view(np.uint64)
+        if esc.any():  # escapes follow the section, in the grouped order
+            _encode_escapes(self._enc, *_escape_excess(rel[esc], size[esc]))
 
     def put_rows(self, symbols: npt.ArrayLike, lo: npt.ArrayLike, counts: IntArray) -> None:
         """Code symbols[i] with the table counts[i] over lo[i] .. lo[i] + W - 1 plus escape.
@@ -262,28 +258,21 @@ class SymbolReader:
             return np.zeros(0, dtype=np.int64)
         order = np.argsort(idx, kind="stable")
         counts = np.bincount(idx, minlength=tables.num_tables)
-        grouped = np.empty(n, dtype=np.int64)
-        esc_pos: list[IntArray] = []
-        esc_lo: list[IntArray] = []
-        esc_size: list[IntArray] = []
+        slots = np.empty(n, dtype=np.int64)
         start = 0
         try:
-            for t in np.flatnonzero(counts):
+            for t in np.flatnonzero(counts):  # one i.i.d. call per table, in table order
                 stop = start + int(counts[t])
-                slot = self._dec.decode(tables.model(int(t)), stop - start)
-                size = int(tables.size[t])
-                np.add(slot, tables.lo[t], out=grouped[start:stop])
-                esc = np.flatnonzero(slot == size)
-                if esc.size:
-                    esc_pos.append(esc + start)
-                    esc_lo.append(np.full(esc.size, tables.lo[t]))
-                    esc_size.append(np.full(esc.size, size))
+                slots[start:stop] = self._dec.decode(tables.model(int(t)), stop - start)
                 start = stop
-            if esc_pos:
-                pos = np.concatenate(esc_pos)
-                lo, size_arr = np.concatenate(esc_lo), np.concatenate(esc_size)
+            grouped_idx = idx[order]
+            lo, size = tables.lo[grouped_idx], tables.size[grouped_idx]
+            grouped = slots + lo
+            pos = np.flatnonzero(slots == size)  # escapes, in the grouped order
+            if pos.size:
                 side, excess = _decode_escapes(self._dec, pos.size)
-                grouped[pos] = np.where(side == 1, lo - 1 - excess, lo + size_arr + excess)
+                lo_e, size_e = lo[pos], size[pos]
+                grouped[pos] = np.where(side == 1, lo_e - 1 - excess, lo_e + size_e + excess)
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise CodecError(f"corrupt entropy-coded data ({exc})") from exc
         out = np.empty(n, dtype=np.int64)
