@@ -35,7 +35,7 @@ from torch import Tensor
 
 from nvc.codec.gaussian import tables as T
 from nvc.codec.gaussian.state import Gaussians2D
-from nvc.errors import BitstreamError, CodecError
+from nvc.errors import BitstreamError
 from nvc.media import pixel_format
 
 IntArray = npt.NDArray[np.int64]
@@ -190,7 +190,9 @@ def _crop(acc: Tensor, canvas: Canvas, margin: int) -> Tensor:
 BUCKETS = (1, 2, 4, 8, 12, 16, 19, 23, 27, 32, 45, 64, 91, 128)  # padded half windows (px)
 EXACT_CHUNK = 1 << 16  # window pixels per batched step (keeps the temporaries in cache)
 BANDS = 2  # threads rendering at once, each a share of the chunks into its own accumulator
-FLOAT_EXACT = 1 << 53  # float64 holds every integer below this exactly
+# Chroma pairs are summed as one int64, c1 x w + (c2 x w) << 32, where every pixel's
+# sum of |c x w| over the blocks that cover it is below this (checked per frame)
+PACK_LIMIT = 1 << 30
 # q / 2**Q_SHIFT terms set outside a Gaussian's own window: with the others (below
 # 2**51.7 / 2**Q_SHIFT) still far above the table, so weight 0
 HUGE = float(1 << 40)
@@ -249,9 +251,11 @@ class _Plan:
     2**51.7 < 2**53: float64 products and sums of these integers are exact, as in int64.
     (A, 2 B, C) are held times 2**-Q_SHIFT (exact), so q comes out as q / 2**Q_SHIFT and
     clamping to [0, EXP_SIZE - 1] and truncating is the table index floor(q / 2**Q_SHIFT)
-    clamped, exactly. The weights (<= 2**12) times the colours (|c| <= 2**14 within
-    Bounds) are integers below 2**26, and their sums at a pixel stay below count x 2**26
-    < 2**53 (checked), so float64 accumulation is exact integer addition, whatever the
+    clamped, exactly. The weights and colours are int64, the sums int64 (below
+    count x 2**26 within Bounds). With `colours` of two rows the second is
+    c1 + c2 x 2**32: where every pixel's sum of |c x w| is below PACK_LIMIT = 2**30, the
+    int64 sum of w (c1 + c2 2**32) is sum(c1 w) + sum(c2 w) 2**32 with no overflow at any
+    point, and both sums come back exactly (unpack). Integer sums do not depend on the
     order, the chunks or the threads."""
 
     fx: Tensor  # (N,) float64: window centre column minus the centre, 1/16 px (-7 .. 8)
@@ -262,8 +266,8 @@ class _Plan:
     c: Tensor
     ex: Tensor  # (N,) own half windows
     ey: Tensor
-    colours: Tensor  # (3, N) float64
-    table: Tensor  # the exp table, float64
+    colours: Tensor  # (3, N) int64 colours, or (2, N): c0 and c1 + c2 x 2**32
+    table: Tensor  # the exp table, int64
     wp: int  # accumulator row length
 
     def _terms(self, ch: _Chunk) -> tuple[Tensor, ...]:
@@ -286,10 +290,10 @@ class _Plan:
         return dx, col_q, row_q, dy, grid
 
     def render(self, chunks: list[_Chunk], size: int) -> Tensor:
-        """(3, size) float64 accumulators of the chunks."""
-        acc = torch.zeros(3, size, dtype=torch.float64)
-        planes = [acc[k] for k in range(3)]
-        colours = [self.colours[k] for k in range(3)]
+        """(len(colours), size) int64 accumulators of the chunks."""
+        acc = torch.zeros(self.colours.shape[0], size, dtype=torch.int64)
+        planes = list(acc)
+        colours = list(self.colours)
         terms: dict[int, tuple[Tensor, ...]] = {}
         for ch in chunks:
             if ch.first not in terms:
@@ -319,6 +323,27 @@ def _shares(chunks: list[_Chunk], bands: int) -> list[list[_Chunk]]:
     return [s for s in shares if s]
 
 
+def _coverage_max(
+    value: IntArray, x0: IntArray, y0: IntArray, wx: IntArray, wy: IntArray, hp: int, wp: int
+) -> int:
+    """The largest sum, over the pixels of an hp x wp grid, of `value` of the rectangles
+    (x0, y0, wx, wy) that cover the pixel (exact: a summed difference array)."""
+    if value.size == 0:
+        return 0
+    diff = np.zeros((hp + 1) * (wp + 1), np.int64)
+    x1, y1 = x0 + wx, y0 + wy
+    for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
+        np.add.at(diff, ys * (wp + 1) + xs, sign * value)
+    cover = diff.reshape(hp + 1, wp + 1).cumsum(0).cumsum(1)
+    return int(cover.max())
+
+
+def _unpack(packed: Tensor) -> tuple[Tensor, Tensor]:
+    """sum(c1 w), sum(c2 w) from their packed int64 sum (each below 2**31 in size)."""
+    low = ((packed + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
+    return low[None], ((packed - low) >> 32)[None]
+
+
 def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) -> Tensor:
     """The integer accumulators (3, H2, W2) int64 of `g` (colour x weight in 2**-24).
 
@@ -330,9 +355,6 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
             f"the Gaussians ask for {wins.pixels} pixel evaluations per frame, "
             f"above the limit of {max_pixels}"
         )
-    cols = np.stack([g.c0, g.c1, g.c2]) if g.count else np.zeros((3, 0), np.int64)
-    if g.count and int(np.abs(cols).max()) * g.count << T.WEIGHT_BITS >= FLOAT_EXACT:
-        raise CodecError("gaussian: colours beyond the exact renderer's range (a bug)")
     order, chunks = _chunks(wins, min(CHUNK, EXACT_CHUNK))
     x, y = g.x[order] >> T.POS_BITS, g.y[order] >> T.POS_BITS  # centre pixels
     # block half extents per Gaussian; the accumulators reach as far beyond the picture
@@ -349,6 +371,10 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         left = top = right = bottom = 0
     hp, wp = h2 + top + bottom, w2 + left + right
     a, b, c = conic(g)
+    c0, c1, c2 = g.c0[order], g.c1[order], g.c2[order]
+    bound = np.maximum(np.abs(c1), np.abs(c2)) << T.WEIGHT_BITS
+    packed = _coverage_max(bound, x + left - bx, y + top - by, 2 * bx + 1, 2 * by + 1, hp, wp)
+    cols = np.stack([c0, c1 + (c2 << 32)] if packed < PACK_LIMIT else [c0, c1, c2])
     plan = _Plan(
         fx=torch.from_numpy((T.POS_ONE // 2 - (g.x[order] & (T.POS_ONE - 1))).astype(np.float64)),
         fy=torch.from_numpy((T.POS_ONE // 2 - (g.y[order] & (T.POS_ONE - 1))).astype(np.float64)),
@@ -358,8 +384,8 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         c=torch.from_numpy(np.ldexp(c[order].astype(np.float64), -T.Q_SHIFT)),
         ex=torch.from_numpy(wins.ex[order]),
         ey=torch.from_numpy(wins.ey[order]),
-        colours=torch.from_numpy(cols[:, order].astype(np.float64)),
-        table=torch.from_numpy(T.exp_table().astype(np.float64)),
+        colours=torch.from_numpy(cols),
+        table=torch.from_numpy(T.exp_table()),
         wp=wp,
     )
     shares = _shares(chunks, max(1, BANDS))
@@ -371,7 +397,9 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         total = parts[0]
         for part in parts[1:]:
             total += part
-    out = total.view(3, hp, wp)[:, top : top + h2, left : left + w2].to(torch.int64)
+    if len(cols) == 2:
+        total = torch.cat([total[:1], *_unpack(total[1])])
+    out = total.view(3, hp, wp)[:, top : top + h2, left : left + w2].clone()
     out += torch.tensor(g.background, dtype=torch.int64)[:, None, None] << T.WEIGHT_BITS
     return out
 

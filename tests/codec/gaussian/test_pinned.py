@@ -21,7 +21,6 @@ from nvc.codec.gaussian import tables as T
 from nvc.codec.gaussian.render import Canvas, render_exact, to_planes
 from nvc.codec.gaussian.state import Bounds, Gaussians2D
 from nvc.codec.pipeline import decode_frames
-from nvc.errors import CodecError
 
 DATA = Path(__file__).parent / "data"
 
@@ -110,8 +109,28 @@ def test_every_bucketing_chunking_and_thread_count_gives_the_pinned_pictures(mon
         assert digest([acc.numpy().astype("<i8")]) == RENDERS[key][0], (buckets, chunk, bands)
 
 
-def test_colours_beyond_the_exact_range_are_refused():
-    g = random_state(4, 16, 16, 1)
-    big = Gaussians2D.from_columns([*g.columns()[:5], g.c0 << 30, g.c1, g.c2])
-    with pytest.raises(CodecError, match="exact renderer"):
-        render_exact(big, Canvas(16, 16, "yuv420p"))
+def test_chroma_packing_is_used_where_safe_and_changes_nothing(monkeypatch):
+    unpacked = []
+    real = render._unpack
+    monkeypatch.setattr(render, "_unpack", lambda p: unpacked.append(1) or real(p))
+    frames = list(decode_frames(DATA / "stream_yuv420p.nvc"))
+    assert len(unpacked) == len(frames)  # fitted frames: packed chroma sums
+    g = random_state(700, 97, 61, 11)
+    render_exact(g, Canvas(97, 61, "yuv420p"))
+    assert len(unpacked) == len(frames)  # full-range colours, ~470 deep: not packed
+    monkeypatch.setattr(render, "PACK_LIMIT", 0)
+    again = list(decode_frames(DATA / "stream_yuv420p.nvc"))
+    assert len(unpacked) == len(frames)
+    assert digest([p for f in again for p in f.planes]) == STREAMS["yuv420p"]
+
+
+def test_coverage_max_is_the_brute_force_one():
+    rng = np.random.default_rng(4)
+    h, w, n = 13, 17, 40
+    x0, y0 = rng.integers(0, w, n), rng.integers(0, h, n)
+    wx, wy = rng.integers(1, w - x0 + 1), rng.integers(1, h - y0 + 1)
+    value = rng.integers(0, 1000, n)
+    grid = np.zeros((h, w), np.int64)
+    for i in range(n):
+        grid[y0[i] : y0[i] + wy[i], x0[i] : x0[i] + wx[i]] += value[i]
+    assert render._coverage_max(value, x0, y0, wx, wy, h, w) == grid.max()
