@@ -85,7 +85,7 @@ def _plane(
     rows = ext.shape[0]
     # (phases a frame does not use stay unset: no pixel reads them)
     horizontal = torch.empty((phases, rows, cols), dtype=torch.float64)
-    for fx in torch.unique(px).tolist():
+    for fx in torch.unique(ph[..., 0]).tolist():  # px's values, from the cells (fewer)
         acc = horizontal[fx]
         acc.zero_()
         for k, tap in enumerate(taps[fx]):
@@ -96,10 +96,11 @@ def _plane(
     # vertical pass per pixel: its phase's taps over rows ys - before .. ys + after
     base = (px * rows + (ys + pad - before)) * cols + (xs + m)
     weights = torch.tensor(taps, dtype=torch.float64).t()[:, py]  # (n, h, w)
-    out = torch.take(stack, base) * weights[0]
+    # index_select: take's values, about 4x faster on the CPU
+    out = stack.index_select(0, base.view(-1)).view(h, w) * weights[0]
     for k in range(1, n):
         base += cols
-        out.addcmul_(torch.take(stack, base), weights[k])
+        out.addcmul_(stack.index_select(0, base.view(-1)).view(h, w), weights[k])
     return fixed_round_shift(out, 2 * TAP_BITS)
 
 
