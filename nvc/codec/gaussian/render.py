@@ -323,25 +323,35 @@ def _shares(chunks: list[_Chunk], bands: int) -> list[list[_Chunk]]:
     return [s for s in shares if s]
 
 
+COVER_CELL = 3  # the coverage bound is taken on cells of 2**3 x 2**3 pixels
+
+
 def _coverage_max(
     value: IntArray, x0: IntArray, y0: IntArray, wx: IntArray, wy: IntArray, hp: int, wp: int
 ) -> int:
-    """The largest sum, over the pixels of an hp x wp grid, of `value` of the rectangles
-    (x0, y0, wx, wy) that cover the pixel (exact: a summed difference array)."""
+    """An upper bound of the largest sum, over the pixels of an hp x wp grid, of `value`
+    of the rectangles (x0, y0, wx, wy) that cover the pixel: the exact largest sum over
+    cells of 2**COVER_CELL pixels of the rectangles that touch the cell (a summed
+    difference array)."""
     if value.size == 0:
         return 0
-    diff = np.zeros((hp + 1) * (wp + 1), np.int64)
-    x1, y1 = x0 + wx, y0 + wy
-    for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
-        np.add.at(diff, ys * (wp + 1) + xs, sign * value)
-    cover = diff.reshape(hp + 1, wp + 1).cumsum(0).cumsum(1)
-    return int(cover.max())
+    k = COVER_CELL
+    hc, wc = ((hp - 1) >> k) + 2, ((wp - 1) >> k) + 2
+    diff = np.zeros(hc * wc, np.int64)
+    c0, r0 = x0 >> k, y0 >> k
+    c1, r1 = ((x0 + wx - 1) >> k) + 1, ((y0 + wy - 1) >> k) + 1
+    for rows, cols, sign in ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1)):
+        np.add.at(diff, rows * wc + cols, sign * value)
+    return int(diff.reshape(hc, wc).cumsum(0).cumsum(1).max())
 
 
-def _unpack(packed: Tensor) -> tuple[Tensor, Tensor]:
-    """sum(c1 w), sum(c2 w) from their packed int64 sum (each below 2**31 in size)."""
-    low = ((packed + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
-    return low[None], ((packed - low) >> 32)[None]
+def _unpack(packed: Tensor, first: Tensor, second: Tensor) -> None:
+    """sum(c1 w) into `first` and sum(c2 w) into `second` from their packed int64 sum
+    (each below 2**31 in size)."""
+    torch.bitwise_and(packed + (1 << 31), (1 << 32) - 1, out=first)
+    first -= 1 << 31
+    torch.sub(packed, first, out=second)
+    second >>= 32
 
 
 def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) -> Tensor:
@@ -397,9 +407,13 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         total = parts[0]
         for part in parts[1:]:
             total += part
+    crop = total.view(-1, hp, wp)[:, top : top + h2, left : left + w2]
     if len(cols) == 2:
-        total = torch.cat([total[:1], *_unpack(total[1])])
-    out = total.view(3, hp, wp)[:, top : top + h2, left : left + w2].clone()
+        out = torch.empty(3, h2, w2, dtype=torch.int64)
+        out[0] = crop[0]
+        _unpack(crop[1], out[1], out[2])
+    else:
+        out = crop.clone()
     out += torch.tensor(g.background, dtype=torch.int64)[:, None, None] << T.WEIGHT_BITS
     return out
 
@@ -423,7 +437,11 @@ def to_planes(acc: Tensor, canvas: Canvas) -> tuple[np.ndarray, ...]:
     for ch in (1, 2):
         plane = acc[ch]
         h2, w2 = plane.shape
-        summed = plane.reshape(h2 // sy, sy, w2 // sx, sx).sum(dim=(1, 3))
+        summed = plane[0::sy, 0::sx].clone()
+        for dy in range(sy):
+            for dx in range(sx):
+                if dy or dx:
+                    summed += plane[dy::sy, dx::sx]
         planes.append(code(summed, (sx * sy).bit_length() - 1))
     return tuple(planes)
 

@@ -112,7 +112,7 @@ def test_every_bucketing_chunking_and_thread_count_gives_the_pinned_pictures(mon
 def test_chroma_packing_is_used_where_safe_and_changes_nothing(monkeypatch):
     unpacked = []
     real = render._unpack
-    monkeypatch.setattr(render, "_unpack", lambda p: unpacked.append(1) or real(p))
+    monkeypatch.setattr(render, "_unpack", lambda *a: unpacked.append(1) or real(*a))
     frames = list(decode_frames(DATA / "stream_yuv420p.nvc"))
     assert len(unpacked) == len(frames)  # fitted frames: packed chroma sums
     g = random_state(700, 97, 61, 11)
@@ -124,13 +124,16 @@ def test_chroma_packing_is_used_where_safe_and_changes_nothing(monkeypatch):
     assert digest([p for f in again for p in f.planes]) == STREAMS["yuv420p"]
 
 
-def test_coverage_max_is_the_brute_force_one():
+@pytest.mark.parametrize("cell", [0, 3])
+def test_coverage_max_bounds_the_brute_force_one(monkeypatch, cell):
+    monkeypatch.setattr(render, "COVER_CELL", cell)
     rng = np.random.default_rng(4)
-    h, w, n = 13, 17, 40
+    h, w, n = 29, 37, 40
     x0, y0 = rng.integers(0, w, n), rng.integers(0, h, n)
     wx, wy = rng.integers(1, w - x0 + 1), rng.integers(1, h - y0 + 1)
     value = rng.integers(0, 1000, n)
     grid = np.zeros((h, w), np.int64)
     for i in range(n):
         grid[y0[i] : y0[i] + wy[i], x0[i] : x0[i] + wx[i]] += value[i]
-    assert render._coverage_max(value, x0, y0, wx, wy, h, w) == grid.max()
+    bound = render._coverage_max(value, x0, y0, wx, wy, h, w)
+    assert bound == grid.max() if cell == 0 else grid.max() <= bound <= value.sum()
