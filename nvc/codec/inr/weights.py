@@ -326,8 +326,7 @@ def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) 
             if not np.all(np.isfinite(steps) & (steps > 0)):
                 raise BitstreamError("inr MODEL unit has invalid steps")
             steps = np.broadcast_to(steps, (shapes[i].weight[0],)) if steps.size == 1 else steps
-            p = prior(i, shapes[i].weight)
-            values = values + _prediction(p, gain, steps).reshape(-1)
+            values = values + _prediction(prior(i, shapes[i].weight), gain, steps).reshape(-1)
         for (i, p), part in zip(group, np.split(values, np.cumsum(counts)[:-1]), strict=True):
             arrays[(i, p)] = part
     embed_model = None
