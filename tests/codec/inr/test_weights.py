@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import struct
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -221,3 +225,28 @@ def test_corrupt_v2_payloads_raise_bitstream_errors() -> None:
         except BitstreamError:
             continue
         assert [x.w_ints.shape for x in back.layers] == [s.weight for s in SHAPES]
+
+
+def test_prior_predicted_payload_decodes_the_same_in_a_fresh_process(tmp_path: Path) -> None:
+    near = _near_prior_group(8)
+    data = encode_group(near)
+    (tmp_path / "model.bin").write_bytes(data)
+    script = (
+        "import hashlib, sys, numpy as np, torch; torch.set_num_threads(3)\n"
+        "from nvc.codec.inr.weights import LayerShape, decode_group\n"
+        f"shapes = {[(s.weight, s.steps) for s in SHAPES]!r}\n"
+        "code = decode_group(open(sys.argv[1], 'rb').read(),"
+        " [LayerShape(w, k) for w, k in shapes], None)\n"
+        "print(hashlib.sha256(b''.join(x.w_ints.astype('<i8').tobytes()"
+        " for x in code.layers)).hexdigest())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model.bin")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.strip()
+    mine = hashlib.sha256(b"".join(x.w_ints.astype("<i8").tobytes() for x in near.layers))
+    assert out == mine.hexdigest()
