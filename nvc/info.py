@@ -74,8 +74,8 @@ def _scene(header: Any) -> dict[str, Any] | None:
     """The camera rig of a gaussian 3D (free-viewpoint) stream, else None."""
     if header.codec_id != 4:
         return None
-    from nvc.codec.gaussian.codec3d import MODE_3D, SceneParams, stream_mode
-    from nvc.codec.gaussian.coding3d import PACKS
+    from nvc.codec.gaussian.config import MODE_3D
+    from nvc.codec.gaussian.params3d import PACKS, SceneParams, stream_mode  # no torch
 
     if stream_mode(header.codec_params) != MODE_3D:
         return {"mode": "2d"}

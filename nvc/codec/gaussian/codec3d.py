@@ -2,7 +2,7 @@
 
 Stream (see README.md, "3D mode"):
 
-- codec parameters (`SceneParams`): version 1, mode 1, group length, residual coder
+- codec parameters (`SceneParams`, params3d.py): version 1, mode 1, group length, residual coder
   (0 queen, 1 video), default view, the position unit exponent U (zigzag), and the camera
   rig as JSON (LEB128 length, UTF-8; `Camera.to_json` per camera). Every rig camera has
   the header's frame size; the header's pixel format is rgb24.
@@ -40,7 +40,6 @@ empty residual.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -51,10 +50,9 @@ import numpy as np
 import torch
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType
-from nvc.bitstream.leb128 import decode_uleb128, encode_uleb128
 from nvc.codec.base import StreamInfo
 from nvc.codec.gaussian import coding3d
-from nvc.codec.gaussian.config import MAX_GROUP, MODE_3D, PARAMS_VERSION, GaussianConfig
+from nvc.codec.gaussian.config import GaussianConfig
 from nvc.codec.gaussian.fit3d import (
     Fit3DConfig,
     Gaussians3D,
@@ -65,6 +63,9 @@ from nvc.codec.gaussian.fit3d import (
     photo_consistent_points,
     rgb_psnr,
 )
+from nvc.codec.gaussian.params3d import MAX_CAMERAS, SceneParams
+from nvc.codec.gaussian.params3d import is_scene_stream as is_scene_stream  # re-exported
+from nvc.codec.gaussian.params3d import stream_mode as stream_mode  # re-exported
 from nvc.codec.gaussian.render3d import gsplat_render, render
 from nvc.codec.gaussian.state3d import (
     MAX_GAUSSIANS3D,
@@ -75,12 +76,10 @@ from nvc.codec.gaussian.state3d import (
     to_float,
     unit_for,
 )
-from nvc.errors import BitstreamError, CodecError, MediaError, NvcError
+from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame
 from nvc.media.multiview import Camera
 
-MAX_CAMERAS = 256  # most cameras in a rig
-MAX_RIG_JSON = 1 << 20  # most bytes of the rig's JSON
 # A P-frame's learning rates relative to a base's (means, log-scales, quaternions,
 # opacities, colours): positions must follow the motion within a few steps (on the
 # procedural scene, 80x45, ~8 steps per frame: held-out PSNR after 3 P-frames 24.8 dB at
@@ -96,80 +95,6 @@ DEAD_ZONE = 0.35  # residual rounding: |r| < 1 - DEAD_ZONE steps is zero
 STATE_CHECK = 4  # bytes of the state CRC at the end of a payload
 PIXELS_PER_GAUSSIAN = 16  # default count: one Gaussian per this many pixels of one view
 DEFAULT_MAX_GAUSSIANS = 20_000  # default count at most this (the CPU fit's speed)
-
-
-@dataclass(frozen=True)
-class SceneParams:
-    """The codec parameters of a 3D stream (module docstring)."""
-
-    group: int  # frames per group
-    pack: int  # residual coder: index into coding3d.PACKS
-    default_view: int  # rig camera decode() renders
-    unit: int  # position unit exponent U
-    rig: tuple[Camera, ...]  # the cameras
-
-    def to_bytes(self) -> bytes:
-        rig = json.dumps([c.to_json() for c in self.rig], separators=(",", ":")).encode()
-        u = self.unit
-        return (
-            bytes([PARAMS_VERSION])
-            + encode_uleb128(MODE_3D)
-            + encode_uleb128(self.group)
-            + encode_uleb128(self.pack)
-            + encode_uleb128(self.default_view)
-            + encode_uleb128(2 * u if u >= 0 else -2 * u - 1)
-            + encode_uleb128(len(rig))
-            + rig
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes, width: int, height: int) -> SceneParams:
-        if not data or data[0] != PARAMS_VERSION:
-            raise BitstreamError("gaussian stream has unsupported codec parameters")
-        mode, pos = decode_uleb128(data, 1, limit=255, what="gaussian mode")
-        if mode != MODE_3D:
-            raise BitstreamError(f"gaussian stream mode {mode} is not the 3D mode")
-        group, pos = decode_uleb128(data, pos, limit=MAX_GROUP, what="gaussian group length")
-        pack, pos = decode_uleb128(data, pos, limit=len(coding3d.PACKS) - 1, what="coder")
-        view, pos = decode_uleb128(data, pos, limit=MAX_CAMERAS - 1, what="default view")
-        z, pos = decode_uleb128(data, pos, limit=80, what="position unit")
-        size, pos = decode_uleb128(data, pos, limit=MAX_RIG_JSON, what="rig length")
-        if pos + size != len(data):
-            raise BitstreamError("gaussian 3D codec parameters have a bad rig length")
-        if group < 1:
-            raise BitstreamError("gaussian group length must be at least 1")
-        try:
-            items = json.loads(data[pos:].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise BitstreamError("gaussian 3D stream: the camera rig is not JSON") from None
-        if not isinstance(items, list) or not 1 <= len(items) <= MAX_CAMERAS:
-            raise BitstreamError(f"gaussian 3D stream: the rig must hold 1..{MAX_CAMERAS} cameras")
-        try:
-            rig = tuple(Camera.from_json(c) for c in items)
-        except (MediaError, OverflowError):
-            raise BitstreamError("gaussian 3D stream: bad camera in the rig") from None
-        if any((c.width, c.height) != (width, height) for c in rig):
-            raise BitstreamError("gaussian 3D stream: a rig camera's size is not the stream's")
-        if view >= len(rig):
-            raise BitstreamError(f"gaussian 3D stream: default view {view} is not in the rig")
-        unit = z // 2 if z % 2 == 0 else -(z + 1) // 2
-        return cls(group, pack, view, unit, rig)
-
-
-def stream_mode(codec_params: bytes) -> int:
-    """The mode field of a gaussian stream's codec parameters (0 for anything unreadable,
-    which the 2D decoder then refuses)."""
-    try:
-        if codec_params and codec_params[0] == PARAMS_VERSION:
-            return decode_uleb128(codec_params, 1, limit=255, what="gaussian mode")[0]
-    except (BitstreamError, NvcError):
-        pass
-    return 0
-
-
-def is_scene_stream(header: SequenceHeader) -> bool:
-    """True for a stream of the gaussian codec's 3D mode."""
-    return header.codec_id == 4 and stream_mode(header.codec_params) == MODE_3D
 
 
 def state_limit(width: int, height: int) -> int:

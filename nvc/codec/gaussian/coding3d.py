@@ -32,10 +32,10 @@ import numpy as np
 from nvc.bitstream.leb128 import encode_uleb128
 from nvc.codec.entropy import ParametricWeightModel
 from nvc.codec.gaussian.coding import IntArray, Reader, put_index_set, put_ints
+from nvc.codec.gaussian.params3d import PACKS as PACKS  # residual coders, by their header id
 from nvc.codec.gaussian.state3d import MAX_GAUSSIANS3D, State3D, Steps3D
 from nvc.errors import BitstreamError, CodecError
 
-PACKS = ("queen", "video")  # residual coders, by their id in the sequence header
 MORTON_BITS = 10  # bits per axis of the Morton order
 MAX_RESIDUAL = 1 << 26  # largest |residual| in a payload, in steps
 # base columns that may be coded as the difference to an earlier one: s1, s2 from s0 and
