@@ -57,6 +57,9 @@ T_MIN = 1e-4  # a pixel stops compositing when its transmittance would fall belo
 FOV_CLAMP = 1.3  # Jacobian evaluated with x/z, y/z clamped to this times the field of view
 CHUNK_ELEMENTS = 1 << 21  # tile-chunk size bound: tiles x pixels x Gaussians per chunk
 BLOCK = 32  # Gaussians per step of the compositing loop when no gradient is needed
+SUBTILE = 8  # side of the cells the no-gradient path composites (when it divides `tile`)
+FAST_ELEMENTS = 1 << 17  # no-gradient step size: cells x pixels x BLOCK (fits in L2)
+CULL_SLACK = 0.01  # log-alpha margin of the per-cell cull: borderline pairs are kept
 
 
 @dataclass
@@ -162,12 +165,10 @@ def project(
     return projected, means2d
 
 
-def _tile_lists(
-    proj: Projected, tiles_x: int, tiles_y: int, tile: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(tiles, K) indices into proj's Gaussians, depth-sorted per tile, padded with M (a
-    transparent dummy), for the tiles that hold any; their tile ids and list lengths,
-    shortest lists first (so chunks of consecutive tiles pad little)."""
+def _pairs(proj: Projected, tiles_x: int, tiles_y: int, tile: int) -> tuple[Tensor, Tensor]:
+    """Every (tile id, Gaussian) pair of a Gaussian listed in a tile its 3-sigma bounding
+    square touches: tile ids ascending and, within a tile, Gaussians (indices into proj's)
+    front to back (3DGS's single sort by the key (tile, depth))."""
     m = proj.index.numel()
     with torch.no_grad():
         order = torch.sort(proj.depths.detach(), stable=True).indices
@@ -184,17 +185,33 @@ def _tile_lists(
         k = torch.arange(int(counts.sum())) - starts[owner]
         tile_ids = (y0[owner] + k // wx[owner]) * tiles_x + x0[owner] + k % wx[owner]
         tile_ids, perm = torch.sort(tile_ids, stable=True)  # stable: depth order kept
-        gauss = order[owner[perm]]
-        n_tiles = tiles_x * tiles_y
-        per_tile = torch.bincount(tile_ids, minlength=n_tiles)
-        width = int(per_tile.max()) if per_tile.numel() and m else 0
-        lists = torch.full((n_tiles, max(width, 1)), m, dtype=torch.int64)
-        first = torch.cumsum(per_tile, 0) - per_tile
-        slot = torch.arange(tile_ids.numel()) - first[tile_ids]
-        lists[tile_ids, slot] = gauss
-        busy = torch.nonzero(per_tile).squeeze(1)
-        busy = busy[torch.sort(per_tile[busy], stable=True).indices]  # fewest first
-    return lists[busy], busy, per_tile[busy]
+    return tile_ids, order[owner[perm]]
+
+
+def _padded_lists(
+    ids: Tensor, gauss: Tensor, n_cells: int, m: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(cells, K) lists of the sorted (cell id, Gaussian) pairs, padded with m (a
+    transparent dummy), for the cells that hold any; their cell ids and list lengths,
+    shortest lists first (so chunks of consecutive cells pad little)."""
+    per_cell = torch.bincount(ids, minlength=n_cells)
+    width = int(per_cell.max()) if per_cell.numel() and ids.numel() else 0
+    lists = torch.full((n_cells, max(width, 1)), m, dtype=torch.int64)
+    first = torch.cumsum(per_cell, 0) - per_cell
+    slot = torch.arange(ids.numel()) - first[ids]
+    lists[ids, slot] = gauss
+    busy = torch.nonzero(per_cell).squeeze(1)
+    busy = busy[torch.sort(per_cell[busy], stable=True).indices]  # fewest first
+    return lists[busy], busy, per_cell[busy]
+
+
+def _tile_lists(
+    proj: Projected, tiles_x: int, tiles_y: int, tile: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """_padded_lists of the tiles' depth-sorted lists (_pairs)."""
+    with torch.no_grad():
+        tile_ids, gauss = _pairs(proj, tiles_x, tiles_y, tile)
+        return _padded_lists(tile_ids, gauss, tiles_x * tiles_y, proj.index.numel())
 
 
 def render(
@@ -240,43 +257,199 @@ def render(
     radii = torch.zeros(n, dtype=torch.int64, device=device)
     radii[proj.index] = proj.radii
     tiles_x, tiles_y = math.ceil(width / tile), math.ceil(height / tile)
+    if proj.index.numel() == 0:
+        image = bg.expand(height, width, 3).clone()
+        return Render3D(image, image.new_zeros(height, width), means2d, radii)
+    # the Gaussians' per-render attributes, with a transparent dummy appended
+    mu = torch.cat([proj.means2d, proj.means2d.new_zeros(1, 2)])
+    con = torch.cat([proj.conics, proj.conics.new_zeros(1, 3)])
+    log_opa = torch.cat(
+        [F.logsigmoid(opacity_logits[proj.index]), opacity_logits.new_full((1,), -100.0)]
+    )
+    col = torch.cat([rgb[proj.index], rgb.new_zeros(1, 3)])
+    attrs = (mu, con, log_opa, col)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in attrs):
+        image, alpha = _render_differentiable(proj, attrs, bg, tiles_x, tiles_y, tile)
+    else:
+        image, alpha = _render_fast(proj, attrs, bg, tiles_x, tiles_y, tile, width, height)
+    return Render3D(image[:height, :width], alpha[:height, :width], means2d, radii)
+
+
+def _pixel_features(side: int, dtype: torch.dtype) -> Tensor:
+    """(side^2, 6) features (lx^2, ly^2, lx ly, lx, ly, 1) of a cell's pixel centres,
+    row-major, in cell-local coordinates (_exponents)."""
+    offs = torch.arange(side, dtype=dtype) + 0.5
+    ly, lx = (t.reshape(-1) for t in torch.meshgrid(offs, offs, indexing="ij"))
+    return torch.stack([lx * lx, ly * ly, lx * ly, lx, ly, torch.ones_like(lx)], -1)
+
+
+def _render_differentiable(
+    proj: Projected,
+    attrs: tuple[Tensor, Tensor, Tensor, Tensor],
+    bg: Tensor,
+    tiles_x: int,
+    tiles_y: int,
+    tile: int,
+) -> tuple[Tensor, Tensor]:
+    """The (tiles_y tile, tiles_x tile, 3) picture and (.., ..) alpha, every tile's whole
+    list composited at once so autograd sees one graph per chunk of tiles."""
+    mu, con, log_opa, col = attrs
+    lists, busy, lengths = _tile_lists(proj, tiles_x, tiles_y, tile)
+    feats = _pixel_features(tile, mu.dtype)
     px = tile * tile
-    out = bg.expand(tiles_x * tiles_y, px, 3)
-    acc = torch.zeros(tiles_x * tiles_y, px, dtype=dtype, device=device)
-    if proj.index.numel():
-        lists, busy, lengths = _tile_lists(proj, tiles_x, tiles_y, tile)
-        # the Gaussians' per-render attributes, with a transparent dummy appended
-        mu = torch.cat([proj.means2d, proj.means2d.new_zeros(1, 2)])
-        con = torch.cat([proj.conics, proj.conics.new_zeros(1, 3)])
-        log_opa = torch.cat(
-            [F.logsigmoid(opacity_logits[proj.index]), opacity_logits.new_full((1,), -100.0)]
+    colours, alphas = [], []
+    for lo, hi, k in _chunks(lengths.tolist(), px):
+        ids, g = busy[lo:hi], lists[lo:hi, :k]
+        origin = torch.stack([ids % tiles_x, ids // tiles_x], -1).to(mu.dtype) * tile
+        alpha = _alphas(_exponents(feats, origin, g, mu, con, log_opa))
+        colour, a = _composite(alpha, col[g])
+        colours.append(colour + (1 - a)[..., None] * bg)
+        alphas.append(a)
+    out = bg.expand(tiles_x * tiles_y, px, 3).index_put((busy,), torch.cat(colours))
+    acc = mu.new_zeros(tiles_x * tiles_y, px).index_put((busy,), torch.cat(alphas))
+    image = _untile(out, tiles_x, tiles_y, tile, 3)
+    return image, _untile(acc[..., None], tiles_x, tiles_y, tile, 1)[..., 0]
+
+
+def _render_fast(
+    proj: Projected,
+    attrs: tuple[Tensor, Tensor, Tensor, Tensor],
+    bg: Tensor,
+    tiles_x: int,
+    tiles_y: int,
+    tile: int,
+    width: int,
+    height: int,
+) -> tuple[Tensor, Tensor]:
+    """_render_differentiable's picture, for rendering without gradients.
+
+    Each tile is split into SUBTILE x SUBTILE cells that inherit its depth-sorted list,
+    less the Gaussians whose alpha is below ALPHA_MIN on every pixel of the cell (those
+    add exactly nothing, so the picture is the tile's); cells wholly outside the image
+    are dropped. The lists are walked in blocks of BLOCK Gaussians, in place, and a cell
+    leaves the loop once all its pixels have saturated or its list has ended."""
+    mu, con, log_opa, col = attrs
+    side = SUBTILE if tile % SUBTILE == 0 else tile
+    f = tile // side
+    cells_x, cells_y = tiles_x * f, tiles_y * f
+    tile_ids, gauss = _pairs(proj, tiles_x, tiles_y, tile)
+    cell_ids, gauss = _cell_pairs(tile_ids, gauss, mu, con, log_opa, tiles_x, f, side)
+    inside = (cell_ids % cells_x < math.ceil(width / side)) & (
+        cell_ids // cells_x < math.ceil(height / side)
+    )
+    cell_ids, gauss = cell_ids[inside], gauss[inside]
+    lists, busy, lengths = _padded_lists(cell_ids, gauss, cells_x * cells_y, proj.index.numel())
+    feats = _pixel_features(side, mu.dtype)
+    px = side * side
+    col4 = torch.cat([col, torch.ones_like(col[:, :1])], dim=1)  # colour and 1 (alpha)
+    out = bg.new_zeros(cells_x * cells_y, px, 4)
+    step = max(1, FAST_ELEMENTS // (px * BLOCK))
+    counts = lengths.tolist()
+    for lo in range(0, len(counts), step):
+        hi = min(lo + step, len(counts))
+        ids = busy[lo:hi]
+        origin = torch.stack([ids % cells_x, ids // cells_x], -1).to(mu.dtype) * side
+        out[ids] = _composite_fast(
+            feats, origin, lists[lo:hi, : counts[hi - 1]], mu, con, log_opa, col4, counts[lo:hi]
         )
-        col = torch.cat([rgb[proj.index], rgb.new_zeros(1, 3)])
-        offs = torch.arange(tile, dtype=dtype, device=device) + 0.5
-        ly, lx = (t.reshape(-1) for t in torch.meshgrid(offs, offs, indexing="ij"))
-        feats = torch.stack([lx * lx, ly * ly, lx * ly, lx, ly, torch.ones_like(lx)], -1)
-        blocked = not (
-            torch.is_grad_enabled() and any(x.requires_grad for x in (mu, con, log_opa, col))
-        )
-        block = BLOCK if blocked else None
-        colours, alphas = [], []
-        for lo, hi, k in _chunks(lengths.tolist(), px, block):
-            ids, g = busy[lo:hi], lists[lo:hi, :k]
-            origin = torch.stack([ids % tiles_x, ids // tiles_x], -1).to(dtype) * tile
-            if block is None:
-                alpha = _alphas(_exponents(feats, origin, g, mu, con, log_opa))
-                colour, a = _composite(alpha, col[g])
-            else:
-                colour, a = _composite_blocked(
-                    feats, origin, g, mu, con, log_opa, col, lengths[lo:hi], block
-                )
-            colours.append(colour + (1 - a)[..., None] * bg)
-            alphas.append(a)
-        out = out.index_put((busy,), torch.cat(colours))
-        acc = acc.index_put((busy,), torch.cat(alphas))
-    image = _untile(out, tiles_x, tiles_y, tile, 3)[:height, :width]
-    alpha_img = _untile(acc[..., None], tiles_x, tiles_y, tile, 1)[:height, :width, 0]
-    return Render3D(image, alpha_img, means2d, radii)
+    colour = out[..., :3] + (1 - out[..., 3:]) * bg
+    image = _untile(colour, cells_x, cells_y, side, 3)
+    return image, _untile(out[..., 3:], cells_x, cells_y, side, 1)[..., 0]
+
+
+def _cell_pairs(
+    tile_ids: Tensor,
+    gauss: Tensor,
+    mu: Tensor,
+    con: Tensor,
+    log_opa: Tensor,
+    tiles_x: int,
+    f: int,
+    side: int,
+) -> tuple[Tensor, Tensor]:
+    """The (cell id, Gaussian) pairs of the f x f cells (of `side` pixels) of each tile
+    pair, cell ids ascending, depth order kept, without the pairs whose largest alpha
+    over the cell's pixel centres is below ALPHA_MIN (by more than CULL_SLACK in log)."""
+    j = torch.arange(f * f)
+    tx, ty = tile_ids % tiles_x, tile_ids // tiles_x
+    cx = (tx[:, None] * f + j % f).reshape(-1)
+    cy = (ty[:, None] * f + j // f).reshape(-1)
+    g = gauss.repeat_interleave(f * f)
+    # the cell's pixel centres span [lo, lo + side - 1] in x and y, relative to the mean
+    m = mu[g]
+    x0 = cx.to(mu.dtype) * side + 0.5 - m[:, 0]
+    y0 = cy.to(mu.dtype) * side + 0.5 - m[:, 1]
+    q = _min_quadratic(con[g], x0, x0 + (side - 1), y0, y0 + (side - 1))
+    keep = log_opa[g] - 0.5 * q >= math.log(ALPHA_MIN) - CULL_SLACK
+    cell = cy * (tiles_x * f) + cx
+    cell, g = cell[keep], g[keep]
+    cell, perm = torch.sort(cell, stable=True)  # a cell lies in one tile: depth order kept
+    return cell, g[perm]
+
+
+def _min_quadratic(con: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
+    """min of a dx^2 + 2 b dx dy + c dy^2 (con = (a, b, c), positive definite) over the
+    rectangles [x0, x1] x [y0, y1]: 0 when they hold the origin, else the least of the
+    four edges' minima (each a clamped 1D quadratic)."""
+    a, b, c = con.unbind(-1)
+
+    def q(dx: Tensor, dy: Tensor) -> Tensor:
+        return a * dx * dx + 2 * b * dx * dy + c * dy * dy
+
+    edges = [q(x, torch.minimum(torch.maximum(-b * x / c, y0), y1)) for x in (x0, x1)] + [
+        q(torch.minimum(torch.maximum(-b * y / a, x0), x1), y) for y in (y0, y1)
+    ]
+    least = torch.stack(edges).amin(0)
+    inside = (x0 <= 0) & (x1 >= 0) & (y0 <= 0) & (y1 >= 0)
+    return torch.where(inside, torch.zeros_like(least), least)
+
+
+def _composite_fast(
+    feats: Tensor,
+    origin: Tensor,
+    g: Tensor,
+    mu: Tensor,
+    con: Tensor,
+    log_opa: Tensor,
+    col4: Tensor,
+    lengths: list[int],
+) -> Tensor:
+    """(C, P, 4) colour (no background) and accumulated alpha of the cells at `origin`
+    (C, 2) with lists g (C, K), front to back in blocks of BLOCK Gaussians, in place.
+
+    Within a block, weights are computed from the block-local transmittance (a
+    cumulative product starting at 1) and scaled by the carried-in transmittance only
+    after the colour product, on (C, P, 4) rather than (C, P, BLOCK) values."""
+    chunk, pixels = origin.shape[0], feats.shape[0]
+    out = feats.new_zeros(chunk, pixels, 4)
+    carried = feats.new_ones(chunk, pixels)  # transmittance before the block
+    active = torch.arange(chunk)  # cells with unsaturated pixels and Gaussians left
+    whole = True  # active is every cell (no gathers needed)
+    ends = torch.tensor(lengths)
+    for k0 in range(0, g.shape[1], BLOCK):
+        gb = g[:, k0 : k0 + BLOCK] if whole else g[active, k0 : k0 + BLOCK]
+        org = origin if whole else origin[active]
+        carry = carried if whole else carried[active]
+        alpha = _exponents(feats, org, gb, mu, con, log_opa).exp_().clamp_max_(ALPHA_MAX)
+        torch.threshold_(alpha, ALPHA_MIN, 0.0)  # zero below ALPHA_MIN
+        trans = torch.cumprod(1.0 - alpha, dim=-1)
+        alpha[..., 1:].mul_(trans[..., :-1])  # block-local weights alpha_i prod_{j<i}
+        end = trans[..., -1] * carry
+        if float(end.min()) < T_MIN:  # some pixel saturates: drop its later weights
+            alpha.masked_fill_(trans.mul_(carry[..., None]) < T_MIN, 0.0)
+        part = torch.bmm(alpha, col4[gb]).mul_(carry[..., None])
+        if whole:
+            out += part
+            carried = end
+        else:
+            out[active] += part
+            carried[active] = end
+        alive = (end >= T_MIN).any(-1) & (ends[active] > k0 + BLOCK)
+        if not bool(alive.all()):
+            active, whole = active[alive], False
+            if active.numel() == 0:
+                break
+    return out
 
 
 def _exponents(
@@ -322,52 +495,12 @@ def _composite(alpha: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
     return torch.bmm(weight, col), weight.sum(-1)
 
 
-def _composite_blocked(
-    feats: Tensor,
-    origin: Tensor,
-    g: Tensor,
-    mu: Tensor,
-    con: Tensor,
-    log_opa: Tensor,
-    col: Tensor,
-    lengths: Tensor,
-    block: int,
-) -> tuple[Tensor, Tensor]:
-    """_composite for rendering without gradients, in place where it can be: the lists
-    are walked in blocks of `block` Gaussians, and a tile leaves the loop once all its
-    pixels have saturated or its list (`lengths`) has ended."""
-    chunk, pixels = origin.shape[0], feats.shape[0]
-    colour = feats.new_zeros(chunk, pixels, 3)
-    carried = feats.new_ones(chunk, pixels)  # transmittance before the block
-    accumulated = feats.new_zeros(chunk, pixels)
-    active = torch.arange(chunk)  # tiles with unsaturated pixels and Gaussians left
-    for k0 in range(0, g.shape[1], block):
-        gb = g[active, k0 : k0 + block]
-        x = _exponents(feats, origin[active], gb, mu, con, log_opa)
-        alpha = x.clamp_max_(0.0).exp_().clamp_max_(ALPHA_MAX)
-        alpha.masked_fill_(alpha < ALPHA_MIN, 0.0)
-        carry = carried[active]
-        trans = torch.cumprod(1.0 - alpha, dim=-1).mul_(carry[..., None])
-        weight = alpha.mul_(torch.cat([carry[..., None], trans[..., :-1]], dim=-1))
-        weight.masked_fill_(trans < T_MIN, 0.0)
-        colour[active] += torch.bmm(weight, col[gb])
-        accumulated[active] += weight.sum(-1)
-        carried[active] = trans[..., -1]
-        alive = (trans[..., -1] >= T_MIN).any(-1) & (lengths[active] > k0 + block)
-        active = active[alive]
-        if active.numel() == 0:
-            break
-    return colour, accumulated
-
-
-def _chunks(lengths: list[int], pixels: int, block: int | None) -> list[tuple[int, int, int]]:
+def _chunks(lengths: list[int], pixels: int) -> list[tuple[int, int, int]]:
     """(start, end, K) runs of consecutive tiles (lengths ascending) whose padded work
-    (tiles x pixels x K, K the run's longest list, at most `block`) stays within
-    CHUNK_ELEMENTS."""
+    (tiles x pixels x K, K the run's longest list) stays within CHUNK_ELEMENTS."""
     out = []
     start = 0
     for i, k in enumerate(lengths):
-        k = k if block is None else min(k, block)
         if i > start and (i + 1 - start) * pixels * k > CHUNK_ELEMENTS:
             out.append((start, i, lengths[i - 1]))
             start = i
