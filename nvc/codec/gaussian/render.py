@@ -24,6 +24,7 @@ far as the blocks do (no clipping).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -189,7 +190,10 @@ def _crop(acc: Tensor, canvas: Canvas, margin: int) -> Tensor:
 # these changes a bit of the picture (integer sums; see _Plan), only the speed.
 BUCKETS = (1, 2, 4, 8, 12, 16, 19, 23, 27, 32, 45, 64, 91, 128)  # padded half windows (px)
 EXACT_CHUNK = 1 << 16  # window pixels per batched step (keeps the temporaries in cache)
-BANDS = 2  # threads rendering at once, each a share of the chunks into its own accumulator
+# Threads rendering at once, each a share of the chunks into its own accumulator; None:
+# two where a second core is idle (load average below the core count - 1), else one (on
+# the loaded 2-core machine a second thread cost 35% more CPU and halved the fps).
+BANDS: int | None = None
 # Chroma pairs are summed as one int64, c1 x w + (c2 x w) << 32, where every pixel's
 # sum of |c x w| over the blocks that cover it is below this (checked per frame)
 PACK_LIMIT = 1 << 30
@@ -311,6 +315,16 @@ class _Plan:
         return acc
 
 
+def _bands() -> int:
+    if BANDS is not None:
+        return max(1, BANDS)
+    try:
+        idle = (os.cpu_count() or 1) - os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this system
+        return 1
+    return 2 if idle > 1.0 else 1
+
+
 def _shares(chunks: list[_Chunk], bands: int) -> list[list[_Chunk]]:
     """The chunks split into `bands` shares of about equal work (largest first to the
     least loaded; deterministic)."""
@@ -398,7 +412,7 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         table=torch.from_numpy(T.exp_table()),
         wp=wp,
     )
-    shares = _shares(chunks, max(1, BANDS))
+    shares = _shares(chunks, _bands())
     if len(shares) <= 1:
         total = plan.render(chunks, hp * wp)
     else:

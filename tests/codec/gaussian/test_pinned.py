@@ -137,3 +137,14 @@ def test_coverage_max_bounds_the_brute_force_one(monkeypatch, cell):
         grid[y0[i] : y0[i] + wy[i], x0[i] : x0[i] + wx[i]] += value[i]
     bound = render._coverage_max(value, x0, y0, wx, wy, h, w)
     assert bound == grid.max() if cell == 0 else grid.max() <= bound <= value.sum()
+
+
+def test_a_second_band_only_where_a_core_is_idle(monkeypatch):
+    monkeypatch.setattr(render, "BANDS", None)
+    monkeypatch.setattr(render.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(render.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert render._bands() == 2
+    monkeypatch.setattr(render.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert render._bands() == 1
+    monkeypatch.setattr(render, "BANDS", 3)
+    assert render._bands() == 3
