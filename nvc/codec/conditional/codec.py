@@ -91,6 +91,9 @@ RESIDUAL_Q_STEPS = (6, 12, 18, 24)
 # frames, q 16/32/48, realtime2 with block motion): BD-rate -4.8% / -4.4% at 6, -5.8% /
 # -6.9% at 12
 INTER_Q_OFFSET = 12
+# with the search, an inter frame larger than INTRA_TRY times the last intra frame (a scene
+# cut, say) is also coded as intra, and the cheaper of the two is sent
+INTRA_TRY = 0.5
 DEFAULT_Q = 40
 DECODER_THREADS = 1  # torch threads while decoding (see _torch_threads)
 
@@ -307,6 +310,7 @@ class FmEncoder:
             else None
         )
         self.last_reconstruction: Frame | None = None
+        self.last_intra_bytes = 0  # payload size of the last intra frame
 
     @property
     def codec_params(self) -> bytes:
@@ -325,7 +329,7 @@ class FmEncoder:
                 f"frame is {frame.width}x{frame.height}, the stream is {st.width}x{st.height}"
             )
         intra = self._is_intra()
-        q = self._pick_q()
+        q_frame = q = self._pick_q()
         if not intra and self.config.search:
             q = max(q - INTER_Q_OFFSET, 0)
         refresh = (
@@ -335,13 +339,37 @@ class FmEncoder:
         )
         codes = fr.frame_to_codes(frame, self.coder.internal)
         with _torch_threads(int(self.config.threads)):
+            before = dataclasses.replace(self.coder.state)
             payload, recon = self._code(codes, q, intra, refresh)
+            if not intra and self.config.search and self._intra_pays(len(payload)):
+                # intra refresh: an inter frame far dearer than the last intra frame (a
+                # scene cut) is also coded as intra; the cheaper one (lambda MSE + bpp) goes
+                after = self.coder.state
+                self.coder.state = dataclasses.replace(before)
+                i_payload, i_recon = self._code(codes, q_frame, True, False)
+                if self._cost_codes(codes, i_recon, len(i_payload), q_frame) < self._cost_codes(
+                    codes, recon, len(payload), q_frame
+                ):
+                    payload, recon, intra = i_payload, i_recon, True
+                else:
+                    self.coder.state = after
+        if intra:
+            self.last_intra_bytes = len(payload)
         if self.rate is not None:
             self.rate.update(8.0 * len(payload), intra)
         self.frames += 1
         self.last_reconstruction = out = self.coder.to_frame(recon, frame.pts)
         sealed = integrity.seal(payload, out)
         return [Unit(UnitType.FRAME, sealed, pts=frame.pts, rap=intra)]
+
+    def _intra_pays(self, inter_bytes: int) -> bool:
+        """Worth trying intra instead: the inter frame costs more than INTRA_TRY times the
+        last intra frame."""
+        return inter_bytes > INTRA_TRY * self.last_intra_bytes
+
+    def _cost_codes(self, codes: Tensor, recon: Tensor, nbytes: int, q: int) -> float:
+        """_cost of a reconstruction given as code values."""
+        return self._cost(codes, fr.codes_to_fixed(recon, self.coder.depth), nbytes, q)
 
     def _pick_q(self) -> int:
         if self.rate is not None:

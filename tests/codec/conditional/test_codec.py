@@ -126,13 +126,13 @@ def test_fresh_process_with_other_threads_decodes_the_same(
 def test_intra_period_refresh_and_late_start(weights_file: Path) -> None:
     frames = synthetic_clip(32, 32, 6, seed=9)
     units, recon, _ = _encode(
-        frames, weights_file, q=20, intra_period=3, refresh=2, block_motion=False
+        frames, weights_file, q=20, intra_period=3, refresh=2, block_motion=False, search=False
     )
     assert [u.rap for u in units] == [True, False, False, True, False, False]
     flags = [u.payload[0] & ~codec_mod.FLAG_NO_LATENT for u in units]
     assert flags == [1, 0, 2, 1, 0, 2]  # intra, inter, refresh, ... (latent sent or not)
     _, enc_ref, enc = _encode(
-        frames, weights_file, q=20, intra_period=3, refresh=2, block_motion=False
+        frames, weights_file, q=20, intra_period=3, refresh=2, block_motion=False, search=False
     )
     late = _decode(units[3:], enc)  # a viewer joining at the second random-access point
     assert all(a.equal(b) for a, b in zip(late, recon[3:], strict=True))
@@ -351,6 +351,9 @@ def test_unused_inter_latent_and_skipped_frames_cost_nothing(
         return float("inf") if n == 0 else cost(self, codes, pic, n, q)
 
     monkeypatch.setattr(codec_mod.FmEncoder, "_cost", no_skip)  # (the residual's too)
+    # (with lambda ~ 0 the random model's intra frame is cheaper than its inter frames:
+    # no intra refresh here, this is about the latent)
+    monkeypatch.setattr(codec_mod, "INTRA_TRY", float("inf"))
     units, recon, enc = _encode(frames, weights_file, q=30, residual=False)
     assert [u.payload[0] for u in units] == [1, 8, 8]
     assert all(len(a.payload) < len(b.payload) for a, b in zip(units[1:], plain[1:], strict=True))
@@ -440,3 +443,22 @@ def test_block_motion_frames_are_refused_where_they_cannot_be(weights_file: Path
     assert FmParams.from_bytes(bytes([2]) + enc.codec_params[1:]).variant == "realtime"
     with pytest.raises(BitstreamError, match="unsupported codec parameters"):
         FmParams.from_bytes(bytes([4]) + enc.codec_params[1:])
+
+
+def test_scene_cut_is_coded_intra() -> None:
+    """With the search, a frame after a cut (another picture altogether) costs more as an
+    inter frame than as an intra one: it is sent as intra (a random-access point); without
+    the search, or without a cut, frames stay inter. The decoder follows exactly."""
+    pan = _moving_clip(3)
+    other = synthetic_clip(64, 48, 1, seed=77)[0]
+    cut = Frame(other.planes, other.format, 2, other.time_base, other.full_range)
+    frames = [pan[0], pan[1], cut]
+    path = wt.shipped_path("realtime2")
+    units, recon, enc = _encode(frames, path, q=40)
+    assert [u.rap for u in units] == [True, False, True]
+    assert units[2].payload[0] == codec_mod.FLAG_INTRA and units[2].payload[1] == 40
+    assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
+    fast, _, _ = _encode(frames, path, q=40, search=False)
+    assert [u.rap for u in fast] == [True, False, False]
+    still, _, _ = _encode(pan, path, q=40)
+    assert [u.rap for u in still] == [True, False, False]
