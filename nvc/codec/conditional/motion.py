@@ -8,8 +8,9 @@ on a CPU in useful time. The learned part is the motion *coder* (model.MotionCod
 One vector per 8 x 8 luma block (one per position of the codec's 1/8-resolution feature
 grid), in units of that grid. Coarse to fine: an exhaustive +-3 search at 1/16 luma
 resolution (+-48 luma pixels), then +-1 refinements at 1/8, 1/4 and 1/2 resolution around
-the doubled coarser vector, then a half-pixel refinement at 1/2 resolution (1/4 luma
-pixel). Cost: mean absolute difference over a block (with its neighbours at the coarse
+the doubled coarser vector, then a half-pixel refinement at 1/2 resolution (one luma
+pixel: the estimate is in whole luma pixels; block-motion frames refine it to quarter
+pixels in mvsearch.py). Cost: mean absolute difference over a block (with its neighbours at the coarse
 levels) plus a small penalty on the vector's length, so flat areas keep still vectors, plus
 a rate term from 1/8 on (the learned motion coder pays for every irregularity): a second
 pass adds SMOOTHNESS times a vector's distance to the 3x3 median of the first pass's field.
