@@ -10,10 +10,11 @@ grid), in units of that grid. Coarse to fine: an exhaustive +-3 search at 1/16 l
 resolution (+-48 luma pixels), then +-1 refinements at 1/8, 1/4 and 1/2 resolution around
 the doubled coarser vector, then a half-pixel refinement at 1/2 resolution (one luma
 pixel: the estimate is in whole luma pixels; block-motion frames refine it to quarter
-pixels in mvsearch.py). Cost: mean absolute difference over a block (with its neighbours at the coarse
-levels) plus a small penalty on the vector's length, so flat areas keep still vectors, plus
-a rate term from 1/8 on (the learned motion coder pays for every irregularity): a second
-pass adds SMOOTHNESS times a vector's distance to the 3x3 median of the first pass's field.
+pixels in mvsearch.py). Cost: mean absolute difference over a block (with its neighbours
+at the coarse levels) plus a small penalty on the vector's length, so flat areas keep
+still vectors, plus a rate term from 1/8 on (the learned motion coder pays for every
+irregularity): a second pass adds SMOOTHNESS times a vector's distance to the 3x3 median
+of the first pass's field.
 Measured with the shipped model on held-out real clips (5 inter frames, no residuals, q 16
 / 40): motion + inter bytes -18% / -14% on vtest.avi@600 (+0.06 / +0.02 dB), -30% / -31% on
 cup.mp4 (+0.2 / +0.03 dB).
