@@ -338,20 +338,24 @@ def _render_fast(
         cell_ids // cells_x < math.ceil(height / side)
     )
     cell_ids, gauss = cell_ids[inside], gauss[inside]
-    lists, busy, lengths = _padded_lists(cell_ids, gauss, cells_x * cells_y, proj.index.numel())
-    feats = _pixel_features(side, mu.dtype)
+    # per pair: the exponent's coefficients in cell-local coordinates, colour and 1
+    # (for the alpha sum); then a transparent dummy pair that pads the lists
+    corner = torch.stack([cell_ids % cells_x, cell_ids // cells_x], -1).to(mu.dtype) * side
+    coeffs = torch.stack(_coefficients(mu[gauss] - corner, con[gauss], log_opa[gauss]), -1)
+    coeffs = torch.cat([coeffs, coeffs.new_tensor([[0, 0, 0, 0, 0, -100.0]])])
+    col4 = torch.cat([col[gauss], torch.ones_like(col[gauss, :1])], dim=1)
+    col4 = torch.cat([col4, col4.new_zeros(1, 4)])
+    pairs = cell_ids.numel()
+    lists, busy, lengths = _padded_lists(cell_ids, torch.arange(pairs), cells_x * cells_y, pairs)
+    feats_t = _pixel_features(side, mu.dtype).T.contiguous()  # (6, P)
     px = side * side
-    col4 = torch.cat([col, torch.ones_like(col[:, :1])], dim=1)  # colour and 1 (alpha)
     out = bg.new_zeros(cells_x * cells_y, px, 4)
     step = max(1, FAST_ELEMENTS // (px * BLOCK))
     counts = lengths.tolist()
     for lo in range(0, len(counts), step):
         hi = min(lo + step, len(counts))
-        ids = busy[lo:hi]
-        origin = torch.stack([ids % cells_x, ids // cells_x], -1).to(mu.dtype) * side
-        out[ids] = _composite_fast(
-            feats, origin, lists[lo:hi, : counts[hi - 1]], mu, con, log_opa, col4, counts[lo:hi]
-        )
+        g = lists[lo:hi, : counts[hi - 1]]
+        out[busy[lo:hi]] = _composite_fast(feats_t, g, coeffs, col4, counts[lo:hi])
     colour = out[..., :3] + (1 - out[..., 3:]) * bg
     image = _untile(colour, cells_x, cells_y, side, 3)
     return image, _untile(out[..., 3:], cells_x, cells_y, side, 1)[..., 0]
@@ -405,37 +409,33 @@ def _min_quadratic(con: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor) 
 
 
 def _composite_fast(
-    feats: Tensor,
-    origin: Tensor,
-    g: Tensor,
-    mu: Tensor,
-    con: Tensor,
-    log_opa: Tensor,
-    col4: Tensor,
-    lengths: list[int],
+    feats_t: Tensor, g: Tensor, coeffs: Tensor, col4: Tensor, lengths: list[int]
 ) -> Tensor:
-    """(C, P, 4) colour (no background) and accumulated alpha of the cells at `origin`
-    (C, 2) with lists g (C, K), front to back in blocks of BLOCK Gaussians, in place.
+    """(C, P, 4) colour (no background) and accumulated alpha of C cells whose lists g
+    (C, K) index pairs with exponent coefficients `coeffs` (., 6) and colours `col4`
+    (., 4: RGB and 1), composited front to back in blocks of BLOCK pairs, in place;
+    feats_t (6, P) are the pixels' features (_exponents).
 
     Within a block, weights are computed from the block-local transmittance (a
     cumulative product starting at 1) and scaled by the carried-in transmittance only
     after the colour product, on (C, P, 4) rather than (C, P, BLOCK) values."""
-    chunk, pixels = origin.shape[0], feats.shape[0]
-    out = feats.new_zeros(chunk, pixels, 4)
-    carried = feats.new_ones(chunk, pixels)  # transmittance before the block
+    chunk, pixels = g.shape[0], feats_t.shape[1]
+    out = feats_t.new_zeros(chunk, pixels, 4)
+    carried = feats_t.new_ones(chunk, pixels)  # transmittance before the block
     active = torch.arange(chunk)  # cells with unsaturated pixels and Gaussians left
     whole = True  # active is every cell (no gathers needed)
     ends = torch.tensor(lengths)
     for k0 in range(0, g.shape[1], BLOCK):
         gb = g[:, k0 : k0 + BLOCK] if whole else g[active, k0 : k0 + BLOCK]
-        org = origin if whole else origin[active]
         carry = carried if whole else carried[active]
-        alpha = _exponents(feats, org, gb, mu, con, log_opa).exp_().clamp_max_(ALPHA_MAX)
+        alpha = torch.matmul(coeffs[gb], feats_t).transpose(1, 2)  # (C, P, K) exponents
+        alpha = alpha.exp_().clamp_max_(ALPHA_MAX)
         torch.threshold_(alpha, ALPHA_MIN, 0.0)  # zero below ALPHA_MIN
         trans = torch.cumprod(1.0 - alpha, dim=-1)
         alpha[..., 1:].mul_(trans[..., :-1])  # block-local weights alpha_i prod_{j<i}
         end = trans[..., -1] * carry
-        if float(end.min()) < T_MIN:  # some pixel saturates: drop its later weights
+        saturated = float(end.min()) < T_MIN
+        if saturated:  # some pixel saturates: drop its later weights
             alpha.masked_fill_(trans.mul_(carry[..., None]) < T_MIN, 0.0)
         part = torch.bmm(alpha, col4[gb]).mul_(carry[..., None])
         if whole:
@@ -444,7 +444,9 @@ def _composite_fast(
         else:
             out[active] += part
             carried[active] = end
-        alive = (end >= T_MIN).any(-1) & (ends[active] > k0 + BLOCK)
+        alive = ends[active] > k0 + BLOCK
+        if saturated:
+            alive &= (end >= T_MIN).any(-1)
         if not bool(alive.all()):
             active, whole = active[alive], False
             if active.numel() == 0:
@@ -463,20 +465,24 @@ def _exponents(
     lx, ly, 1) with per-Gaussian coefficients; tile-local coordinates (at most `tile`)
     keep float32 cancellation in the expansion negligible."""
     m = mu[g] - origin[:, None, :]  # (C, K, 2) means relative to the tile corner
-    a, b, c = con[g].unbind(-1)
-    mx, my = m.unbind(-1)
-    coeffs = torch.stack(
-        [
-            -0.5 * a,
-            -0.5 * c,
-            -b,
-            a * mx + b * my,
-            c * my + b * mx,
-            log_opa[g] - 0.5 * (a * mx * mx + c * my * my) - b * mx * my,
-        ],
-        dim=1,
-    )  # (C, 6, K)
+    coeffs = torch.stack(_coefficients(m, con[g], log_opa[g]), dim=1)  # (C, 6, K)
     return torch.matmul(feats, coeffs)
+
+
+def _coefficients(m: Tensor, conic: Tensor, log_opa: Tensor) -> list[Tensor]:
+    """The six coefficients of the exponent log(o) - d^T conic d / 2 as a quadratic in
+    the cell-local pixel position (lx, ly) (in the order of _pixel_features), for
+    Gaussians at cell-local means m (..., 2) with conics (..., 3) and log-opacities."""
+    a, b, c = conic.unbind(-1)
+    mx, my = m.unbind(-1)
+    return [
+        -0.5 * a,
+        -0.5 * c,
+        -b,
+        a * mx + b * my,
+        c * my + b * mx,
+        log_opa - 0.5 * (a * mx * mx + c * my * my) - b * mx * my,
+    ]
 
 
 def _alphas(exponents: Tensor) -> Tensor:
