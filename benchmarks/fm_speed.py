@@ -135,7 +135,12 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "frames": len(frames),
     }
     if args.decode_also:
-        result["other_decoded_sha256"] = _digest(list(decode_frames(args.decode_also)))
+        from nvc.errors import NvcError
+
+        try:
+            result["other_decoded_sha256"] = _digest(list(decode_frames(args.decode_also)))
+        except NvcError as e:
+            result["other_decoded_error"] = str(e)
     return result
 
 
@@ -154,6 +159,14 @@ def _git(tree: Path) -> str:
         check=False,
     )
     return done.stdout.strip() or "unknown"
+
+
+def _weights_list(tree: Path | None) -> str:
+    """The shipped fm weights files of a tree, as NVC_FM_WEIGHTS lists them."""
+    if tree is None:
+        return ""
+    files = sorted((tree / "nvc" / "codec" / "conditional" / "weights").glob("*.pt"))
+    return os.pathsep.join(str(f) for f in files)
 
 
 def _changed(tree: Path) -> list[str]:
@@ -193,6 +206,9 @@ def _run_worker(tree: Path, job: dict[str, Any], tmp: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(job["threads"]))
     if job["omp_passive"]:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if job.get("decode_also") and job.get("base_weights"):
+        # the base tree's shipped weights, for its files (a stream names its weights)
+        env["NVC_FM_WEIGHTS"] = job["base_weights"]
     load_before = _load()
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -256,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                             "repeats": args.repeats,
                             "decode_also": base_file if name == "current" else None,
                             "omp_passive": args.omp_passive,
+                            "base_weights": _weights_list(trees.get("base")),
                         }
                         res = _run_worker(trees[name], job, tmp)
                         if name == "base":
@@ -311,9 +328,9 @@ def _checks(runs: list[dict[str, Any]]) -> dict[str, Any]:
         files = {h for r in group for h in r["file_sha256"]}
         decoded = {r["decoded_sha256"] for r in group}
         cross = [
-            r["other_decoded_sha256"] == b["decoded_sha256"]
+            r.get("other_decoded_sha256") == b["decoded_sha256"]
             for r in group
-            if r.get("other_decoded_sha256")
+            if r.get("other_decoded_sha256") or r.get("other_decoded_error")
             for b in group
             if b["tree"] == "base" and b["threads"] == r["threads"]
         ]
