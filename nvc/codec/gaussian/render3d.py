@@ -428,16 +428,16 @@ def _composite_fast(
     for k0 in range(0, g.shape[1], BLOCK):
         gb = g[:, k0 : k0 + BLOCK] if whole else g[active, k0 : k0 + BLOCK]
         carry = carried if whole else carried[active]
-        alpha = torch.matmul(coeffs[gb], feats_t).transpose(1, 2)  # (C, P, K) exponents
+        alpha = torch.matmul(coeffs[gb], feats_t)  # (C, K, P) exponents
         alpha = alpha.exp_().clamp_max_(ALPHA_MAX)
         torch.threshold_(alpha, ALPHA_MIN, 0.0)  # zero below ALPHA_MIN
-        trans = torch.cumprod(1.0 - alpha, dim=-1)
-        alpha[..., 1:].mul_(trans[..., :-1])  # block-local weights alpha_i prod_{j<i}
-        end = trans[..., -1] * carry
+        trans = torch.cumprod(1.0 - alpha, dim=1)
+        alpha[:, 1:].mul_(trans[:, :-1])  # block-local weights alpha_i prod_{j<i}
+        end = trans[:, -1] * carry
         saturated = float(end.min()) < T_MIN
         if saturated:  # some pixel saturates: drop its later weights
-            alpha.masked_fill_(trans.mul_(carry[..., None]) < T_MIN, 0.0)
-        part = torch.bmm(alpha, col4[gb]).mul_(carry[..., None])
+            alpha.masked_fill_(trans.mul_(carry[:, None]) < T_MIN, 0.0)
+        part = torch.bmm(alpha.transpose(1, 2), col4[gb]).mul_(carry[..., None])
         if whole:
             out += part
             carried = end
