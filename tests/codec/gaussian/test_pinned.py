@@ -148,3 +148,13 @@ def test_a_second_band_only_where_a_core_is_idle(monkeypatch):
     assert render._bands() == 1
     monkeypatch.setattr(render, "BANDS", 3)
     assert render._bands() == 3
+
+
+def test_int64_indices_give_the_pinned_pictures(monkeypatch):
+    # the renderer's indices are int32 below 2**31 accumulator cells, int64 above
+    assert render._index_type((1 << 31) - 1) is np.int32
+    assert render._index_type(1 << 31) is np.int64
+    monkeypatch.setattr(render, "_index_type", lambda size: np.int64)
+    key = ("rgb24", 64, 40, 300, 12)
+    acc = render_exact(random_state(300, 64, 40, 12), Canvas(64, 40, "rgb24"))
+    assert digest([acc.numpy().astype("<i8")]) == RENDERS[key][0]
