@@ -87,7 +87,8 @@ class _Predictor:
         offset = ((phase * self.hp + iy) * self.wp + ix).long()
         gh, gw = self.gh, self.gw
         full = offset[:, None, :, None].expand(gh, 8, gw, 8).reshape(8 * gh, 8 * gw)
-        err = self.cur - torch.take(self.planes, full + self.base)
+        at = (full + self.base).view(-1)  # index_select: take's values, ~4x faster on the CPU
+        err = self.cur - self.planes.reshape(-1).index_select(0, at).view(full.shape)
         return (F.avg_pool2d((err * err)[None, None], 8) * 64.0)[0, 0].double()
 
 
