@@ -333,29 +333,30 @@ def _render_fast(
     f = tile // side
     cells_x, cells_y = tiles_x * f, tiles_y * f
     tile_ids, gauss = _pairs(proj, tiles_x, tiles_y, tile)
-    cell_ids, gauss = _cell_pairs(tile_ids, gauss, mu, con, log_opa, tiles_x, f, side)
-    inside = (cell_ids % cells_x < math.ceil(width / side)) & (
-        cell_ids // cells_x < math.ceil(height / side)
-    )
-    cell_ids, gauss = cell_ids[inside], gauss[inside]
+    shown = (math.ceil(width / side), math.ceil(height / side))
+    cell_ids, gauss = _cell_pairs(tile_ids, gauss, mu, con, log_opa, tiles_x, f, side, shown)
     # per pair: the exponent's coefficients in cell-local coordinates, colour and 1
     # (for the alpha sum); then a transparent dummy pair that pads the lists
     corner = torch.stack([cell_ids % cells_x, cell_ids // cells_x], -1).to(mu.dtype) * side
-    coeffs = torch.stack(_coefficients(mu[gauss] - corner, con[gauss], log_opa[gauss]), -1)
-    coeffs = torch.cat([coeffs, coeffs.new_tensor([[0, 0, 0, 0, 0, -100.0]])])
-    col4 = torch.cat([col[gauss], torch.ones_like(col[gauss, :1])], dim=1)
-    col4 = torch.cat([col4, col4.new_zeros(1, 4)])
     pairs = cell_ids.numel()
+    at = [x.index_select(0, gauss) for x in (mu, con, log_opa)]
+    coeffs = mu.new_empty(pairs + 1, 6)
+    torch.stack(_coefficients(at[0] - corner, at[1], at[2]), -1, out=coeffs[:pairs])
+    coeffs[pairs] = coeffs.new_tensor([0, 0, 0, 0, 0, -100.0])
+    col4 = mu.new_zeros(pairs + 1, 4)
+    col4[:pairs, :3] = col.index_select(0, gauss)
+    col4[:pairs, 3] = 1.0
     lists, busy, lengths = _padded_lists(cell_ids, torch.arange(pairs), cells_x * cells_y, pairs)
     feats_t = _pixel_features(side, mu.dtype).T.contiguous()  # (6, P)
     px = side * side
-    out = bg.new_zeros(cells_x * cells_y, px, 4)
+    out = bg.new_zeros(cells_x * cells_y, 4, px)
     step = max(1, FAST_ELEMENTS // (px * BLOCK))
     counts = lengths.tolist()
     for lo in range(0, len(counts), step):
         hi = min(lo + step, len(counts))
         g = lists[lo:hi, : counts[hi - 1]]
         out[busy[lo:hi]] = _composite_fast(feats_t, g, coeffs, col4, counts[lo:hi])
+    out = out.transpose(1, 2)
     colour = out[..., :3] + (1 - out[..., 3:]) * bg
     image = _untile(colour, cells_x, cells_y, side, 3)
     return image, _untile(out[..., 3:], cells_x, cells_y, side, 1)[..., 0]
@@ -370,32 +371,37 @@ def _cell_pairs(
     tiles_x: int,
     f: int,
     side: int,
+    shown: tuple[int, int],
 ) -> tuple[Tensor, Tensor]:
     """The (cell id, Gaussian) pairs of the f x f cells (of `side` pixels) of each tile
-    pair, cell ids ascending, depth order kept, without the pairs whose largest alpha
-    over the cell's pixel centres is below ALPHA_MIN (by more than CULL_SLACK in log)."""
+    pair, cell ids ascending, depth order kept, without the cells at or beyond column,
+    row `shown` (outside the image) and the pairs whose largest alpha over the cell's
+    pixel centres is below ALPHA_MIN (by more than CULL_SLACK in log)."""
     j = torch.arange(f * f)
-    tx, ty = tile_ids % tiles_x, tile_ids // tiles_x
-    cx = (tx[:, None] * f + j % f).reshape(-1)
-    cy = (ty[:, None] * f + j // f).reshape(-1)
-    g = gauss.repeat_interleave(f * f)
+    cx = (tile_ids % tiles_x * f)[:, None] + j % f  # (pairs, f^2)
+    cy = (tile_ids // tiles_x * f)[:, None] + j // f
+    m = mu.index_select(0, gauss)
+    a, b, c = con.index_select(0, gauss)[:, :, None].unbind(1)
     # the cell's pixel centres span [lo, lo + side - 1] in x and y, relative to the mean
-    m = mu[g]
-    x0 = cx.to(mu.dtype) * side + 0.5 - m[:, 0]
-    y0 = cy.to(mu.dtype) * side + 0.5 - m[:, 1]
-    q = _min_quadratic(con[g], x0, x0 + (side - 1), y0, y0 + (side - 1))
-    keep = log_opa[g] - 0.5 * q >= math.log(ALPHA_MIN) - CULL_SLACK
-    cell = cy * (tiles_x * f) + cx
-    cell, g = cell[keep], g[keep]
-    cell, perm = torch.sort(cell, stable=True)  # a cell lies in one tile: depth order kept
-    return cell, g[perm]
+    x0 = cx.to(mu.dtype) * side + (0.5 - m[:, :1])
+    y0 = cy.to(mu.dtype) * side + (0.5 - m[:, 1:])
+    q = _min_quadratic((a, b, c), x0, x0 + (side - 1), y0, y0 + (side - 1))
+    floor = math.log(ALPHA_MIN) - CULL_SLACK
+    keep = (log_opa.index_select(0, gauss)[:, None] - 0.5 * q >= floor) & (cx < shown[0])
+    keep &= cy < shown[1]
+    pair, slot = torch.nonzero(keep, as_tuple=True)  # pair-major: depth order kept
+    cell = cy[pair, slot] * (tiles_x * f) + cx[pair, slot]
+    cell, perm = torch.sort(cell, stable=True)  # a cell lies in one tile
+    return cell, gauss[pair[perm]]
 
 
-def _min_quadratic(con: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
-    """min of a dx^2 + 2 b dx dy + c dy^2 (con = (a, b, c), positive definite) over the
-    rectangles [x0, x1] x [y0, y1]: 0 when they hold the origin, else the least of the
-    four edges' minima (each a clamped 1D quadratic)."""
-    a, b, c = con.unbind(-1)
+def _min_quadratic(
+    con: tuple[Tensor, Tensor, Tensor], x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor
+) -> Tensor:
+    """min of a dx^2 + 2 b dx dy + c dy^2 (con = (a, b, c), positive definite, broadcast
+    against the bounds) over the rectangles [x0, x1] x [y0, y1]: 0 when they hold the
+    origin, else the least of the four edges' minima (each a clamped 1D quadratic)."""
+    a, b, c = con
 
     def q(dx: Tensor, dy: Tensor) -> Tensor:
         return a * dx * dx + 2 * b * dx * dy + c * dy * dy
@@ -411,16 +417,16 @@ def _min_quadratic(con: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor) 
 def _composite_fast(
     feats_t: Tensor, g: Tensor, coeffs: Tensor, col4: Tensor, lengths: list[int]
 ) -> Tensor:
-    """(C, P, 4) colour (no background) and accumulated alpha of C cells whose lists g
+    """(C, 4, P) colour (no background) and accumulated alpha of C cells whose lists g
     (C, K) index pairs with exponent coefficients `coeffs` (., 6) and colours `col4`
     (., 4: RGB and 1), composited front to back in blocks of BLOCK pairs, in place;
     feats_t (6, P) are the pixels' features (_exponents).
 
     Within a block, weights are computed from the block-local transmittance (a
     cumulative product starting at 1) and scaled by the carried-in transmittance only
-    after the colour product, on (C, P, 4) rather than (C, P, BLOCK) values."""
+    after the colour product, on (C, 4, P) rather than (C, BLOCK, P) values."""
     chunk, pixels = g.shape[0], feats_t.shape[1]
-    out = feats_t.new_zeros(chunk, pixels, 4)
+    out = feats_t.new_zeros(chunk, 4, pixels)
     carried = feats_t.new_ones(chunk, pixels)  # transmittance before the block
     active = torch.arange(chunk)  # cells with unsaturated pixels and Gaussians left
     whole = True  # active is every cell (no gathers needed)
@@ -428,7 +434,9 @@ def _composite_fast(
     for k0 in range(0, g.shape[1], BLOCK):
         gb = g[:, k0 : k0 + BLOCK] if whole else g[active, k0 : k0 + BLOCK]
         carry = carried if whole else carried[active]
-        alpha = torch.matmul(coeffs[gb], feats_t)  # (C, K, P) exponents
+        n, k = gb.shape
+        gb = gb.reshape(-1)
+        alpha = torch.matmul(coeffs.index_select(0, gb).view(n, k, 6), feats_t)  # exponents
         alpha = alpha.exp_().clamp_max_(ALPHA_MAX)
         torch.threshold_(alpha, ALPHA_MIN, 0.0)  # zero below ALPHA_MIN
         trans = torch.cumprod(1.0 - alpha, dim=1)
@@ -437,7 +445,8 @@ def _composite_fast(
         saturated = float(end.min()) < T_MIN
         if saturated:  # some pixel saturates: drop its later weights
             alpha.masked_fill_(trans.mul_(carry[:, None]) < T_MIN, 0.0)
-        part = torch.bmm(alpha.transpose(1, 2), col4[gb]).mul_(carry[..., None])
+        part = torch.bmm(col4.index_select(0, gb).view(n, k, 4).transpose(1, 2), alpha)
+        part.mul_(carry[:, None])
         if whole:
             out += part
             carried = end

@@ -66,7 +66,7 @@ def test_minimum_of_a_quadratic_over_rectangles_matches_a_dense_search() -> None
     y0 = torch.randn(n, generator=g).double() * 6
     w = torch.rand(n, generator=g).double() * 7
     h = torch.rand(n, generator=g).double() * 7
-    got = render3d._min_quadratic(con, x0, x0 + w, y0, y0 + h)
+    got = render3d._min_quadratic(con.unbind(-1), x0, x0 + w, y0, y0 + h)
     t = torch.linspace(0, 1, 401, dtype=torch.float64)
     dx = x0[:, None, None] + w[:, None, None] * t[None, :, None]
     dy = y0[:, None, None] + h[:, None, None] * t[None, None, :]
@@ -97,7 +97,7 @@ def test_cells_list_only_the_gaussians_they_can_see() -> None:
         mu = torch.cat([proj.means2d, proj.means2d.new_zeros(1, 2)])
         con = torch.cat([proj.conics, proj.conics.new_zeros(1, 3)])
         log_opa = torch.tensor([math.log(0.05), -100.0])
-        cells, _ = render3d._cell_pairs(tile_ids, gauss, mu, con, log_opa, 4, 2, 8)
+        cells, _ = render3d._cell_pairs(tile_ids, gauss, mu, con, log_opa, 4, 2, 8, (8, 8))
     assert sorted(tile_ids.tolist()) == [5, 6, 9, 10]
     # cells are numbered on the 8 x 8 grid of 8-pixel cells; (3, 3), (4, 3), (3, 4), (4, 4)
     assert cells.tolist() == [27, 28, 35, 36]
