@@ -22,7 +22,6 @@ from fractions import Fraction
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from nvc.codec.conditional.layers import FRAC_BITS
 from nvc.errors import CodecError
@@ -65,13 +64,22 @@ def frame_to_codes(frame: Frame, internal: str) -> Tensor:
 
 
 def planes_to_96(y: Tensor, uv: Tensor) -> Tensor:
-    """(B, 1, H, W) luma and (B, 2, H/2, W/2) chroma -> (B, 96, H/8, W/8)."""
-    return torch.cat([F.pixel_unshuffle(y, 8), F.pixel_unshuffle(uv, 4)], dim=1)
+    """(B, 1, H, W) luma and (B, 2, H/2, W/2) chroma -> (B, 96, H/8, W/8): pixel-unshuffled
+    by 8 and 4 (channel plane * s * s + i * s + j holds pixel (y * s + i, x * s + j)),
+    as one reshape and permute each (the values of F.pixel_unshuffle, faster)."""
+    b, _, hh, ww = y.shape
+    h, w = hh // 8, ww // 8
+    luma = y.reshape(b, 1, h, 8, w, 8).permute(0, 1, 3, 5, 2, 4).reshape(b, 64, h, w)
+    chroma = uv.reshape(b, 2, h, 4, w, 4).permute(0, 1, 3, 5, 2, 4).reshape(b, 32, h, w)
+    return torch.cat([luma, chroma], dim=1)
 
 
 def split_96(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Inverse of planes_to_96."""
-    return F.pixel_shuffle(x[:, :64], 8), F.pixel_shuffle(x[:, 64:], 4)
+    """Inverse of planes_to_96 (the values of F.pixel_shuffle, faster)."""
+    b, _, h, w = x.shape
+    y = x[:, :64].reshape(b, 1, 8, 8, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, 1, 8 * h, 8 * w)
+    uv = x[:, 64:].reshape(b, 2, 4, 4, h, w).permute(0, 1, 4, 2, 5, 3)
+    return y, uv.reshape(b, 2, 4 * h, 4 * w)
 
 
 def codes_to_net(codes: Tensor, depth: int) -> Tensor:
