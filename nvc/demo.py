@@ -27,7 +27,7 @@ from nvc.errors import CodecError, NvcError
 from nvc.media import Frame, bpp, open_writer, psnr_rgb, psnr_yuv, synthetic_clip
 
 # Best first: the demo uses the first of these that this nvc has. fm leads: it codes the
-# demo's clip in about 40 CPU-seconds (its default model, realtime2; README "Use"), where
+# demo's clip in about 35 CPU-seconds (its default model, realtime2; README "Use"), where
 # inr trains for minutes (and inr's quality is what those minutes buy:
 # benchmarks/results/inr_rd.md).
 PREFERENCE = ("fm", "inr", "lossless")
