@@ -52,7 +52,13 @@ class BatchJob:
 
     def fingerprint(self) -> str:
         """What must match for a recorded output to be reused."""
+        from nvc.bench import identity  # imports the codec (torch for fm) only when a batch runs
+
         stat = os.stat(self.input)
+        try:  # the options resolved with defaults, fm's weights hash (nvc.bench.identity)
+            codec = identity.fingerprint(identity.nvc_identity(self.codec, self.options))
+        except NvcError as e:  # the job fails with this error when it runs
+            codec = f"unavailable: {e}"
         data = {
             "input": self.input,
             "size": stat.st_size,
@@ -61,6 +67,7 @@ class BatchJob:
             "options": self.options,
             "frames": self.frames,
             "nvc": __version__,
+            "codec_identity": codec,
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

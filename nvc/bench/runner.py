@@ -21,7 +21,11 @@ file, decodes that file with a fresh decoder, and records one row:
 Each finished row is appended as one JSON line to the state file `<name>.state.jsonl`
 in the output directory. A rerun with the same settings skips the rows already there,
 so a killed run continues where it stopped; rows made under other settings (another
-protocol, GOP, thread count or source file) are ignored, never mixed in.
+protocol, GOP, thread count or source file) are ignored, never mixed in. Each row also
+stores its codec's identity (`nvc.bench.identity`: the options resolved with defaults, fm's
+weights hash, an anchor's encoder options and version): a stored row whose identity no
+longer matches is stale and measured again, and fm rows of older state files, which have
+no identity, count as stale.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from nvc.bench import anchors, datasets, executor
+from nvc.bench import anchors, datasets, executor, identity
 from nvc.bench.codecs import Contender, point_key, point_label
 from nvc.errors import NvcError
 from nvc.media import Frame, bpp, ms_ssim, psnr_rgb, psnr_yuv
@@ -98,6 +102,42 @@ def row_key(sequence: str, codec: str, point: dict[str, Any]) -> str:
     return f"{sequence}|{codec}|{point_key(point)}"
 
 
+@dataclass(frozen=True)
+class CodecIdentity:
+    """What a stored row's codec identity must be for the row to be reused."""
+
+    fingerprint: str  # identity.fingerprint of `described`
+    described: dict[str, Any]  # the identity itself (stored in every new row)
+    required: bool  # rows without a stored identity are stale (codecs with model weights)
+
+
+def codec_identity(contender: Contender, point: dict[str, Any]) -> CodecIdentity:
+    """The identity of one contender's rate point (see nvc.bench.identity)."""
+    try:
+        if contender.anchor_config is not None:
+            described = identity.anchor_identity(
+                contender.anchor_config,
+                point,
+                contender.gop,
+                contender.keyint,
+                contender.threads,
+            )
+        else:
+            described = identity.nvc_identity(contender.name, point)
+    except NvcError as e:  # the row fails when it runs; a stored one is not reused meanwhile
+        described = {"codec": contender.name, "unavailable": str(e)}
+    return CodecIdentity(
+        identity.fingerprint(described), described, identity.needs_identity(contender.name)
+    )
+
+
+def _identity_key(contender: Contender, point: dict[str, Any]) -> str:
+    return f"{contender.name}|{point_key(point)}"
+
+
+Identities = dict[str, CodecIdentity]  # "codec|point" -> identity
+
+
 # -- state ------------------------------------------------------------------------------
 
 
@@ -143,6 +183,14 @@ class State:
 
     def has(self, fingerprint: str, key: str) -> bool:
         return f"{fingerprint}|{key}" in self.rows
+
+    def current(self, fingerprint: str, key: str, codec: CodecIdentity) -> bool:
+        """Whether a stored row exists and was coded by the same codec identity."""
+        row = self.rows.get(f"{fingerprint}|{key}")
+        if row is None:
+            return False
+        stored = row.get("codec_fingerprint")
+        return not codec.required if stored is None else stored == codec.fingerprint
 
     def add_row(self, row: dict[str, Any]) -> None:
         row = {"type": "row", **row}
@@ -286,6 +334,14 @@ class Reporter:
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def warn(self, text: str) -> None:
+        """A line shown even when quiet (what the user must know about reused results)."""
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
 
 @dataclass
 class RunOutcome:
@@ -417,12 +473,19 @@ def _key(item: tuple[datasets.Sequence, str, Contender, dict[str, Any]]) -> str:
 
 
 def _finish_row(
-    row: dict[str, Any], config: BenchConfig, key: str, fingerprint: str, where: str
+    row: dict[str, Any],
+    config: BenchConfig,
+    key: str,
+    fingerprint: str,
+    codec: CodecIdentity,
+    where: str,
 ) -> dict[str, Any]:
     row.update(config.stamp)
     row.update(
         key=key,
         fingerprint=fingerprint,
+        codec_fingerprint=codec.fingerprint,
+        codec_identity=codec.described,
         executor=where,
         measured_utc=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -441,6 +504,7 @@ def _run_here(
     total: int,
     reporter: Reporter,
     stop_after: int | None,
+    identities: Identities,
 ) -> tuple[int, list[str]]:
     """Measure the plan's missing rows in this process, one after another."""
     skipped: list[str] = []
@@ -451,7 +515,8 @@ def _run_here(
         workdir = Path(tmp)
         for seq, fp, contender, point in plan:
             key = row_key(seq.name, contender.name, point)
-            if state.has(fp, key):
+            codec = identities[_identity_key(contender, point)]
+            if state.current(fp, key, codec):
                 continue
             if stop_after is not None and new_rows >= stop_after:
                 break
@@ -474,7 +539,7 @@ def _run_here(
                 skipped.append(f"{seq.name} {contender.name} {point_label(point)} failed: {why}")
                 reporter.line(f"{label}: FAILED: {why}")
                 continue
-            state.add_row(_finish_row(row, config, key, fp, "local"))
+            state.add_row(_finish_row(row, config, key, fp, codec, "local"))
             new_rows += 1
             reporter.line(f"[{index}/{total}] {describe_row(row)}")
     return new_rows, skipped
@@ -502,6 +567,7 @@ def _run_on_ray(
     done_before: int,
     total: int,
     reporter: Reporter,
+    identities: Identities,
 ) -> tuple[int, list[str]]:
     """Measure the pending rows as Ray tasks, one sequence's frames in the object store at a time.
 
@@ -527,7 +593,8 @@ def _run_on_ray(
             reporter.line(f"{seq.name}: {len(items)} rows submitted to Ray at {target.address}")
 
             def done(i: int, row: dict[str, Any], items: list[Any] = items) -> None:
-                state.add_row(_finish_row(row, config, _key(items[i]), items[i][1], where))
+                codec = identities[_identity_key(items[i][2], items[i][3])]
+                state.add_row(_finish_row(row, config, _key(items[i]), items[i][1], codec, where))
                 counter["new"] += 1
                 counter["index"] += 1
                 reporter.line(f"[{counter['index']}/{total}] {describe_row(row)}")
@@ -571,21 +638,34 @@ def run(
             for point in contender.points:
                 plan.append((seq, fp, contender, point))
     total = len(plan)
-    done_before = sum(1 for seq, fp, c, p in plan if state.has(fp, row_key(seq.name, c.name, p)))
+    identities: Identities = {}
+    for contender in config.contenders:
+        for point in contender.points:
+            identities[_identity_key(contender, point)] = codec_identity(contender, point)
+
+    def current(item: tuple[datasets.Sequence, str, Contender, dict[str, Any]]) -> bool:
+        return state.current(item[1], _key(item), identities[_identity_key(item[2], item[3])])
+
+    done_before = sum(1 for item in plan if current(item))
+    stale = sum(1 for item in plan if state.has(item[1], _key(item)) and not current(item))
+    if stale:
+        reporter.warn(
+            f"{stale} stored rows are stale (model/weights changed) and will be re-measured"
+        )
     if done_before:
         reporter.line(f"resuming: {done_before} of {total} rows already measured")
     if config.ray is not None:
-        pending = [item for item in plan if not state.has(item[1], _key(item))]
+        pending = [item for item in plan if not current(item)]
         if stop_after is not None:
             pending = pending[:stop_after]
-        new_rows, skipped = _run_on_ray(config, state, pending, done_before, total, reporter)
+        new_rows, skipped = _run_on_ray(
+            config, state, pending, done_before, total, reporter, identities
+        )
     else:
-        new_rows, skipped = _run_here(config, state, plan, done_before, total, reporter, stop_after)
-    rows = [
-        state.rows[f"{fp}|{row_key(seq.name, c.name, p)}"]
-        for seq, fp, c, p in plan
-        if state.has(fp, row_key(seq.name, c.name, p))
-    ]
+        new_rows, skipped = _run_here(
+            config, state, plan, done_before, total, reporter, stop_after, identities
+        )
+    rows = [state.rows[f"{item[1]}|{_key(item)}"] for item in plan if current(item)]
     sequences = []
     for seq in config.sequences:
         info = state.sequences.get(config.fingerprint(seq))

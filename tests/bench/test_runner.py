@@ -163,3 +163,99 @@ def test_contender_runs_an_nvc_codec(tmp_path: Path) -> None:
     assert size == path.stat().st_size
     decoded = contenders[0].decode(path, fps=Fraction(25))
     assert all(a.equal(b) for a, b in zip(frames, decoded, strict=True))
+
+
+# -- codec identity: resumed rows must come from the same model and resolved options --------
+
+FM_POINT = {"q": 10, "search": False}  # a fast fm point: 2 frames of 64x64 code in ~1 s
+
+
+def _fm_config(tmp_path: Path, points: list[dict[str, Any]]) -> runner.BenchConfig:
+    contenders, skipped = codecs.resolve(
+        ["fm", "lossless"], threads=1, points={"fm": points, "lossless": [{}]}
+    )
+    assert not skipped
+    return runner.BenchConfig(
+        sequences=[datasets.synthetic_sequence(64, 64, seed=3)],
+        contenders=contenders,
+        protocol=datasets.Protocol(frames=2),
+        out_dir=tmp_path,
+        name="id",
+        ms_ssim=False,
+    )
+
+
+def _rewrite_rows(path: Path, change: Any) -> None:
+    items = [json.loads(line) for line in path.read_text().splitlines()]
+    for item in items:
+        if item["type"] == "row":
+            change(item)
+    path.write_text("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
+
+
+STALE = "stored rows are stale (model/weights changed) and will be re-measured"
+
+
+def test_fm_rows_are_reused_only_with_the_same_weights_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nvc.codec.conditional import weights as wt
+
+    file = tmp_path / "mine.pt"
+    file.write_bytes(wt.shipped_path("realtime").read_bytes())
+    config = _fm_config(tmp_path, [{**FM_POINT, "weights": str(file)}])
+    first = runner.run(config)
+    assert first.new_rows == 2 and not first.skipped
+    fm_row = first.rows[0]
+    assert fm_row["codec_identity"]["weights"]["variant"] == "realtime"
+    assert (
+        fm_row["codec_identity"]["weights"]["hash"]
+        == wt.short_hash(wt.default_model("realtime")).hex()
+    )
+    capsys.readouterr()
+    again = runner.run(config)  # same file, same bytes: everything reused
+    assert again.new_rows == 0 and len(again.rows) == 2
+    assert STALE not in capsys.readouterr().err
+    # Other weights under the same name: the fm row is measured again, lossless is kept.
+    file.write_bytes(wt.shipped_path("realtime2").read_bytes())
+    changed = runner.run(config)
+    assert changed.new_rows == 1
+    assert f"1 {STALE}" in capsys.readouterr().err
+    assert changed.rows[0]["codec_identity"]["weights"]["variant"] == "realtime2"
+    assert (
+        changed.rows[0]["bytes"] != fm_row["bytes"]
+        or changed.rows[0]["psnr_rgb"] != fm_row["psnr_rgb"]
+    )
+    assert runner.run(config).new_rows == 0
+
+
+def test_a_changed_default_variant_and_old_state_files_make_fm_rows_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nvc.bench import identity
+
+    config = _fm_config(tmp_path, [dict(FM_POINT)])  # the default variant (realtime2)
+    assert runner.run(config).new_rows == 2
+    old = identity.nvc_identity("fm", {**FM_POINT, "variant": "realtime"})
+
+    def coded_with_realtime(row: dict[str, Any]) -> None:
+        # As an nvc whose default variant was realtime would have stored it.
+        if row["codec"] == "fm":
+            row["codec_identity"] = old
+            row["codec_fingerprint"] = identity.fingerprint(old)
+
+    _rewrite_rows(config.state_path, coded_with_realtime)
+    capsys.readouterr()
+    rerun = runner.run(config)
+    assert rerun.new_rows == 1 and f"1 {STALE}" in capsys.readouterr().err
+    assert rerun.rows[0]["codec_identity"]["options"]["variant"] == "realtime2"
+
+    def without_identity(row: dict[str, Any]) -> None:  # a state file of an older nvc
+        del row["codec_identity"], row["codec_fingerprint"]
+
+    _rewrite_rows(config.state_path, without_identity)
+    old_file = runner.run(config)
+    assert old_file.new_rows == 1  # fm re-measured; the lossless row is reused
+    assert [r["codec"] for r in old_file.rows] == ["fm", "lossless"]
+    assert "codec_fingerprint" not in old_file.rows[1]
+    assert f"1 {STALE}" in capsys.readouterr().err
