@@ -107,3 +107,21 @@ def test_list_files_name_clashes_and_failures(
     assert "resuming: 1 of 1 videos already coded" in capsys.readouterr().err
     bad = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--options", "[1]"])
     assert bad == 1 and "--options wants a JSON object" in capsys.readouterr().err
+
+
+def test_an_fm_job_is_coded_again_when_its_weights_change(tmp_path: Path) -> None:
+    from nvc.codec.conditional import weights as wt
+
+    (tmp_path / "in").mkdir()
+    write_frames(tmp_path / "in" / "c.y4m", synthetic_clip(64, 64, 2, format="yuv420p", seed=4))
+    file = tmp_path / "mine.pt"
+    file.write_bytes(wt.shipped_path("realtime").read_bytes())
+    options = {"q": 10, "search": False, "weights": str(file)}
+    jobs = batch.plan_jobs(batch.collect_inputs([str(tmp_path / "in")], []), "fm", options, None)
+    out = tmp_path / "out"
+    assert batch.run_batch(jobs, out).new == 1
+    assert batch.run_batch(jobs, out).new == 0  # the same weights: reused
+    before = (out / "c.nvc").read_bytes()
+    file.write_bytes(wt.shipped_path("realtime2").read_bytes())  # other weights, same name
+    assert batch.run_batch(jobs, out).new == 1
+    assert (out / "c.nvc").read_bytes() != before  # the header names the other weights

@@ -75,6 +75,15 @@ def test_bench_rows_on_ray_equal_local_rows_and_resume_either_way(
     again = runner.run(_bench_config(tmp_path / "ray", LOCAL_RAY))
     assert again.new_rows == 0 and len(again.rows) == 4
     assert [_measured(r) for r in again.rows] == [_measured(r) for r in here.rows]
+    # Ray resumes by the same codec identity: a row stored by another encoder build is redone.
+    state = tmp_path / "ray" / "t.state.jsonl"
+    lines = state.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if '"x265"' in line and '"type": "row"' in line)
+    lines[row] = lines[row].replace(again.rows[2]["codec_fingerprint"], "0" * 16)
+    state.write_text("\n".join(lines) + "\n")
+    redo = runner.run(_bench_config(tmp_path / "ray", LOCAL_RAY))
+    assert redo.new_rows == 1 and redo.rows[2]["executor"] == "ray local"
+    assert redo.rows[2]["codec_fingerprint"] == again.rows[2]["codec_fingerprint"]
 
 
 def test_batch_on_ray_writes_the_same_files_and_state_as_a_local_batch(

@@ -259,3 +259,25 @@ def test_a_changed_default_variant_and_old_state_files_make_fm_rows_stale(
     assert [r["codec"] for r in old_file.rows] == ["fm", "lossless"]
     assert "codec_fingerprint" not in old_file.rows[1]
     assert f"1 {STALE}" in capsys.readouterr().err
+
+
+def test_anchor_rows_are_redone_for_another_encoder_build_and_kept_without_identity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    first = runner.run(config)
+    assert first.rows[0]["codec_identity"]["library"].startswith("x264 - core")
+    assert "crf" in first.rows[0]["codec_identity"]["options"]
+
+    def older_build(row: dict[str, Any]) -> None:
+        if row["codec"] == "x264" and row["point"] == {"crf": 26}:
+            row["codec_fingerprint"] = "0" * 16  # stored by another x264 build or settings
+        elif row["codec"] == "x265":
+            del row["codec_fingerprint"]  # a state file older than identities: kept
+
+    _rewrite_rows(config.state_path, older_build)
+    capsys.readouterr()
+    rerun = runner.run(config)
+    assert rerun.new_rows == 1 and f"1 {STALE}" in capsys.readouterr().err
+    assert rerun.rows[0]["codec_fingerprint"] == first.rows[0]["codec_fingerprint"]
+    assert len(rerun.rows) == 5
