@@ -37,11 +37,14 @@ from fractions import Fraction
 from pathlib import Path
 
 # Corpus streams: name -> (codec, options). inr-nerv has a frame-index stem (empty FRAME
-# payloads) and residual groups (every second MODEL unit is not a RAP).
+# payloads) and residual groups (every second MODEL unit is not a RAP). inr-grids has
+# learnable feature grids (codec parameters version 3, grid sections in its MODEL units);
+# bpp 1.0 keeps its grids non-trivial at 32x24.
 STREAMS: dict[str, tuple[str, dict[str, object]]] = {
     "lossless": ("lossless", {}),
     "fm": ("fm", {"intra_period": 3}),
     "inr": ("inr", {"preset": "realtime", "epochs": 2, "group_size": 2}),
+    "inr-grids": ("inr", {"preset": "quality", "bpp": 1.0, "epochs": 2, "group_size": 2}),
     "inr-nerv": ("inr", {"preset": "nerv", "epochs": 2, "group_size": 2, "rap_every": 2}),
     "gaussian": (
         "gaussian",
@@ -96,6 +99,27 @@ class Stream:
 
     header_payload: bytes  # the SEQUENCE_HEADER payload
     units: list  # list[nvc.bitstream.Unit], INDEX and END left out
+    # unit index -> length of a leading section that half the payload damage is aimed at:
+    # the grid sections (their uleb length included) of an inr stream with feature grids,
+    # a small share of its MODEL units that uniform damage would seldom reach
+    focus: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+def _grid_sections(header_payload: bytes, units: list) -> dict[int, int]:
+    """Unit index -> grid section length of the MODEL units of an inr stream whose codec
+    parameters are version 3 (feature grids, nvc/codec/inr/gridcode.py); {} otherwise."""
+    from nvc.bitstream import SequenceHeader, Unit, UnitType, decode_uleb128
+    from nvc.codec import registry
+
+    header = SequenceHeader.from_unit(Unit(UnitType.SEQUENCE_HEADER, header_payload))
+    if registry.name_of(header.codec_id) != "inr" or header.codec_params[:1] != b"\x03":
+        return {}
+    sections = {}
+    for i, u in enumerate(units):
+        if u.type == UnitType.MODEL:
+            n, pos = decode_uleb128(u.payload, 0, limit=1 << 31, what="inr grid section")
+            sections[i] = pos + n
+    return sections
 
 
 def parse(data: bytes) -> Stream:
@@ -108,7 +132,8 @@ def parse(data: bytes) -> Stream:
         for e in entries[1:]
         if e.unit.type not in (UnitType.SEQUENCE_HEADER, UnitType.INDEX, UnitType.END)
     ]
-    return Stream(entries[0].unit.payload, units)
+    header = entries[0].unit.payload
+    return Stream(header, units, _grid_sections(header, units))
 
 
 def assemble(header_payload: bytes, units: list) -> bytes:
@@ -167,7 +192,12 @@ def mutate(stream: Stream, rng: random.Random, kind: str) -> bytes:
     units = list(stream.units)
     header = stream.header_payload
     i = rng.randrange(len(units))
-    if kind in PAYLOAD_KINDS:
+    if kind in PAYLOAD_KINDS and stream.focus and rng.random() < 0.5:
+        i = rng.choice(sorted(stream.focus))
+        u, end = units[i], stream.focus[i]
+        damaged = _damage(rng, u.payload[:end], kind) + u.payload[end:]
+        units[i] = Unit(u.type, damaged, u.pts, u.rap)
+    elif kind in PAYLOAD_KINDS:
         u = units[i]
         units[i] = Unit(u.type, _damage(rng, u.payload, kind), u.pts, u.rap)
     elif kind == "swap":

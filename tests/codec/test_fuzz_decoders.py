@@ -15,7 +15,14 @@ from tests.fuzzing import OTHER_KINDS, PAYLOAD_KINDS, decoder_worker, session_co
 
 SEED = 20261201
 # Cases per corpus stream in the default run: decoding is cheap after the worker's start
-DEFAULT_CASES = {"lossless": 100, "fm": 70, "inr": 60, "inr-nerv": 40, "gaussian": 40}
+DEFAULT_CASES = {
+    "lossless": 100,
+    "fm": 70,
+    "inr": 60,
+    "inr-nerv": 40,
+    "inr-grids": 40,
+    "gaussian": 40,
+}
 SLOW_CASES = 2500
 MAX_RSS_MB = 1500  # peak RSS of one worker (torch and the fm model take about 300 MB)
 
@@ -41,6 +48,30 @@ def test_fuzz_every_decoder(corpus: dict[str, Path]) -> None:
         _check(summaries[name], cases)
         # the damage reached the codec, which refused most of it
         assert summaries[name]["outcomes"].get("BitstreamError", 0) >= cases // 3, name
+
+
+def test_corpus_has_an_inr_stream_with_grids(corpus: dict[str, Path]) -> None:
+    """inr-grids is a network with feature grids (codec parameters version 3), and half its
+    payload damage is aimed at the grid section of each MODEL unit."""
+    from nvc.bitstream import Reader, UnitType
+    from nvc.codec.inr.config import ModelConfig
+    from nvc.codec.inr.gridcode import split_payload
+    from tests.fuzzing import parse
+
+    with Reader(corpus["inr-grids"]) as reader:
+        params = reader.header.codec_params
+    assert params[0] == 3
+    cfg = ModelConfig.from_bytes(params)
+    assert cfg.has_grids and sum(cfg.grid_channels) > 0
+    stream = parse(corpus["inr-grids"].read_bytes())
+    models = [i for i, u in enumerate(stream.units) if u.type == UnitType.MODEL]
+    assert len(models) == 2 and sorted(stream.focus) == models
+    for i in models:
+        grids, weights = split_payload(stream.units[i].payload)
+        assert len(grids) > 0 and len(weights) > 0
+        assert stream.focus[i] == len(stream.units[i].payload) - len(weights)
+    for name in ("inr", "inr-nerv"):  # no grids: version 2, uniform damage
+        assert parse(corpus[name].read_bytes()).focus == {}
 
 
 def test_every_mutation_kind_is_tried() -> None:
