@@ -47,8 +47,10 @@ from nvc.codec.gaussian.state import Bounds, Gaussians2D
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame, psnr_rgb, psnr_yuv
 
-# The exact renderer's bits do not depend on the thread count (integer sums); its speed
-# does: its index_add_ of int64 loses 4-8x with a second thread on the busy 2-core machine.
+# Torch intra-op threads while the decoder renders (render_frame). The exact renderer's bits
+# do not depend on threads (integer sums); it runs its own threads (render.BANDS, one chunk
+# share and accumulator each), so torch's own threads inside each band would only compete
+# with them on the busy 2-core machine: one.
 RENDER_THREADS = 1
 PIXELS_PER_GAUSSIAN = 64  # default count: one Gaussian per this many pixels
 UNKNOWN_LENGTH_FRAMES = 20  # unknown frame count: a frame gets 1/(1 + this) of what is left

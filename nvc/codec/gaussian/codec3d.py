@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from nvc.bitstream import SequenceHeader, Unit, UnitType
-from nvc.codec.base import StreamInfo
+from nvc.codec.base import StreamInfo, torch_threads
 from nvc.codec.gaussian import coding3d
 from nvc.codec.gaussian.config import GaussianConfig
 from nvc.codec.gaussian.fit3d import (
@@ -93,6 +93,11 @@ P_FRAME_LR = (20.0, 0.5, 0.5, 0.5, 0.5)
 RATE_3D = 0.01
 DEAD_ZONE = 0.35  # residual rounding: |r| < 1 - DEAD_ZONE steps is zero
 STATE_CHECK = 4  # bytes of the state CRC at the end of a payload
+# Torch threads of a CPU render (render_rgb: the decoder's pictures and views, the encoder's
+# reconstruction; the encoder's fits keep their own count). Measured on the loaded 2-core
+# machine (benchmarks/results/render3d_speed.json): two threads took 40x (640x360) to 120x
+# (96x64) as long as one. The picture does not depend on it beyond float rounding.
+RENDER_THREADS = 1
 PIXELS_PER_GAUSSIAN = 16  # default count: one Gaussian per this many pixels of one view
 DEFAULT_MAX_GAUSSIANS = 20_000  # default count at most this (the CPU fit's speed)
 
@@ -116,7 +121,8 @@ def _use_gsplat() -> bool:
 
 
 def render_rgb(g: Gaussians3D, camera: Camera) -> np.ndarray:
-    """(H, W, 3) float32 picture in [0, 1]: gsplat on CUDA when present, else render3d."""
+    """(H, W, 3) float32 picture in [0, 1]: gsplat on CUDA when present, else render3d
+    with RENDER_THREADS torch threads."""
     viewmat, K = camera_matrices(camera)
     with torch.no_grad():
         if _use_gsplat():
@@ -135,7 +141,9 @@ def render_rgb(g: Gaussians3D, camera: Camera) -> np.ndarray:
             )
             image = out.image.float().cpu()
         else:
-            image = render(*g.tensors(), viewmat, K, camera.width, camera.height, sh_degree=0).image
+            with torch_threads(RENDER_THREADS):
+                tensors = g.tensors()
+                image = render(*tensors, viewmat, K, camera.width, camera.height, sh_degree=0).image
     return image.clamp(0, 1).numpy()
 
 
