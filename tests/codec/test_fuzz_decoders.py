@@ -2,7 +2,7 @@
 in fresh memory-capped worker processes; only nvc errors, no hang, no undetected damage.
 
 The default run tries a few hundred cases; `pytest -m slow` tries thousands. Seeds are
-fixed, so a failure reproduces with `python -m tests.fuzzing CORPUS_FILE SEED CASES`.
+fixed, so a failure reproduces with `python -m tests.fuzzing JOB` (see tests.fuzzing.main).
 """
 
 from __future__ import annotations
