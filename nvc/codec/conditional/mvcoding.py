@@ -100,17 +100,22 @@ def param_table() -> CodingTables:
     return CodingTables(np.zeros(1, dtype=np.int64), [row])
 
 
+def _unit_array(split: npt.NDArray[np.bool_]) -> IntArray:
+    """Coding units (N, 3) as (row, column, size in cells) in coding order: macroblocks in
+    raster order, a split one as its four cells in raster order."""
+    mh, mw = split.shape
+    r = 2 * np.arange(mh).reshape(mh, 1, 1)
+    c = 2 * np.arange(mw).reshape(1, mw, 1)
+    dr, dc = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    flags = split[:, :, None]
+    size = np.where(flags, 1, np.array([2, 0, 0, 0]))  # 0: no such unit
+    cand = np.stack(np.broadcast_arrays(r + dr, c + dc, size), axis=-1)  # (mh, mw, 4, 3)
+    return cand[size > 0].astype(np.int64).reshape(-1, 3)
+
+
 def units(split: npt.NDArray[np.bool_]) -> list[tuple[int, int, int]]:
     """Coding units (row, column, size in cells) in coding order."""
-    out: list[tuple[int, int, int]] = []
-    for mr in range(split.shape[0]):
-        for mc in range(split.shape[1]):
-            r, c = 2 * mr, 2 * mc
-            if split[mr, mc]:
-                out += [(r, c, 1), (r, c + 1, 1), (r + 1, c, 1), (r + 1, c + 1, 1)]
-            else:
-                out.append((r, c, 2))
-    return out
+    return [(r, c, s) for r, c, s in _unit_array(split).tolist()]
 
 
 def _median(a: int, b: int, c: int) -> int:
@@ -150,17 +155,26 @@ class _Field:
 
 
 def differences(motion: BlockMotion) -> IntArray:
-    """(N, 2) vector differences of the coding units, in coding order (the encoder's)."""
-    gh, gw, _ = motion.vectors.shape
-    field = _Field(gh, gw)
-    out = []
-    v = motion.vectors
-    for r, c, s in units(motion.split):
-        px, py = field.predictor(r, c, s)
-        x, y = int(v[r, c, 0]), int(v[r, c, 1])
-        out.append((x - px, y - py))
-        field.set(r, c, s, x, y)
-    return np.array(out, dtype=np.int64).reshape(-1, 2)
+    """(N, 2) vector differences of the coding units, in coding order (the encoder's): the
+    predictors of _Field, all at once, since the encoder knows the whole field."""
+    v = motion.vectors.astype(np.int64)
+    gh, gw, _ = v.shape
+    order = _unit_array(motion.split)
+    r, c, s = order[:, 0], order[:, 1], order[:, 2]
+    # the field as coded: a whole macroblock takes its top-left cell's vector
+    whole = np.repeat(np.repeat(~motion.split, 2, axis=0), 2, axis=1)
+    filled = np.where(whole[..., None], np.repeat(np.repeat(v[::2, ::2], 2, 0), 2, 1), v)
+    # zero-padded on the top and left (and one column on the right): index + 1
+    padded = np.zeros((gh + 1, gw + 2, 2), dtype=np.int64)
+    padded[1:, 1:-1] = filled
+    a = padded[r + 1, c]  # left (0 in the first column)
+    b = padded[r, c + 1]  # above
+    # above right where it is coded already (not for a bottom-right cell), else above left
+    right_done = (c + s < gw) & ~((s == 1) & (r % 2 == 1) & (c % 2 == 1))
+    cc = np.where(right_done[:, None], padded[r, np.minimum(c + s, gw) + 1], padded[r, c])
+    median = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), cc))
+    pred = np.where((r == 0)[:, None], a, median)
+    return (v[r, c] - pred).reshape(-1, 2)
 
 
 def _table_bits(values: IntArray, tables: CodingTables) -> IntArray:

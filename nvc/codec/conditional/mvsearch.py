@@ -86,9 +86,10 @@ class _Predictor:
         iy = torch.minimum(torch.maximum(iy, self.y_lo), self.y_hi)
         offset = ((phase * self.hp + iy) * self.wp + ix).long()
         gh, gw = self.gh, self.gw
-        full = offset[:, None, :, None].expand(gh, 8, gw, 8).reshape(8 * gh, 8 * gw)
-        at = (full + self.base).view(-1)  # index_select: take's values, ~4x faster on the CPU
-        err = self.cur - self.planes.reshape(-1).index_select(0, at).view(full.shape)
+        # each cell's offset broadcast over its 8 x 8 pixels' own positions (h = 8 gh)
+        at = (offset.view(gh, 1, gw, 1) + self.base.view(gh, 8, gw, 8)).view(-1)
+        # index_select: take's values, ~4x faster on the CPU
+        err = self.cur - self.planes.reshape(-1).index_select(0, at).view(self.cur.shape)
         return (F.avg_pool2d((err * err)[None, None], 8) * 64.0)[0, 0].double()
 
 
