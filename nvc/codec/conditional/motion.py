@@ -77,11 +77,14 @@ def _search(
     vecs, costs = [], []
     # upsampling commutes with adding a constant vector: upsample the base once
     full_base = upsample_nearest(base, block)
-    for d in cands:
+    positions = _positions(ref, full_base) if integer else None
+    for d, (dx, dy) in zip(cands, cands.tolist(), strict=True):
         step = d.view(1, 2, 1, 1)
         vec = base + step
-        full = full_base + step
-        shifted = _shift(ref, full) if integer else warp(ref, full)
+        if positions is None:
+            shifted = warp(ref, full_base + step)
+        else:
+            shifted = _shift(ref, positions, int(dx), int(dy))
         diff = (cur - shifted).abs()
         cost = F.avg_pool2d(diff, block) if block > 1 else diff
         if smooth:
@@ -110,13 +113,19 @@ def _pick(vecs: list[Tensor], costs: list[Tensor]) -> Tensor:
     return best
 
 
-def _shift(ref: Tensor, vec: Tensor) -> Tensor:
-    """ref sampled at p + vec for integer vectors (one gather; borders clamped)."""
-    b, _, h, w = ref.shape
+def _positions(ref: Tensor, vec: Tensor) -> tuple[Tensor, Tensor]:
+    """The rows and columns p + vec (B, H, W), unclamped, for integer vectors (B, 2, H, W)."""
+    _, _, h, w = ref.shape
     gy = torch.arange(h, device=ref.device).view(1, h, 1)
     gx = torch.arange(w, device=ref.device).view(1, 1, w)
-    iy = (gy + vec[:, 1].long()).clamp(0, h - 1)
-    ix = (gx + vec[:, 0].long()).clamp(0, w - 1)
+    return gy + vec[:, 1].long(), gx + vec[:, 0].long()
+
+
+def _shift(ref: Tensor, positions: tuple[Tensor, Tensor], dx: int, dy: int) -> Tensor:
+    """ref sampled at positions + (dx, dy) (one gather; borders clamped)."""
+    b, _, h, w = ref.shape
+    iy = (positions[0] + dy).clamp(0, h - 1)
+    ix = (positions[1] + dx).clamp(0, w - 1)
     idx = (iy * w + ix).reshape(b, 1, -1)
     return torch.gather(ref.reshape(b, 1, h * w), 2, idx).reshape(b, 1, h, w)
 
