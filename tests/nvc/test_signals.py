@@ -44,11 +44,24 @@ def _wait_for_temporary(directory: Path, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+def _default_signals() -> None:
+    """In the child: SIGINT and SIGHUP at their defaults, whatever pytest was started
+    under (`nohup` ignores SIGHUP and a shell's background job ignores SIGINT, and
+    ignored dispositions survive exec, so nvc would rightly keep ignoring them)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _interrupt(argv: list[str], first: bytes, sig: signal.Signals, work: Path) -> tuple[int, str]:
     """Run nvc with `first` on its stdin (kept open), send `sig` once its temporary output
     exists; its exit status and stderr."""
     proc = subprocess.Popen(
-        [*NVC, *argv], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=work
+        [*NVC, *argv],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        cwd=work,
+        preexec_fn=_default_signals,
     )
     assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.write(first)
