@@ -36,6 +36,7 @@ from nvc.codec.entropy.tables import CodingTables
 from nvc.codec.entropy.weights import ParametricWeightParams
 from nvc.codec.inr.grid import GridLevel
 from nvc.codec.inr.quant import INT_MAX
+from nvc.codec.inr.weights import Cursor
 from nvc.errors import BitstreamError, CodecError, NvcError
 
 CONTEXTS = 4  # magnitude classes 0, 1, 2-3, 4+
@@ -134,25 +135,6 @@ def encode_grids(codes: GridCodes, levels: list[GridLevel]) -> bytes:
     return bytes(out)
 
 
-class _Cursor:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def uleb(self, limit: int = 1 << 31) -> int:
-        try:
-            value, self.pos = decode_uleb128(self.data, self.pos, limit=limit, what="inr grid")
-        except Truncated:
-            raise BitstreamError("inr grid section is truncated") from None
-        return value
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise BitstreamError("inr grid section is truncated")
-        blob = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return blob
-
-
 def decode_grids(data: bytes, levels: list[GridLevel], max_slices: int) -> GridCodes:
     """Inverse of encode_grids; anything malformed is a BitstreamError."""
     try:
@@ -164,7 +146,7 @@ def decode_grids(data: bytes, levels: list[GridLevel], max_slices: int) -> GridC
 
 
 def _decode_grids(data: bytes, levels: list[GridLevel], max_slices: int) -> GridCodes:
-    cur = _Cursor(data)
+    cur = Cursor(data, "inr grid section", "inr grid")
     slices = cur.uleb()
     if not 1 <= slices <= max_slices:
         raise BitstreamError(f"inr grid section has {slices} slices (at most {max_slices})")

@@ -238,20 +238,24 @@ def encode_group(code: GroupCode, ref: GroupCode | None = None) -> bytes:
     return bytes(out)
 
 
-class _Cursor:
-    def __init__(self, data: bytes) -> None:
+class Cursor:
+    """Reads uleb128 fields and byte runs of one payload; running out is a BitstreamError
+    naming the payload (`name`, e.g. "inr MODEL unit") and its fields (`field`)."""
+
+    def __init__(self, data: bytes, name: str = "inr MODEL unit", field: str = "inr field"):
         self.data, self.pos = data, 0
+        self.name, self.field = name, field
 
     def uleb(self, limit: int = 1 << 31) -> int:
         try:
-            value, self.pos = decode_uleb128(self.data, self.pos, limit=limit, what="inr field")
+            value, self.pos = decode_uleb128(self.data, self.pos, limit=limit, what=self.field)
         except Truncated:
-            raise BitstreamError("inr MODEL unit is truncated") from None
+            raise BitstreamError(f"{self.name} is truncated") from None
         return value
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
-            raise BitstreamError("inr MODEL unit is truncated")
+            raise BitstreamError(f"{self.name} is truncated")
         blob = self.data[self.pos : self.pos + n]
         self.pos += n
         return blob
@@ -280,7 +284,7 @@ def decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) -
 
 
 def _decode_group(data: bytes, shapes: list[LayerShape], ref: GroupCode | None) -> GroupCode:
-    cur = _Cursor(data)
+    cur = Cursor(data)
     flags = cur.take(1)[0]
     residual, v2 = bool(flags & 1), bool(flags & V2)
     if flags & ~FLAGS or (flags & 4 and not flags & 2):
