@@ -14,7 +14,8 @@ Entry points and what counts as a failure (which must be 0):
   forged picture sizes and formats, blind damage) decoded in fresh worker processes under
   a 3 GiB address-space cap: anything but an nvc error, a hang, a memory blow-up, or
   damaged payloads decoding without an error to pictures other than the undamaged ones.
-  One stream per tests/fuzzing.STREAMS entry (inr with and without feature grids; the
+  One stream per tests/fuzzing.STREAMS entry (inr with and without feature grids, gaussian
+  2D and 3D, QUEEN residuals and `--pack video`; the
   grids stream aims half its payload damage at the MODEL units' grid sections).
 - CLI: `nvc decode` / `nvc info` on mutated files and on files forged to 16384x16384, one
   fresh process per case under the same caps: exit codes other than 0/1, tracebacks,

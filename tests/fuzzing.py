@@ -50,6 +50,13 @@ STREAMS: dict[str, tuple[str, dict[str, object]]] = {
         "gaussian",
         {"gaussians": 12, "max_iterations": 20, "group": 2, "frame_budget": 0.2},
     ),
+    # 3D mode (a multi-view scene folder in, tests/codec/gaussian/scene3d_data.py): QUEEN-
+    # style residuals, and residuals packed into H.264 pictures (V^3, `--pack video`)
+    "gaussian-3d": ("gaussian-scene", {"gaussians": 40, "group": 3, "max_iterations": 2}),
+    "gaussian-3d-video": (
+        "gaussian-scene",
+        {"gaussians": 40, "group": 3, "max_iterations": 2, "pack": "video"},
+    ),
 }
 MEMORY_CAP = 3 << 30  # bytes of address space per worker / CLI process
 CASE_SECONDS = 20  # a case running longer counts as a hang
@@ -72,6 +79,9 @@ def build_corpus(directory: Path) -> dict[str, Path]:
     paths = {}
     try:
         for name, (codec, options) in STREAMS.items():
+            if codec == "gaussian-scene":
+                paths[name] = _scene_stream(directory, name, options)
+                continue
             frames = list(synthetic_clip(32, 24, 4, format="yuv420p", seed=7))
             stream = StreamInfo(32, 24, Fraction(25), "yuv420p", False, len(frames))
             path = directory / f"{name}.nvc"
@@ -80,6 +90,17 @@ def build_corpus(directory: Path) -> dict[str, Path]:
     finally:
         torch.set_num_threads(threads)
     return paths
+
+
+def _scene_stream(directory: Path, name: str, options: dict[str, object]) -> Path:
+    """A 3D-mode stream of a small procedural scene (4 frames, 2 cameras)."""
+    from nvc.codec.gaussian.scene3d import encode_scene
+    from tests.codec.gaussian.scene3d_data import procedural, write_colmap_scene
+
+    folder = write_colmap_scene(directory / f"{name}-scene", procedural(cameras=2), points=80)
+    path = directory / f"{name}.nvc"
+    encode_scene(folder, path, options={"frame_budget": 5.0, **options}, psnr=False)
+    return path
 
 
 def session_corpus(base: Path) -> dict[str, Path]:

@@ -22,6 +22,8 @@ DEFAULT_CASES = {
     "inr-nerv": 40,
     "inr-grids": 40,
     "gaussian": 40,
+    "gaussian-3d": 40,
+    "gaussian-3d-video": 30,
 }
 SLOW_CASES = 2500
 MAX_RSS_MB = 1500  # peak RSS of one worker (torch and the fm model take about 300 MB)
