@@ -52,12 +52,13 @@ STREAMS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     # 3D mode (a multi-view scene folder in, tests/codec/gaussian/scene3d_data.py): QUEEN-
     # style residuals, and residuals packed into H.264 pictures (V^3, `--pack video`)
-    "gaussian-3d": ("gaussian-scene", {"gaussians": 40, "group": 3, "max_iterations": 2}),
+    "gaussian-3d": ("gaussian", {"gaussians": 40, "group": 3, "max_iterations": 2}),
     "gaussian-3d-video": (
-        "gaussian-scene",
+        "gaussian",
         {"gaussians": 40, "group": 3, "max_iterations": 2, "pack": "video"},
     ),
 }
+SCENE_STREAMS = {"gaussian-3d", "gaussian-3d-video"}  # encoded from a scene folder
 MEMORY_CAP = 3 << 30  # bytes of address space per worker / CLI process
 CASE_SECONDS = 20  # a case running longer counts as a hang
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def build_corpus(directory: Path) -> dict[str, Path]:
     paths = {}
     try:
         for name, (codec, options) in STREAMS.items():
-            if codec == "gaussian-scene":
+            if name in SCENE_STREAMS:
                 paths[name] = _scene_stream(directory, name, options)
                 continue
             frames = list(synthetic_clip(32, 24, 4, format="yuv420p", seed=7))
