@@ -85,6 +85,10 @@ KNOWN_FLAGS = FLAG_INTRA | FLAG_REFRESH | FLAG_RESIDUAL | FLAG_NO_LATENT | FLAG_
 KNOWN_FLAGS |= FLAG_BLOCK_MOTION
 # the encoder's residual q search: q -+ 6, then on in the direction that paid while it pays
 RESIDUAL_Q_STEPS = (6, 12, 18, 24)
+# without the search, residual trials back off after misses (_ResidualBackoff): at most
+# BACKOFF_MAX frames skipped in a row, none once the prediction costs BACKOFF_JUMP times more
+BACKOFF_MAX = 7
+BACKOFF_JUMP = 1.5
 # with the search, inter frames are coded at q - INTER_Q_OFFSET (at least 0): the intra
 # frame every later frame predicts from is worth more bits than each of them (the idea of
 # x264's ipratio); measured on training footage (box.mp4, vtest.avi frames 300-599, 8
@@ -280,6 +284,32 @@ class _RateControl:
         self.q = min(max(self.q + max(min(step, 8.0), -8.0), 0.0), Q_LEVELS - 1.0)
 
 
+class _ResidualBackoff:
+    """The fast encoder's (no `search`) residual decision. A residual that did not pay
+    on the last frames is unlikely to pay on the next one (the realtime model's residual
+    paid on 1 of 114 inter frames of cup.mp4 and box.mp4 at q 16/40/63, 640x360, but on
+    24 of 57 of vtest.avi), so after the n-th miss in a row the next 2**(n-1) - 1 frames
+    (at most BACKOFF_MAX) skip the trial, unless their prediction costs more than
+    BACKOFF_JUMP times that of the last trial (a cut, faster motion). Encoder-only: the
+    stream format is unchanged."""
+
+    def __init__(self) -> None:
+        self._misses = 0
+        self._skip = 0
+        self._last_cost = float("inf")
+
+    def try_now(self, prediction_cost: float) -> bool:
+        if self._skip > 0 and prediction_cost <= BACKOFF_JUMP * self._last_cost:
+            self._skip -= 1
+            return False
+        return True
+
+    def tried(self, prediction_cost: float, paid: bool) -> None:
+        self._last_cost = prediction_cost
+        self._misses = 0 if paid else self._misses + 1
+        self._skip = min((1 << self._misses >> 1) - 1, BACKOFF_MAX) if self._misses else 0
+
+
 class FmEncoder:
     """Frames -> one FRAME unit each. `last_reconstruction` is the decoder's output, exactly."""
 
@@ -311,6 +341,7 @@ class FmEncoder:
         )
         self.last_reconstruction: Frame | None = None
         self.last_intra_bytes = 0  # payload size of the last intra frame
+        self._backoff = _ResidualBackoff()  # without `search`: when to try a residual
 
     @property
     def codec_params(self) -> bytes:
@@ -394,8 +425,10 @@ class FmEncoder:
             scale = float(1 << coder.depth)
             cur_y = fr.split_96(codes)[0] / scale
             ref_y = fr.split_96(st.ref_codes)[0] / scale
-            flow = estimate_motion(cur_y.to(dev), ref_y.to(dev))
-            if self.config.block_motion and self.config.residual:
+            block = self.config.block_motion and self.config.residual
+            # the cheap block search refines by half pixels itself: no half-pixel level here
+            flow = estimate_motion(cur_y.to(dev), ref_y.to(dev), half=self.config.search or not block)
+            if block:
                 return self._code_block(codes, x, flow.cpu(), q)
             inter = m.inter
             qt = torch.tensor([q], device=dev)
@@ -496,11 +529,14 @@ class FmEncoder:
         Trials: every shift in RESIDUAL_SHIFTS at the frame's q; with `search`, then the
         best shift at q - 6, - 12, ... (RESIDUAL_Q_STEPS) while each step pays, else the
         same upwards (the residual's own q travels in the residual byte, so the decoder
-        needs nothing new)."""
+        needs nothing new); without `search`, one trial when _ResidualBackoff says so."""
         m = self.model
-        r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
         best: tuple[int, bytes, Tensor] | None = None
-        best_cost = self._cost(codes, x_fp, 0, q)
+        best_cost = prediction_cost = self._cost(codes, x_fp, 0, q)
+        backoff = None if self.config.search else self._backoff
+        if backoff is not None and not backoff.try_now(prediction_cost):
+            return None
+        r = x - (x_fp / ONE).to(x.device, torch.float32)  # residual, network values
         tried: dict[tuple[int, int], float] = {}
 
         def trial(q_r: int, shift: int) -> float:
@@ -521,6 +557,9 @@ class FmEncoder:
             return c
 
         costs = {shift: trial(q, shift) for shift in RESIDUAL_SHIFTS}
+        if backoff is not None:
+            backoff.tried(prediction_cost, best is not None)
+            return best
         if self.config.search:
             shift = min(costs, key=lambda k: costs[k])
             for sign in (-1, 1):

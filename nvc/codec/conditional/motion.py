@@ -131,10 +131,11 @@ def _shift(ref: Tensor, positions: tuple[Tensor, Tensor], dx: int, dy: int) -> T
 
 
 @torch.no_grad()
-def estimate_motion(cur: Tensor, ref: Tensor) -> Tensor:
+def estimate_motion(cur: Tensor, ref: Tensor, half: bool = True) -> Tensor:
     """Block motion from `cur` to `ref` luma (B, 1, H, W), float in [0, 1], H and W multiples
     of 16. Returns (B, 2, H / 8, W / 8): (dx, dy) such that cur(p) ~ ref(p + 8 * v), in units
-    of 8 luma pixels (the feature grid)."""
+    of 8 luma pixels (the feature grid). `half`: end with a half-pixel (of the half-
+    resolution level) refinement; without it the vectors are whole pixels of that level."""
     cur, ref = cur.float(), ref.float()
     pyr_c = [F.avg_pool2d(cur, s) for s in (2, 4, 8, 16)]
     pyr_r = [F.avg_pool2d(ref, s) for s in (2, 4, 8, 16)]
@@ -148,5 +149,6 @@ def estimate_motion(cur: Tensor, ref: Tensor) -> Tensor:
     # level 1/4: 2x2 blocks; level 1/2: 4x4 blocks, then half pixels
     vec = _search(pyr_c[1], pyr_r[1], vec * 2, 2, _candidates(1, 1, dev), False)
     vec = _search(pyr_c[0], pyr_r[0], vec * 2, 4, _candidates(1, 1, dev), False)
-    vec = _search(pyr_c[0], pyr_r[0], vec, 4, _candidates(1, 0.5, dev), False)
+    if half:
+        vec = _search(pyr_c[0], pyr_r[0], vec, 4, _candidates(1, 0.5, dev), False)
     return vec / 4.0  # half-resolution pixels -> feature-grid units

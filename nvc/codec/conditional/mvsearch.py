@@ -33,6 +33,7 @@ MOTION_WEIGHT = 0.3  # share of lambda * prediction SSE in the search's cost (se
 START_TABLE = 7 * mvc.DECAY_LEVELS + 6
 HALF_PEL = [(dx, dy) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if dx or dy]
 QUARTER_PEL = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dx or dy]
+HALF_PEL_DIAMOND = [(-2, 0), (2, 0), (0, -2), (0, 2)]  # the cheap search's half pixels
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,13 @@ class SearchConfig:
 
     passes: int = 2  # cell passes (each re-derives predictors and the table)
     quarter: bool = True  # quarter-pixel refinements after the half-pixel ones
+    diamond: bool = False  # half pixels: the 4 axis neighbours only, not all 8
     merge: bool = True  # 16 x 16 merge decisions
     filters: bool = True  # the frame's interpolation filter chosen by its error (codec.py)
 
 
 FULL = SearchConfig()
-CHEAP = SearchConfig(passes=1, quarter=False, merge=True, filters=False)
+CHEAP = SearchConfig(passes=1, quarter=False, merge=True, filters=False, diamond=True)
 
 
 class _Predictor:
@@ -137,39 +139,46 @@ def search(
     sse = _Predictor(cur_y, ref_y, 1 if config.quarter else 2).sse
 
     v = est
-    for _ in range(config.passes):
+    best_sse = sse(v)
+    half = HALF_PEL_DIAMOND if config.diamond else HALF_PEL
+    for p in range(config.passes):
         pred = _predictor(v)
-        cands = [v, pred, zero, est]
-        best, best_j = v, weight * sse(v) + rate(v - pred)
-        for c in cands[1:]:
-            j = weight * sse(c) + rate(c - pred)
-            better = (j < best_j)[None, None]
-            best, best_j = torch.where(better, c, best), torch.minimum(j, best_j)
-        for offsets in (HALF_PEL, QUARTER_PEL) if config.quarter else (HALF_PEL,):
+        cands = [pred, zero] if p == 0 else [pred, zero, est]  # v is est on the first pass
+        best, best_j = v, weight * best_sse + rate(v - pred)
+        for c in cands:
+            e = sse(c)
+            j = weight * e + rate(c - pred)
+            better = j < best_j
+            best, best_j = torch.where(better[None, None], c, best), torch.minimum(j, best_j)
+            best_sse = torch.where(better, e, best_sse)
+        for offsets in (half, QUARTER_PEL) if config.quarter else (half,):
             centre = best
             for dx, dy in offsets:
                 c = centre + torch.tensor([dx, dy], dtype=centre.dtype).view(1, 2, 1, 1)
-                j = weight * sse(c) + rate(c - pred)
-                better = (j < best_j)[None, None]
-                best, best_j = torch.where(better, c, best), torch.minimum(j, best_j)
+                e = sse(c)
+                j = weight * e + rate(c - pred)
+                better = j < best_j
+                best, best_j = torch.where(better[None, None], c, best), torch.minimum(j, best_j)
+                best_sse = torch.where(better, e, best_sse)
         v = best
         rate = _Rate(_best_table(v))
     gh, gw = v.shape[2], v.shape[3]
     split = np.ones((gh // 2, gw // 2), dtype=bool)
     if config.merge:
-        v, split = _merge(v, weight, rate, sse)
+        v, split = _merge(v, weight, rate, sse, best_sse)
     vectors = v[0].permute(1, 2, 0).numpy().astype(np.int64)
     return mvc.BlockMotion(np.ascontiguousarray(vectors), split)
 
 
 def _merge(
-    v: Tensor, weight: float, rate: _Rate, sse: Callable[[Tensor], Tensor]
+    v: Tensor, weight: float, rate: _Rate, sse: Callable[[Tensor], Tensor], v_sse: Tensor
 ) -> tuple[Tensor, np.ndarray]:
-    """Per macroblock: one vector (a cell's or the predictor) or four, by cost."""
+    """Per macroblock: one vector (a cell's or the predictor) or four, by cost; v_sse is
+    sse(v)."""
     sb = mvc.split_bits()
     pred = _predictor(v)
     # the four vectors' cost (each against its own predictor) and the split flag
-    cell_j = weight * sse(v) + rate(v - pred)
+    cell_j = weight * v_sse + rate(v - pred)
     split_j = F.avg_pool2d(cell_j[None, None], 2)[0, 0] * 4.0
     mb_pred = pred[:, :, 0::2, 0::2]
     options = [v[:, :, i::2, j::2] for i in (0, 1) for j in (0, 1)] + [mb_pred]
