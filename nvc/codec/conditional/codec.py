@@ -426,8 +426,8 @@ class FmEncoder:
             cur_y = fr.split_96(codes)[0] / scale
             ref_y = fr.split_96(st.ref_codes)[0] / scale
             block = self.config.block_motion and self.config.residual
-            # the cheap block search refines by half pixels itself: no half-pixel level here
-            flow = estimate_motion(cur_y.to(dev), ref_y.to(dev), half=self.config.search or not block)
+            # the block search refines by half pixels itself, rate-aware: the estimate stays whole
+            flow = estimate_motion(cur_y.to(dev), ref_y.to(dev), half=not block)
             if block:
                 return self._code_block(codes, x, flow.cpu(), q)
             inter = m.inter
