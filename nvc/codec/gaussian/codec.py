@@ -42,7 +42,13 @@ from nvc.codec.gaussian.fit import (
     target_planes,
     to_float,
 )
-from nvc.codec.gaussian.render import Canvas, FloatGaussians, render_exact, to_planes
+from nvc.codec.gaussian.render import (
+    Canvas,
+    FloatGaussians,
+    IncrementalRenderer,
+    render_exact,
+    to_planes,
+)
 from nvc.codec.gaussian.state import Bounds, Gaussians2D
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame, psnr_rgb, psnr_yuv
@@ -70,11 +76,21 @@ class Limits:
 
 
 def render_frame(
-    g: Gaussians2D, canvas: Canvas, limits: Limits, pts: int, stream: StreamInfo
+    g: Gaussians2D,
+    canvas: Canvas,
+    limits: Limits,
+    pts: int,
+    stream: StreamInfo,
+    renderer: IncrementalRenderer | None = None,
 ) -> Frame:
-    """The exact picture of a decoded state, rendered with RENDER_THREADS torch threads."""
+    """The exact picture of a decoded state, rendered with RENDER_THREADS torch threads
+    (by `renderer`, from the state it drew last, where given: the same bits)."""
     with torch_threads(RENDER_THREADS):
-        planes = to_planes(render_exact(g, canvas, limits.evaluations), canvas)
+        if renderer is None:
+            acc = render_exact(g, canvas, limits.evaluations)
+        else:
+            acc = renderer.render(g, limits.evaluations)
+        planes = to_planes(acc, canvas)
     return Frame(planes, stream.format, pts, 1 / stream.fps, stream.full_range)
 
 
@@ -102,6 +118,7 @@ class GaussianEncoder:
         self.canvas = Canvas(stream.width, stream.height, stream.format)
         self.bounds = Bounds(stream.width, stream.height)
         self.limits = Limits.of(self.canvas)
+        self.renderer = IncrementalRenderer(self.canvas)
         pixels = stream.width * stream.height
         count = config.gaussians or max(16, pixels // PIXELS_PER_GAUSSIAN)
         self.count = min(count, self.limits.gaussians)
@@ -148,7 +165,7 @@ class GaussianEncoder:
         with torch.inference_mode(False):
             if key:
                 payload, state, gated, born, its = self._key(target)
-                out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream)
+                out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream, self.renderer)
             else:
                 payload, state, gated, born, its, out = self._predicted(target, frame)
         self.state = state
@@ -229,8 +246,8 @@ class GaussianEncoder:
                 "gaussian: the residual does not decode to the encoder's state (a bug)"
             )
         gated = int(np.union1d(res.geometry, res.colour).size)
-        out = render_frame(decoded, self.canvas, self.limits, frame.pts, self.stream)
-        still = render_frame(prev, self.canvas, self.limits, frame.pts, self.stream)
+        out = render_frame(decoded, self.canvas, self.limits, frame.pts, self.stream, self.renderer)
+        still = render_frame(prev, self.canvas, self.limits, frame.pts, self.stream, self.renderer)
         keep_payload = coding.encode_residual(
             prev.count, coding.no_change(), self.steps, prev.crc()
         )
@@ -248,7 +265,7 @@ class GaussianEncoder:
         gated = np.union1d(res.geometry, res.colour)
         if gated.size == 0:
             return res, state
-        out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream)
+        out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream, self.renderer)
         gain = keep_benefit(survivors.take(gated), state.take(gated), frame, out, self.canvas)
         drop = gated[gain < self.rate_lambda * residual_bits(res)]
         if drop.size == 0:
@@ -299,6 +316,7 @@ class GaussianDecoder:
         self.canvas = Canvas(header.width, header.height, header.pix_fmt)
         self.bounds = Bounds(header.width, header.height)
         self.limits = Limits.of(self.canvas)
+        self.renderer = IncrementalRenderer(self.canvas)
         self.state: Gaussians2D | None = None
 
     def decode(self, unit: Unit | None) -> list[Frame]:
@@ -322,7 +340,7 @@ class GaussianDecoder:
             state = coding.decode_residual(
                 unit.payload, self.state, self.bounds, self.limits.gaussians, unit.pts
             )
-        frame = render_frame(state, self.canvas, self.limits, unit.pts, self.stream)
+        frame = render_frame(state, self.canvas, self.limits, unit.pts, self.stream, self.renderer)
         self.state = state
         return [frame]
 

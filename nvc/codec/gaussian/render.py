@@ -377,12 +377,88 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
 
     `g` must be within Bounds (decoded states are). `max_pixels` bounds the window pixel
     evaluations (a BitstreamError above it)."""
+    wins = _checked_windows(g, max_pixels)
+    return _with_background(_accumulate(g, wins, canvas), g)
+
+
+def _checked_windows(g: Gaussians2D, max_pixels: int | None) -> Windows:
     wins = windows(g)
     if max_pixels is not None and wins.pixels > max_pixels:
         raise BitstreamError(
             f"the Gaussians ask for {wins.pixels} pixel evaluations per frame, "
             f"above the limit of {max_pixels}"
         )
+    return wins
+
+
+def _with_background(acc: Tensor, g: Gaussians2D) -> Tensor:
+    return acc + (torch.tensor(g.background, dtype=torch.int64)[:, None, None] << T.WEIGHT_BITS)
+
+
+def _rows(g: Gaussians2D) -> np.ndarray:
+    """Each Gaussian's parameters as one opaque value (its 8 int64 attributes)."""
+    cols = np.ascontiguousarray(np.stack(g.columns(), axis=1))
+    return cols.view(np.dtype((np.void, 8 * cols.shape[1])))[:, 0]
+
+
+def _multiset_change(old: Gaussians2D, new: Gaussians2D) -> tuple[Gaussians2D, Gaussians2D]:
+    """(gone, added): the Gaussians of `old` that `new` no longer has and those it has
+    that `old` had not, counted with multiplicity (order does not matter: a picture is a
+    sum over its Gaussians)."""
+    ro, rn = _rows(old), _rows(new)
+    uniq, inverse = np.unique(np.concatenate([ro, rn]), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    net = np.bincount(inverse[old.count :], minlength=uniq.size) - np.bincount(
+        inverse[: old.count], minlength=uniq.size
+    )
+    # one representative row per distinct value, repeated by how much its count changed
+    first_old = np.full(uniq.size, -1, np.int64)
+    first_old[inverse[: old.count][::-1]] = np.arange(old.count)[::-1]
+    first_new = np.full(uniq.size, -1, np.int64)
+    first_new[inverse[old.count :][::-1]] = np.arange(new.count)[::-1]
+    gone = np.repeat(first_old[net < 0], -net[net < 0])
+    added = np.repeat(first_new[net > 0], net[net > 0])
+    return old.take(gone), new.take(added)
+
+
+# an incremental render redraws at most this share of the state's Gaussians, else all
+INCREMENTAL_SHARE = 0.5
+
+
+class IncrementalRenderer:
+    """render_exact of a sequence of states, each drawn from the last one's accumulators:
+    minus the Gaussians that left, plus those that came (integer sums: bit-identical to
+    rendering the whole state). A decoder whose residuals touch a few Gaussians renders
+    a few Gaussians."""
+
+    def __init__(self, canvas: Canvas) -> None:
+        self.canvas = canvas
+        self._state: Gaussians2D | None = None
+        self._acc: Tensor | None = None  # the last state's accumulators, no background
+
+    def reset(self) -> None:
+        self._state = self._acc = None
+
+    def render(self, g: Gaussians2D, max_pixels: int | None = None) -> Tensor:
+        """render_exact(g, canvas, max_pixels), exactly."""
+        wins = _checked_windows(g, max_pixels)
+        prev, acc = self._state, self._acc
+        if prev is not None and acc is not None:
+            gone, added = _multiset_change(prev, g)
+            if gone.count + added.count <= INCREMENTAL_SHARE * max(g.count, 1):
+                if gone.count:
+                    acc = acc - _accumulate(gone, windows(gone), self.canvas)
+                if added.count:
+                    acc = acc + _accumulate(added, windows(added), self.canvas)
+                self._state, self._acc = g, acc
+                return _with_background(acc, g)
+        acc = _accumulate(g, wins, self.canvas)
+        self._state, self._acc = g, acc
+        return _with_background(acc, g)
+
+
+def _accumulate(g: Gaussians2D, wins: Windows, canvas: Canvas) -> Tensor:
+    """render_exact without the background, for windows(g) already checked."""
     order, chunks = _chunks(wins, min(CHUNK, EXACT_CHUNK))
     x, y = g.x[order] >> T.POS_BITS, g.y[order] >> T.POS_BITS  # centre pixels
     # block half extents per Gaussian; the accumulators reach as far beyond the picture
@@ -433,7 +509,6 @@ def render_exact(g: Gaussians2D, canvas: Canvas, max_pixels: int | None = None) 
         _unpack(crop[1], out[1], out[2])
     else:
         out = crop.clone()
-    out += torch.tensor(g.background, dtype=torch.int64)[:, None, None] << T.WEIGHT_BITS
     return out
 
 

@@ -110,6 +110,7 @@ def test_every_bucketing_chunking_and_thread_count_gives_the_pinned_pictures(mon
 
 
 def test_chroma_packing_is_used_where_safe_and_changes_nothing(monkeypatch):
+    monkeypatch.setattr(render, "INCREMENTAL_SHARE", -1.0)  # every frame a whole render
     unpacked = []
     real = render._unpack
     monkeypatch.setattr(render, "_unpack", lambda *a: unpacked.append(1) or real(*a))
