@@ -19,7 +19,6 @@ The network and the content encoder carry over from group to group (NIRVANA's wa
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import time
@@ -88,6 +87,19 @@ class _StepClock:
 
     def epoch_end_seconds(self) -> float:
         return statistics.median(self.epoch_ends) if self.epoch_ends else 0.0
+
+
+def _clone_state(obj: Any) -> Any:
+    """A copy of an optimizer state dict: tensors cloned, dicts and lists rebuilt, other
+    values (numbers, strings, None, tuples of them) shared. copy.deepcopy did the same at
+    ~120 us of Python per tensor: 12% of a short encode's CPU time, once per epoch."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone_state(v) for v in obj]
+    return obj
 
 
 def _freeze_epoch(planned: int) -> int:
@@ -396,14 +408,14 @@ class Trainer:
             "encoder": {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
             if self.encoder is not None
             else None,
-            "opt": copy.deepcopy(opt.state_dict()),
+            "opt": _clone_state(opt.state_dict()),
         }
 
     def _restore(self, snapshot: dict[str, Any], opt: torch.optim.Optimizer) -> None:
         self.net.load_state_dict(snapshot["net"])
         if self.encoder is not None:
             self.encoder.load_state_dict(snapshot["encoder"])
-        opt.load_state_dict(copy.deepcopy(snapshot["opt"]))
+        opt.load_state_dict(_clone_state(snapshot["opt"]))
 
     def _psnr_estimate(self, data: GroupData) -> float:
         """Mean PSNR of EVAL_FRAMES evenly spaced frames through the rounded network (the
