@@ -87,10 +87,9 @@ def render_frame(
     (by `renderer`, from the state it drew last, where given: the same bits)."""
     with torch_threads(RENDER_THREADS):
         if renderer is None:
-            acc = render_exact(g, canvas, limits.evaluations)
+            planes = to_planes(render_exact(g, canvas, limits.evaluations), canvas)
         else:
-            acc = renderer.render(g, limits.evaluations)
-        planes = to_planes(acc, canvas)
+            planes = renderer.planes(g, limits.evaluations)
     return Frame(planes, stream.format, pts, 1 / stream.fps, stream.full_range)
 
 
@@ -165,7 +164,9 @@ class GaussianEncoder:
         with torch.inference_mode(False):
             if key:
                 payload, state, gated, born, its = self._key(target)
-                out = render_frame(state, self.canvas, self.limits, frame.pts, self.stream, self.renderer)
+                out = render_frame(
+                    state, self.canvas, self.limits, frame.pts, self.stream, self.renderer
+                )
             else:
                 payload, state, gated, born, its, out = self._predicted(target, frame)
         self.state = state

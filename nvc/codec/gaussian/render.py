@@ -405,6 +405,14 @@ def _multiset_change(old: Gaussians2D, new: Gaussians2D) -> tuple[Gaussians2D, G
     """(gone, added): the Gaussians of `old` that `new` no longer has and those it has
     that `old` had not, counted with multiplicity (order does not matter: a picture is a
     sum over its Gaussians)."""
+    if old.count == new.count:  # aligned (a residual without removals or births): the
+        # rows that differ; the unchanged ones cancel, so this is exact in any order
+        differ = np.zeros(new.count, bool)
+        for a, b in zip(old.columns(), new.columns(), strict=True):
+            differ |= a != b
+        if 2 * int(differ.sum()) <= INCREMENTAL_SHARE * new.count:
+            return old.take(differ), new.take(differ)
+        # else: removals and births shifted the rows; the multiset finds the true change
     ro, rn = _rows(old), _rows(new)
     uniq, inverse = np.unique(np.concatenate([ro, rn]), return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -421,6 +429,12 @@ def _multiset_change(old: Gaussians2D, new: Gaussians2D) -> tuple[Gaussians2D, G
     return old.take(gone), new.take(added)
 
 
+def _negated(g: Gaussians2D) -> Gaussians2D:
+    """The same Gaussians with every colour negated: their exact contributions negated."""
+    cols = g.columns()
+    return Gaussians2D.from_columns([*cols[:5], -cols[5], -cols[6], -cols[7]])
+
+
 # an incremental render redraws at most this share of the state's Gaussians, else all
 INCREMENTAL_SHARE = 0.5
 
@@ -435,9 +449,20 @@ class IncrementalRenderer:
         self.canvas = canvas
         self._state: Gaussians2D | None = None
         self._acc: Tensor | None = None  # the last state's accumulators, no background
+        self._planes: tuple[Gaussians2D, tuple[np.ndarray, ...]] | None = None
 
     def reset(self) -> None:
-        self._state = self._acc = None
+        self._state = self._acc = self._planes = None
+
+    def planes(self, g: Gaussians2D, max_pixels: int | None = None) -> tuple[np.ndarray, ...]:
+        """to_planes(render_exact(g, ...)), exactly; an unchanged state (a skipped frame)
+        costs a copy of the last planes."""
+        if self._planes is not None and self._planes[0].equal(g):
+            _checked_windows(g, max_pixels)
+            return tuple(p.copy() for p in self._planes[1])
+        out = to_planes(self.render(g, max_pixels), self.canvas)
+        self._planes = (g, out)
+        return tuple(p.copy() for p in out)
 
     def render(self, g: Gaussians2D, max_pixels: int | None = None) -> Tensor:
         """render_exact(g, canvas, max_pixels), exactly."""
@@ -446,10 +471,10 @@ class IncrementalRenderer:
         if prev is not None and acc is not None:
             gone, added = _multiset_change(prev, g)
             if gone.count + added.count <= INCREMENTAL_SHARE * max(g.count, 1):
-                if gone.count:
-                    acc = acc - _accumulate(gone, windows(gone), self.canvas)
-                if added.count:
-                    acc = acc + _accumulate(added, windows(added), self.canvas)
+                if gone.count + added.count:
+                    # one pass: the gone ones with negated colours (w (-c) = -(w c) exactly)
+                    change = _negated(gone).concat(added)
+                    acc = acc + _accumulate(change, windows(change), self.canvas)
                 self._state, self._acc = g, acc
                 return _with_background(acc, g)
         acc = _accumulate(g, wins, self.canvas)

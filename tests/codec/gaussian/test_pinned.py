@@ -110,7 +110,12 @@ def test_every_bucketing_chunking_and_thread_count_gives_the_pinned_pictures(mon
 
 
 def test_chroma_packing_is_used_where_safe_and_changes_nothing(monkeypatch):
-    monkeypatch.setattr(render, "INCREMENTAL_SHARE", -1.0)  # every frame a whole render
+    # every frame a whole render (the decoder's incremental renderer skips unchanged ones)
+    monkeypatch.setattr(
+        render.IncrementalRenderer,
+        "planes",
+        lambda self, g, m=None: render.to_planes(render_exact(g, self.canvas, m), self.canvas),
+    )
     unpacked = []
     real = render._unpack
     monkeypatch.setattr(render, "_unpack", lambda *a: unpacked.append(1) or real(*a))

@@ -75,3 +75,18 @@ def test_the_evaluation_limit_holds_for_incremental_renders():
     limit = render.windows(g).pixels
     with pytest.raises(BitstreamError, match="pixel evaluations per frame"):
         r.render(bigger, limit)
+
+
+def test_planes_of_an_unchanged_state_are_fresh_copies_of_the_same_picture():
+    cv, bounds = Canvas(64, 40, "yuv420p"), Bounds(64, 40)
+    g = bounds.clamp(random_state(80, 64, 40, 7))
+    want = render.to_planes(render_exact(g, cv), cv)
+    r = IncrementalRenderer(cv)
+    first = r.planes(g)
+    first[0][:] = 0  # a caller's edit must not reach the next frame
+    again = r.planes(Gaussians2D.from_columns(g.columns(), g.background))
+    for a, b in zip(again, want, strict=True):
+        assert np.array_equal(a, b)
+    moved = bounds.clamp(Gaussians2D.from_columns([g.x + 16, *g.columns()[1:]], g.background))
+    for a, b in zip(r.planes(moved), render.to_planes(render_exact(moved, cv), cv), strict=True):
+        assert np.array_equal(a, b)
