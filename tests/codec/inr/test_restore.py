@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from nvc.codec.base import StreamInfo
+from nvc.codec.inr import train
 from nvc.codec.inr.config import InrConfig
 from nvc.codec.inr.plan import make_plan
 from nvc.codec.inr.train import Trainer, group_data
@@ -17,6 +19,12 @@ from nvc.media import synthetic_clip
 
 EPOCHS = 30  # 2 steps each; the float phase (no phase change resets the guard) is epochs 1-9
 WRECKED_AT = 8  # the optimizer step after which the weights are wrecked: epoch 4's last
+
+
+@pytest.fixture(autouse=True)
+def _psnr_every_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the progress PSNR of every epoch (not throttled)."""
+    monkeypatch.setattr(train, "PSNR_EVERY_S", 0.0)
 
 
 def test_a_blow_up_in_an_epochs_last_step_is_undone_and_training_goes_on() -> None:
