@@ -1,16 +1,19 @@
-"""The 3D mode's P-frame rate term: residual bytes and held-out PSNR against its weight.
+"""The 3D mode's P-frame rate term and position gates: residual bytes and held-out PSNR.
 
     nice -n 10 python benchmarks/gaussian3d_rate.py                  # weights 0,0.3,2,10
     python benchmarks/gaussian3d_rate.py --weights 0,1 --frames 3    # a shorter run
+    python benchmarks/gaussian3d_rate.py --weights 1 --gates learned,threshold
 
 The procedural scene (nvc.media.scene_synth: 80x45 views, 6 cameras, the middle one held
-out of the fit), coded by codec3d.SceneEncoder with QUEEN-style residuals at q 40 and
-1500 Gaussians, once per `rate_weight` (GaussianConfig; the fit's weight is
-codec3d.RATE_3D times it). Fits run a fixed number of steps (base 80, P-frames 10), not a
-time budget, so the result does not depend on the machine's load; the base is fitted
-once and shared by every run. Each run's units are decoded by a fresh SceneDecoder whose
-state must equal the encoder's; the decoded state is rendered at the held-out camera and
-scored against the ray-cast picture. Writes results/gaussian3d_rate.json.
+out of the fit), coded by codec3d.SceneEncoder with QUEEN-style residuals at q 40 and 1500
+Gaussians, once per `rate_weight` (GaussianConfig; the fit's weight is codec3d.RATE_3D
+times it) and per kind of position gates (--gates: QUEEN's learned hard-concrete gates,
+gates.py, or the plain threshold on the gradient signal). Fits run a fixed number of steps
+(base 80, P-frames 10), not a time budget, so the result does not depend on the machine's
+load; the base is fitted once and shared by every run. Each run's units are decoded by a
+fresh SceneDecoder whose state must equal the encoder's; the decoded state is rendered at
+the held-out camera and scored against the ray-cast picture. Writes
+results/gaussian3d_rate.json.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default="0,0.3,2,10", help="rate_weight values")
     parser.add_argument("--frames", type=int, default=4, help="frames (one base)")
+    parser.add_argument("--gate-threshold", type=float, default=1.0, help="GaussianConfig's")
+    parser.add_argument(
+        "--gates", default="threshold", help="position gates, comma-separated: learned, threshold"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "gaussian3d_rate.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -56,7 +63,7 @@ def main() -> int:
     fit_static = codec3d.fit_static
 
     def shared_base(images: Any, cameras: Any, init: Any, config: Any, **kw: Any) -> Any:
-        if kw.get("move") is not None:
+        if kw.get("move") is not None or kw.get("gates") is not None:  # a P-frame
             return fit_static(images, cameras, init, config, **kw)
         if "fit" not in base_fit:
             base_fit["fit"] = fit_static(images, cameras, init, config, **kw)
@@ -65,9 +72,16 @@ def main() -> int:
     codec3d.fit_static = shared_base
     load = os.getloadavg()
     runs = []
-    for weight in (float(w) for w in args.weights.split(",")):
+    cases = [(g, float(w)) for g in args.gates.split(",") for w in args.weights.split(",")]
+    for gates, weight in cases:
         config = GaussianConfig(
-            gaussians=1500, q=40, group=20, hold_out=scene.held_out, rate_weight=weight
+            gaussians=1500,
+            q=40,
+            group=20,
+            hold_out=scene.held_out,
+            rate_weight=weight,
+            gates=gates,
+            gate_threshold=args.gate_threshold,
         )
         enc = codec3d.SceneEncoder(
             scene.cameras,
@@ -106,6 +120,8 @@ def main() -> int:
         p = frames[1:]
         runs.append(
             {
+                "gates": gates,
+                "gate_threshold": args.gate_threshold,
                 "rate_weight": weight,
                 "frames": frames,
                 "mean_residual_bytes": float(np.mean([f["bytes"] for f in p])) if p else None,
@@ -116,7 +132,7 @@ def main() -> int:
         )
         print(json.dumps(runs[-1]), flush=True)
     report = {
-        "what": "3D P-frame rate term: residual bytes and held-out PSNR per rate_weight",
+        "what": "3D P-frame rate term and position gates: residual bytes and held-out PSNR",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
         "scene": dataclasses.asdict(scene.config),

@@ -26,8 +26,8 @@ from the decoded previous state). A P-frame starts from the decoded previous sta
 its position gates are decided once, from
 QUEEN's signal: the view-space positional gradient of the frame-to-frame loss difference
 (fit3d.gate_scores): a Gaussian's position may change only when its score is above
-`gate_threshold` times the mean non-zero score. (QUEEN learns hard-concrete gates
-initialised from this signal; here the initialisation is the decision, deterministic.)
+`gate_threshold` times the mean non-zero score, or, with `gates="learned"`, QUEEN's
+hard-concrete gates initialised from this signal learn which positions move (gates.py).
 The same signal freezes the static part entirely: only Gaussians scoring above
 `update_threshold` times the mean may change their other attributes (the score is exactly
 zero for a Gaussian whose pixels are the same in both frames). Then Adam fits
@@ -63,6 +63,7 @@ from nvc.codec.gaussian.fit3d import (
     photo_consistent_points,
     rgb_psnr,
 )
+from nvc.codec.gaussian.gates import initial_logits
 from nvc.codec.gaussian.params3d import MAX_CAMERAS, SceneParams
 from nvc.codec.gaussian.params3d import is_scene_stream as is_scene_stream  # re-exported
 from nvc.codec.gaussian.params3d import stream_mode as stream_mode  # re-exported
@@ -91,6 +92,9 @@ P_FRAME_LR = (20.0, 0.5, 0.5, 0.5, 0.5)
 # residuals 1911 / 798 / 625 / 628 bytes per frame, held-out PSNR 29.15 / 29.01 / 28.97 /
 # 28.98 dB).
 RATE_3D = 0.01
+# learned gates (gates.py): an open position gate costs as much in the fit's loss as a
+# change of GATE_COST quantization steps of the other attributes
+GATE_COST = 20.0
 DEAD_ZONE = 0.35  # residual rounding: |r| < 1 - DEAD_ZONE steps is zero
 STATE_CHECK = 4  # bytes of the state CRC at the end of a payload
 # Torch threads of a CPU render (render_rgb: the decoder's pictures and views, the encoder's
@@ -472,18 +476,25 @@ class SceneEncoder:
             mean = positive.mean() if positive.numel() else torch.tensor(math.inf)
             move = scores > self.config.gate_threshold * mean
             update = scores > self.config.update_threshold * mean
+            learned = self.config.gates == "learned"
             fitted, rep = fit_static(
                 images,
                 cams,
                 start,
                 self._fit_config(False),
-                move=move,
+                move=None if learned else move,
                 update=update,
                 lr_scale=P_FRAME_LR,
                 measure=False,
                 anchor=start,
                 rate=self._rate_weights(),
+                gates=initial_logits(scores, float(self.config.gate_threshold * mean))
+                if learned
+                else None,
+                gate_cost=RATE_3D * self.config.rate_weight * GATE_COST,
             )
+            if rep.moved is not None:
+                move = rep.moved
             steps = rep.steps
             cur = residual(
                 prev,

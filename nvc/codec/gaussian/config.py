@@ -78,6 +78,9 @@ class GaussianConfig:
     hold_out: int | None = None  # 3D: a rig camera left out of the fit (for scoring)
     gate_threshold: float = 1.0  # 3D: a position gate opens above this x the mean score
     update_threshold: float = 0.1  # 3D: other attributes change above this x the mean score
+    # 3D position gates: "learned" (QUEEN's hard-concrete gates, started from the scores and
+    # gate_threshold) or "threshold" (open exactly where the score is above the threshold)
+    gates: str = "threshold"
 
     def __post_init__(self) -> None:
         if self.gaussians is not None and not 1 <= self.gaussians <= MAX_GAUSSIANS:
@@ -98,6 +101,8 @@ class GaussianConfig:
             raise ValueError(f"rate_weight must be >= 0, got {self.rate_weight}")
         if self.pack not in ("queen", "video"):
             raise ValueError(f"pack must be queen or video, got {self.pack!r}")
+        if self.gates not in ("learned", "threshold"):
+            raise ValueError(f"gates must be learned or threshold, got {self.gates!r}")
         if not self.gate_threshold >= 0 or not self.update_threshold >= 0:
             raise ValueError("gate_threshold and update_threshold must be >= 0")
 

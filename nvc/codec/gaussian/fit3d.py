@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nvc.codec.gaussian import gates as hc
 from nvc.codec.gaussian.render3d import SH_C0, render
 from nvc.errors import CodecError
 from nvc.media.multiview import Camera
@@ -105,6 +106,7 @@ class FitReport:
     seconds: float  # wall time of the fit
     relocated: int  # Gaussians moved by relocation, in total
     train_psnr: float  # mean PSNR (RGB, dB) over the training views after the fit
+    moved: Tensor | None = None  # (N,) bool: the learned position gates that ended open
 
 
 def camera_matrices(camera: Camera) -> tuple[Tensor, Tensor]:
@@ -252,6 +254,8 @@ def fit_static(
     measure: bool = True,
     anchor: Gaussians3D | None = None,
     rate: Sequence[float] | None = None,
+    gates: Tensor | None = None,
+    gate_cost: float = 0.0,
 ) -> tuple[Gaussians3D, FitReport]:
     """Fit `init` to float RGB views (H, W, 3) in [0, 1] taken by `cameras`.
 
@@ -264,7 +268,11 @@ def fit_static(
     `rate` (one weight per tensor), the loss adds sum_t rate_t |tensor_t - anchor_t|
     summed over the elements and divided by the view's pixel count: an L1 rate term that
     keeps the attributes that do not pay for themselves at the anchor (the previous
-    state), where rounding then gives a zero residual."""
+    state), where rounding then gives a zero residual. With `gates` (N,) initial logits
+    (instead of `move`), the means are init's plus hard-concrete-gated learned residuals
+    (gates.py, QUEEN), with an L0 penalty of `gate_cost` per open gate (per view pixel, as
+    the rate term); FitReport.moved says which gates ended open (the others' means are
+    init's exactly)."""
     if len(images) != len(cameras) or not cameras:
         raise CodecError("fit_static needs one image per camera, and at least one")
     for image, cam in zip(images, cameras, strict=True):
@@ -277,6 +285,8 @@ def fit_static(
     tensors = g.tensors()
     centres = np.array([c.center for c in cameras])
     extent = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) * 1.1 or 1.0
+    if gates is not None and (move is not None or reseed is not None):
+        raise CodecError("fit_static: learned gates replace `move` and exclude relocation")
     if move is not None:
         _mask_gradient(g.means, move)
     if update is not None:
@@ -290,10 +300,18 @@ def fit_static(
         config.lr_opacity,
         config.lr_colours,
     ]
-    opt = torch.optim.Adam(
-        [{"params": [t], "lr": lr * k} for t, lr, k in zip(tensors, rates, scales, strict=True)],
-        eps=1e-15,
-    )
+    groups = [
+        {"params": [t], "lr": lr * k} for t, lr, k in zip(tensors, rates, scales, strict=True)
+    ]
+    if gates is not None:  # means = base + z delta: delta and the logits learn, not the means
+        base = g.means.detach().clone()
+        g.means.requires_grad_(False)
+        delta = torch.zeros_like(base, requires_grad=True)
+        logits = gates.detach().clone().float().requires_grad_()
+        groups[0] = {"params": [delta], "lr": groups[0]["lr"]}
+        groups.append({"params": [logits], "lr": hc.GATE_LR})
+        noise = torch.Generator().manual_seed(config.seed)
+    opt = torch.optim.Adam(groups, eps=1e-15)
     start = time.perf_counter()
     steps = relocated = 0
     order: list[int] = []
@@ -306,13 +324,21 @@ def fit_static(
         view = order.pop()
         cam = cameras[view]
         viewmat, K = mats[view]
-        out = render(*tensors, viewmat, K, cam.width, cam.height, sh_degree=0)
+        means = tensors[0]
+        if gates is not None:
+            means = base + hc.sample(logits, noise)[:, None] * delta
+        _, log_scales, quats, opacity, sh0 = tensors
+        out = render(
+            means, log_scales, quats, opacity, sh0, viewmat, K, cam.width, cam.height, sh_degree=0
+        )
         loss = (out.image - targets[view]).abs().mean()
+        pixels = float(cam.width * cam.height)
         if anchor is not None and rate is not None:
-            pixels = float(cam.width * cam.height)
             for t, a, w in zip(tensors, anchor.tensors(), rate, strict=True):
                 if w:
                     loss = loss + (w / pixels) * (t - a).abs().sum()
+        if gates is not None and gate_cost:
+            loss = loss + (gate_cost / pixels) * hc.open_probability(logits).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -323,11 +349,16 @@ def fit_static(
             progress(steps, loss.item())
     seconds = time.perf_counter() - start
     fitted = g.detach()
+    moved = None
+    if gates is not None:
+        with torch.no_grad():
+            moved = hc.deterministic(logits) >= 0.5  # open: the whole residual is sent
+            fitted.means = torch.where(moved[:, None], base + delta, base)
     if not measure:
-        return fitted, FitReport(steps, seconds, relocated, math.nan)
+        return fitted, FitReport(steps, seconds, relocated, math.nan, moved)
     with torch.no_grad():
         psnrs = [rgb_psnr(fitted.render(c), t) for c, t in zip(cameras, targets, strict=True)]
-    return fitted, FitReport(steps, seconds, relocated, float(np.mean(psnrs)))
+    return fitted, FitReport(steps, seconds, relocated, float(np.mean(psnrs)), moved)
 
 
 def gate_scores(
@@ -346,9 +377,9 @@ def gate_scores(
     for cam, a, b in zip(cameras, now, before, strict=True):
         viewmat, K = camera_matrices(cam)
         means = tensors[0].clone().requires_grad_()
-        _, scales, quats, opacity, sh0 = tensors
+        _, log_scales, quats, opacity, sh0 = tensors
         out = render(
-            means, scales, quats, opacity, sh0, viewmat, K, cam.width, cam.height, sh_degree=0
+            means, log_scales, quats, opacity, sh0, viewmat, K, cam.width, cam.height, sh_degree=0
         )
         out.means2d.retain_grad()
         ta = torch.as_tensor(np.asarray(a, np.float32))
