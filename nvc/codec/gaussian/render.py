@@ -473,8 +473,7 @@ class IncrementalRenderer:
             if gone.count + added.count <= INCREMENTAL_SHARE * max(g.count, 1):
                 if gone.count + added.count:
                     # one pass: the gone ones with negated colours (w (-c) = -(w c) exactly)
-                    change = _negated(gone).concat(added)
-                    acc = acc + _accumulate(change, windows(change), self.canvas)
+                    _add_in_box(acc, _negated(gone).concat(added), self.canvas)
                 self._state, self._acc = g, acc
                 return _with_background(acc, g)
         acc = _accumulate(g, wins, self.canvas)
@@ -482,7 +481,33 @@ class IncrementalRenderer:
         return _with_background(acc, g)
 
 
-def _accumulate(g: Gaussians2D, wins: Windows, canvas: Canvas) -> Tensor:
+@dataclass(frozen=True)
+class _Box:
+    """A rectangle of the picture as a canvas of its own (what _accumulate reads)."""
+
+    padded: tuple[int, int]  # (height, width)
+
+
+def _add_in_box(acc: Tensor, g: Gaussians2D, canvas: Canvas) -> None:
+    """acc += _accumulate(g), computed only on the picture rectangle that g's windows
+    touch: the Gaussians shifted by whole pixels (their sub-pixel phases, so every weight,
+    unchanged) into a canvas of that rectangle's size."""
+    wins = windows(g)
+    h2, w2 = canvas.padded
+    x, y = g.x >> T.POS_BITS, g.y >> T.POS_BITS
+    x0, x1 = max(0, int((x - wins.ex).min())), min(w2 - 1, int((x + wins.ex).max()))
+    y0, y1 = max(0, int((y - wins.ey).min())), min(h2 - 1, int((y + wins.ey).max()))
+    if x0 > x1 or y0 > y1:
+        return  # every window lies outside the picture
+    cols = g.columns()
+    shifted = Gaussians2D.from_columns(
+        [cols[0] - (x0 << T.POS_BITS), cols[1] - (y0 << T.POS_BITS), *cols[2:]]
+    )
+    box = _Box((y1 - y0 + 1, x1 - x0 + 1))
+    acc[:, y0 : y1 + 1, x0 : x1 + 1] += _accumulate(shifted, wins, box)
+
+
+def _accumulate(g: Gaussians2D, wins: Windows, canvas: Canvas | _Box) -> Tensor:
     """render_exact without the background, for windows(g) already checked."""
     order, chunks = _chunks(wins, min(CHUNK, EXACT_CHUNK))
     x, y = g.x[order] >> T.POS_BITS, g.y[order] >> T.POS_BITS  # centre pixels

@@ -90,3 +90,17 @@ def test_planes_of_an_unchanged_state_are_fresh_copies_of_the_same_picture():
     moved = bounds.clamp(Gaussians2D.from_columns([g.x + 16, *g.columns()[1:]], g.background))
     for a, b in zip(r.planes(moved), render.to_planes(render_exact(moved, cv), cv), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_a_change_outside_the_picture_changes_nothing_and_one_inside_is_exact():
+    cv, bounds = Canvas(64, 40, "yuv420p"), Bounds(64, 40)
+    g = bounds.clamp(random_state(60, 64, 40, 8))
+    r = IncrementalRenderer(cv)
+    r.render(g)
+    m = bounds.margin
+    outside = Gaussians2D.from_columns(
+        [np.array([-m]), np.array([-m]), np.array([0]), np.array([0]), np.array([0])]
+        + [np.array([4000]), np.array([0]), np.array([0])]
+    )
+    for s in (g.concat(outside), g, g.concat(g.take(np.arange(3)))):
+        assert torch.equal(r.render(s), render_exact(s, cv))
