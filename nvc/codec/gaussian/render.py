@@ -460,12 +460,16 @@ class IncrementalRenderer:
         if self._planes is not None and self._planes[0].equal(g):
             _checked_windows(g, max_pixels)
             return tuple(p.copy() for p in self._planes[1])
-        out = to_planes(self.render(g, max_pixels), self.canvas)
+        out = to_planes(self._update(g, max_pixels), self.canvas, g.background)
         self._planes = (g, out)
         return tuple(p.copy() for p in out)
 
     def render(self, g: Gaussians2D, max_pixels: int | None = None) -> Tensor:
         """render_exact(g, canvas, max_pixels), exactly."""
+        return _with_background(self._update(g, max_pixels), g)
+
+    def _update(self, g: Gaussians2D, max_pixels: int | None) -> Tensor:
+        """The accumulators of g without the background (held: callers must not edit)."""
         wins = _checked_windows(g, max_pixels)
         prev, acc = self._state, self._acc
         if prev is not None and acc is not None:
@@ -474,11 +478,10 @@ class IncrementalRenderer:
                 if gone.count + added.count:
                     # one pass: the gone ones with negated colours (w (-c) = -(w c) exactly)
                     _add_in_box(acc, _negated(gone).concat(added), self.canvas)
-                self._state, self._acc = g, acc
-                return _with_background(acc, g)
-        acc = _accumulate(g, wins, self.canvas)
-        self._state, self._acc = g, acc
-        return _with_background(acc, g)
+                self._state = g
+                return acc
+        self._state, self._acc = g, _accumulate(g, wins, self.canvas)
+        return self._acc
 
 
 @dataclass(frozen=True)
@@ -562,22 +565,28 @@ def _accumulate(g: Gaussians2D, wins: Windows, canvas: Canvas | _Box) -> Tensor:
     return out
 
 
-def to_planes(acc: Tensor, canvas: Canvas) -> tuple[np.ndarray, ...]:
-    """Code values of the stream's planes from the exact accumulators (round, clamp)."""
+def to_planes(
+    acc: Tensor, canvas: Canvas, background: tuple[int, int, int] = (0, 0, 0)
+) -> tuple[np.ndarray, ...]:
+    """Code values of the stream's planes from the exact accumulators (round, clamp);
+    `background` (2**-12 of full scale) is added on the way, in the rounding constant
+    (the same integers as adding it to every accumulator first)."""
     fmt = pixel_format(canvas.format)
     top = canvas.max_value
     shift = T.COLOR_BITS + T.WEIGHT_BITS
     h, w = canvas.height, canvas.width
+    bg = [int(b) << T.WEIGHT_BITS for b in background]
 
-    def code(values: Tensor, extra: int) -> np.ndarray:
+    def code(values: Tensor, extra: int, offset: int | Tensor) -> np.ndarray:
         s = shift + extra
-        out = ((values * top + (1 << (s - 1))) >> s).clamp(0, top)
+        out = ((values * top + (offset * top + (1 << (s - 1)))) >> s).clamp(0, top)
         return out.numpy().astype(fmt.dtype)
 
     if not canvas.yuv:
-        return (np.ascontiguousarray(code(acc[:, :h, :w], 0).transpose(1, 2, 0)),)
+        rgb = torch.tensor(bg, dtype=torch.int64)[:, None, None]
+        return (np.ascontiguousarray(code(acc[:, :h, :w], 0, rgb).transpose(1, 2, 0)),)
     sx, sy = canvas.sub
-    planes = [code(acc[0, :h, :w], 0)]
+    planes = [code(acc[0, :h, :w], 0, bg[0])]
     for ch in (1, 2):
         plane = acc[ch]
         h2, w2 = plane.shape
@@ -586,7 +595,7 @@ def to_planes(acc: Tensor, canvas: Canvas) -> tuple[np.ndarray, ...]:
             for dx in range(sx):
                 if dy or dx:
                     summed += plane[dy::sy, dx::sx]
-        planes.append(code(summed, (sx * sy).bit_length() - 1))
+        planes.append(code(summed, (sx * sy).bit_length() - 1, sx * sy * bg[ch]))
     return tuple(planes)
 
 

@@ -104,3 +104,17 @@ def test_a_change_outside_the_picture_changes_nothing_and_one_inside_is_exact():
     )
     for s in (g.concat(outside), g, g.concat(g.take(np.arange(3)))):
         assert torch.equal(r.render(s), render_exact(s, cv))
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv444p", "rgb24"])
+def test_the_background_added_in_to_planes_is_the_background_added_first(fmt):
+    cv, bounds = Canvas(64, 40, fmt), Bounds(64, 40)
+    g = bounds.clamp(random_state(90, 64, 40, 9).with_background((700, -300, 250)))
+    bare = render_exact(g.with_background((0, 0, 0)), cv)
+    want = render.to_planes(render_exact(g, cv), cv)
+    got = render.to_planes(bare, cv, g.background)
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a, b)
+    r = IncrementalRenderer(cv)
+    for a, b in zip(r.planes(g), want, strict=True):
+        assert np.array_equal(a, b)
