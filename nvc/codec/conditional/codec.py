@@ -529,7 +529,8 @@ class FmEncoder:
         Trials: every shift in RESIDUAL_SHIFTS at the frame's q; with `search`, then the
         best shift at q - 6, - 12, ... (RESIDUAL_Q_STEPS) while each step pays, else the
         same upwards (the residual's own q travels in the residual byte, so the decoder
-        needs nothing new); without `search`, one trial when _ResidualBackoff says so."""
+        needs nothing new); without `search`, the shifts are tried only when
+        _ResidualBackoff says so."""
         m = self.model
         best: tuple[int, bytes, Tensor] | None = None
         best_cost = prediction_cost = self._cost(codes, x_fp, 0, q)

@@ -451,9 +451,6 @@ class IncrementalRenderer:
         self._acc: Tensor | None = None  # the last state's accumulators, no background
         self._planes: tuple[Gaussians2D, tuple[np.ndarray, ...]] | None = None
 
-    def reset(self) -> None:
-        self._state = self._acc = self._planes = None
-
     def planes(self, g: Gaussians2D, max_pixels: int | None = None) -> tuple[np.ndarray, ...]:
         """to_planes(render_exact(g, ...)), exactly; an unchanged state (a skipped frame)
         costs a copy of the last planes."""
