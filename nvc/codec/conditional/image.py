@@ -36,7 +36,13 @@ import torch
 from torch import Tensor, nn
 
 from nvc.codec.conditional import frames as fr
-from nvc.codec.conditional.latent import FrameOutput, LatentPrior, QScale, scale_exact
+from nvc.codec.conditional.latent import (
+    SCALE_BITS,
+    FrameOutput,
+    LatentPrior,
+    QScale,
+    scale_exact,
+)
 from nvc.codec.conditional.layers import Block, Conv, Down, Seq, Up, clamp_act_
 from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import CodecError
@@ -152,9 +158,24 @@ class TransformCodec(nn.Module):
         yd = scale_exact(y_hat, self.q_dec.fixed(q))
         return self.head.exact(self.dec.exact(yd))
 
-    def encode(self, y: Tensor, q: int, writer: SymbolWriter) -> Tensor:
-        """Code a latent; returns the reconstruction (fixed point, 96 channels)."""
-        return self.synthesize(self.prior.encode(y, None, writer), q)
+    def rd_weights(self, q: int, lam: float) -> np.ndarray:
+        """(96,) what one unit of squared error in each latent channel costs in bits under
+        the loss lam * MSE + bpp: lam * (64 / 96) * s_dec(q)**2 * |column of the linear
+        synthesis|**2 (the 1x1 convolutions around the residual branches; MSE is over the
+        96 values per 8x8 block, bpp over its 64 pixels)."""
+        first = self.dec.layers[0]
+        assert isinstance(first, Conv)
+        w_in = first.conv.weight.detach()[:, :, 0, 0].to("cpu", torch.float64)
+        w_out = self.head.conv.weight.detach()[:, :, 0, 0].to("cpu", torch.float64)
+        gain = ((w_out @ w_in) ** 2).sum(0).numpy()
+        s = self.q_dec.fixed(q).reshape(-1).numpy() / float(1 << SCALE_BITS)
+        return lam * (64.0 / fr.CHANNELS) * s * s * gain
+
+    def encode(self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None) -> Tensor:
+        """Code a latent; returns the reconstruction (fixed point, 96 channels). With `lam`
+        (the loss's lambda), symbols are rounded rate-distortion-wise (rd_weights)."""
+        rd = None if lam is None else self.rd_weights(q, lam)
+        return self.synthesize(self.prior.encode(y, None, writer, rd), q)
 
     def decode(self, reader: SymbolReader, q: int, size: tuple[int, int]) -> Tensor:
         y_hat = self.prior.decode(reader, (1, LATENT, size[0], size[1]), None)

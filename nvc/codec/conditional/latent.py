@@ -30,7 +30,7 @@ from nvc.codec.entropy import (
     SymbolWriter,
     detmath,
 )
-from nvc.codec.entropy.conditional import round_symbols
+from nvc.codec.entropy.conditional import rd_round, round_symbols
 from nvc.errors import CodecError
 
 Q_LEVELS = 64  # quality indices 0 (lowest rate) .. 63 (highest quality)
@@ -191,8 +191,17 @@ class LatentPrior(nn.Module):
         bounds: Tensor = self._bounds  # type: ignore[assignment]
         return torch.searchsorted(bounds, s, right=True).numpy().astype(np.uint8)
 
-    def encode(self, y: Tensor, temporal: Tensor | None, writer: SymbolWriter) -> Tensor:
-        """Code y (1, M, h, w) float; returns the decoder's y_hat in fixed point."""
+    def encode(
+        self,
+        y: Tensor,
+        temporal: Tensor | None,
+        writer: SymbolWriter,
+        rd_weights: np.ndarray | None = None,
+    ) -> Tensor:
+        """Code y (1, M, h, w) float; returns the decoder's y_hat in fixed point. With
+        `rd_weights` (M,), the bits one unit of squared error costs in each channel, the
+        symbols are chosen by rate-distortion rounding (entropy.conditional.rd_round)
+        instead of rounding: an encoder decision, the decoder is the same."""
         with torch.no_grad():
             z = self.h_a(y.float())
         z_int = torch.from_numpy(round_symbols(z.to(torch.float64).numpy())).to(torch.float64)
@@ -203,8 +212,10 @@ class LatentPrior(nn.Module):
         y64 = y.detach().to("cpu", torch.float64)
         if not self.spatial:
             mu, sc = self.head1.exact(base).chunk(2, 1)
-            return self._put(y64, mu, sc, writer)
-        return self._checkerboard(base, y64, lambda v, mu, sc: self._put(v, mu, sc, writer))
+            return self._put(y64, mu, sc, writer, rd_weights)
+        return self._checkerboard(
+            base, y64, lambda v, mu, sc: self._put(v, mu, sc, writer, rd_weights)
+        )
 
     def _checkerboard(
         self,
@@ -232,15 +243,30 @@ class LatentPrior(nn.Module):
         flat[:, rest] = code(None if y_flat is None else y_flat[:, rest], mu2, sc2).view(m, -1)
         return y_hat
 
-    def _put(self, y64: Tensor | None, mu: Tensor, sc: Tensor, writer: SymbolWriter) -> Tensor:
-        """Code round(y - mu) with the tables of sc's levels; returns y_hat, shaped like y."""
+    def _put(
+        self,
+        y64: Tensor | None,
+        mu: Tensor,
+        sc: Tensor,
+        writer: SymbolWriter,
+        rd_weights: np.ndarray | None = None,
+    ) -> Tensor:
+        """Code round(y - mu) (or its rate-distortion rounding, see encode) with the tables
+        of sc's levels; returns y_hat, shaped like y (channel-major, batch 1)."""
         if y64 is None:
             raise CodecError("nothing to code")
         mu = mu.reshape(y64.shape)
-        sym = torch.from_numpy(round_symbols((y64 - mu / ONE).numpy())).to(torch.float64)
+        v = (y64 - mu / ONE).numpy()
+        levels = self._levels(sc)
+        if rd_weights is None:
+            ints = round_symbols(v)
+        else:
+            w = np.repeat(np.asarray(rd_weights, dtype=np.float64), v.size // self.channels)
+            ints = rd_round(v, levels, self.cond.tables, w).reshape(v.shape)
+        sym = torch.from_numpy(ints).to(torch.float64)
         writer.put_indexed(
             sym.reshape(-1).numpy().astype(np.int64),
-            self._levels(sc),
+            levels,
             self.cond.tables,
             trusted=True,
         )

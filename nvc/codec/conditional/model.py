@@ -190,8 +190,9 @@ class IntraCodec(nn.Module):
     def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         return self.head.exact(self.dec.exact(scale_exact(y_hat, self.q_dec.fixed(q))))
 
-    def encode(self, y: Tensor, q: int, writer: SymbolWriter) -> Tensor:
-        """Code a latent; returns the reconstruction (fixed point, 96 channels)."""
+    def encode(self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None) -> Tensor:
+        """Code a latent; returns the reconstruction (fixed point, 96 channels). (`lam`:
+        the v2 codec's rate-distortion rounding; this codec rounds.)"""
         return self.synthesize(self.prior.encode(y, None, writer), q)
 
     def decode(self, reader: SymbolReader, q: int, size: tuple[int, int]) -> Tensor:

@@ -73,6 +73,35 @@ def round_symbols(values: np.ndarray) -> npt.NDArray[np.int64]:
     return r.astype(np.int64)
 
 
+def rd_round(
+    values: np.ndarray, indices: npt.ArrayLike, tables: CodingTables, weights: np.ndarray
+) -> npt.NDArray[np.int64]:
+    """Rate-distortion rounding (an encoder decision; the decoder is unchanged): each value
+    v is rounded to the nearest integer k, then moved one step towards zero, to k - sign(k),
+    where that lowers  weights * (error**2)  +  bits  under its table (`indices`), i.e.
+    where the bits saved outweigh the added squared error, `weights` being the bits one
+    unit of squared error is worth for that symbol (HEVC's RDOQ decides the same way per
+    coefficient). Symbols whose move would leave their table stay rounded."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    k = round_symbols(v)
+    at = np.flatnonzero(k)  # zeros stay: they have nowhere to move
+    if at.size == 0:
+        return k
+    idx = np.asarray(indices).reshape(-1)[at].astype(np.int64)
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64).reshape(-1), v.shape)[at]
+    lo, size, start = tables.lo[idx], tables.size[idx], tables.offsets[idx]
+    ka, va = k[at], v[at]
+    k2 = ka - np.sign(ka)
+    rel, rel2 = ka - lo, k2 - lo
+    ok = (rel >= 0) & (rel < size) & (rel2 >= 0) & (rel2 < size)
+    nl = tables.neg_log2
+    saved = nl[start + np.where(ok, rel, 0)] - nl[start + np.where(ok, rel2, 0)]
+    added = (k2 - va) ** 2 - (ka - va) ** 2
+    move = ok & (w * added < saved)
+    k[at[move]] = k2[move]
+    return k
+
+
 class MeanScaleConditional(nn.Module):
     """Gaussian or Laplace conditional entropy model with per-symbol mean and scale."""
 

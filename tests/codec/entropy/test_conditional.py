@@ -118,3 +118,41 @@ def test_config_validation() -> None:
         ConditionalConfig(tail_mass=0.5)
     with pytest.raises(CodecError):
         GaussianConditional(ConditionalConfig(distribution="laplace"))
+
+
+def test_rd_round_picks_the_cheaper_neighbour() -> None:
+    """rd_round against brute force: each symbol is round(v) or one step towards zero,
+    whichever has the lower weight * error**2 + bits under its table."""
+    from nvc.codec.entropy.conditional import rd_round
+
+    tables = GaussianConditional().tables
+    rng = np.random.default_rng(5)
+    n = 20_000
+    v = rng.laplace(0, 2.0, n)
+    idx = rng.integers(0, tables.num_tables, n).astype(np.uint8)
+    w = np.exp(rng.uniform(np.log(0.05), np.log(50.0), n))
+    got = rd_round(v, idx, tables, w)
+
+    def bits(k: np.ndarray) -> np.ndarray:
+        rel = k - tables.lo[idx]
+        inside = (rel >= 0) & (rel < tables.size[idx])
+        nl = tables.neg_log2[tables.offsets[idx] + np.where(inside, rel, 0)]
+        return np.where(inside, nl, np.inf)
+
+    k = np.rint(v).astype(np.int64)
+    k2 = k - np.sign(k)
+    cost = w * (k - v) ** 2 + bits(k)
+    cost2 = np.where(k != 0, w * (k2 - v) ** 2 + bits(k2), np.inf)
+    # a symbol outside its table (an escape) stays where rounding puts it
+    want = np.where((cost2 < cost) & np.isfinite(cost), k2, k)
+    assert not np.isfinite(cost).all()  # and there are such symbols here
+    assert np.array_equal(got, want)
+    moved = got != k
+    assert 0.05 < moved.mean() < 0.9  # the test exercises both outcomes
+    assert np.all(np.abs(got[moved]) < np.abs(k[moved]))  # only ever towards zero
+    # no weight on the rate side: plain rounding; no weight on the error: every non-zero
+    # symbol inside its table moves (a zero-mean table makes smaller values cheaper)
+    assert np.array_equal(rd_round(v, idx, tables, np.full(n, 1e12)), k)
+    free = rd_round(v, idx, tables, np.zeros(n))
+    assert np.all(np.abs(free - k) <= 1) and np.all(np.abs(free) <= np.abs(k))
+    assert np.mean(free != k) > 0.5
