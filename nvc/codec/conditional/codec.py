@@ -72,9 +72,10 @@ from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame
 
-# 3: block-motion frames (FLAG_BLOCK_MOTION); 2: FRAME payloads end with a checksum
-# (nvc.codec.integrity); 1: no checksum. This decoder reads all three.
-PARAMS_VERSION = 3
+# 4: the v2 intra codec's DC planes carry a mode and may be DPCM-coded (dpcm.py); 3:
+# block-motion frames (FLAG_BLOCK_MOTION); 2: FRAME payloads end with a checksum
+# (nvc.codec.integrity); 1: no checksum. This decoder reads all four.
+PARAMS_VERSION = 4
 FLAG_INTRA = 1
 FLAG_REFRESH = 2
 FLAG_RESIDUAL = 4
@@ -171,7 +172,7 @@ class FmParams:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FmParams:
-        if len(data) < 2 or data[0] not in (1, 2, PARAMS_VERSION):
+        if len(data) < 2 or data[0] not in (1, 2, 3, PARAMS_VERSION):
             raise BitstreamError("fm stream has unsupported codec parameters")
         n = data[1]
         end = 2 + n + wt.HASH_BYTES
@@ -423,7 +424,7 @@ class FmEncoder:
             with torch.no_grad():
                 y = self._analysis.intra.latent(x, q)
             y = self._refine_intra(x, y, q).cpu()
-            x_fp = m.intra.encode(y, q, writer, self._rd_lambda(q, 0))
+            x_fp = m.intra.encode(y, q, writer, self._rd_lambda(q, 0), dc=True)
             recon = coder._finish(x_fp, None, True)
         else:
             st = coder.state
@@ -564,7 +565,7 @@ class FmEncoder:
                 y = self._analysis.residual_coder.latent(r * float(1 << shift), q_r).cpu()
             w = SymbolWriter()
             res_fp = fixed_round_shift(
-                m.residual_coder.encode(y, q_r, w, self._rd_lambda(q, shift)), shift
+                m.residual_coder.encode(y, q_r, w, self._rd_lambda(q, shift), dc=True), shift
             )
             corrected = clamp_act(x_fp + res_fp)
             stream = w.finish()
@@ -673,7 +674,8 @@ class FmDecoder:
             raise CodecError(f"fm stream uses an unknown variant {self.params.variant!r}")
         self.model = wt.find_model(self.params.variant, self.params.weights_hash).eval()
         self.coder = _FrameCoder(self.model, StreamInfo.from_header(header))
-        self.checked = header.codec_params[0] >= 2  # versions 2 and 3 carry checksums
+        self.checked = header.codec_params[0] >= 2  # versions 2 and later carry checksums
+        self.dc = header.codec_params[0] >= 4  # DC plane modes (dpcm.py)
 
     def decode(self, unit: Unit | None) -> list[Frame]:
         if unit is None or unit.type != UnitType.FRAME:
@@ -689,7 +691,7 @@ class FmDecoder:
             if flags & FLAG_BLOCK_MOTION:
                 codes = self._decode_block(flags, reader, q_r, shift, res, unit.pts)
             elif flags & FLAG_INTRA:
-                x_fp = m.intra.decode(reader, q, coder.grid)
+                x_fp = m.intra.decode(reader, q, coder.grid, self.dc)
                 codes = coder._finish(x_fp, None, True)
             else:
                 feature = coder.temporal_feature(bool(flags & FLAG_REFRESH))
@@ -710,7 +712,7 @@ class FmDecoder:
                 x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
                 next_feature: Tensor | None = f
                 if res is not None:
-                    r_fp = m.residual_coder.decode(SymbolReader(res), q_r, coder.grid)
+                    r_fp = m.residual_coder.decode(SymbolReader(res), q_r, coder.grid, self.dc)
                     x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
                     next_feature = None  # as the encoder: re-derived from the picture
                 codes = coder._finish(x_fp, next_feature, False)
@@ -731,7 +733,7 @@ class FmDecoder:
             motion = mvcoding.decode(reader, coder.grid, f"fm frame {pts}")
             x_fp = subpel.predict(ref, motion.vectors, motion.filter)
         if res is not None:
-            r_fp = self.model.residual_coder.decode(SymbolReader(res), q_r, coder.grid)
+            r_fp = self.model.residual_coder.decode(SymbolReader(res), q_r, coder.grid, self.dc)
             x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
         return coder._finish(x_fp, None, False)
 

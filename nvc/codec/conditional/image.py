@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from nvc.codec.conditional.model import ModelConfig
 
 LATENT = fr.CHANNELS  # v2 latent channels: complete (96 values per 8x8 block)
+DC_CHANNELS = (0, 64, 80)  # the latent channels that start as the DC of Y, Cb, Cr
 
 
 def dct_matrix(n: int) -> np.ndarray:
@@ -114,7 +115,9 @@ def _set_linear(conv: Conv, weight: np.ndarray) -> None:
 class TransformCodec(nn.Module):
     """The v2 image codec (see the module docstring); the interface of model.IntraCodec."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, dc: bool = False) -> None:
+        """`dc`: the DC channels (luma, Cb, Cr) may be DPCM-coded (dpcm.py; the intra
+        codec). No parameter depends on it."""
         super().__init__()
         c, n = cfg.image_channels, cfg.image_blocks
         if c < LATENT or n < 1 or cfg.image_hyper < 1 or cfg.image_prior < 1:
@@ -126,7 +129,9 @@ class TransformCodec(nn.Module):
         self.enc = Seq(*(_zero_block(Block(c)) for _ in range(n)), Branch16(c), Conv(c, LATENT, 1))
         self.q_enc = QScale(LATENT, 0.22, 0.014)
         self.q_dec = QScale(LATENT, 0.22, 0.014)
-        self.prior = LatentPrior(LATENT, cfg.image_hyper, 0, cfg.image_prior, True)
+        self.prior = LatentPrior(
+            LATENT, cfg.image_hyper, 0, cfg.image_prior, True, DC_CHANNELS if dc else ()
+        )
         self.dec = Seq(Conv(LATENT, c, 1), Branch16(c), *(_zero_block(Block(c)) for _ in range(n)))
         self.head = Conv(c, fr.CHANNELS, 1)  # linear
         dct = block_dct()
@@ -171,12 +176,17 @@ class TransformCodec(nn.Module):
         s = self.q_dec.fixed(q).reshape(-1).numpy() / float(1 << SCALE_BITS)
         return lam * (64.0 / fr.CHANNELS) * s * s * gain
 
-    def encode(self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None) -> Tensor:
+    def encode(
+        self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None, dc: bool = False
+    ) -> Tensor:
         """Code a latent; returns the reconstruction (fixed point, 96 channels). With `lam`
-        (the loss's lambda), symbols are rounded rate-distortion-wise (rd_weights)."""
+        (the loss's lambda), symbols are rounded rate-distortion-wise (rd_weights); with
+        `dc` (fm version 4), DC channels may be DPCM-coded (LatentPrior.encode)."""
         rd = None if lam is None else self.rd_weights(q, lam)
-        return self.synthesize(self.prior.encode(y, None, writer, rd), q)
+        return self.synthesize(self.prior.encode(y, None, writer, rd, dc), q)
 
-    def decode(self, reader: SymbolReader, q: int, size: tuple[int, int]) -> Tensor:
-        y_hat = self.prior.decode(reader, (1, LATENT, size[0], size[1]), None)
+    def decode(
+        self, reader: SymbolReader, q: int, size: tuple[int, int], dc: bool = False
+    ) -> Tensor:
+        y_hat = self.prior.decode(reader, (1, LATENT, size[0], size[1]), None, dc)
         return self.synthesize(y_hat, q)

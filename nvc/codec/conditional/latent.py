@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nvc.codec.conditional import dpcm
 from nvc.codec.conditional.layers import (
+    ACT_LIMIT,
     FRAC_BITS,
     ONE,
     Conv,
@@ -115,10 +117,21 @@ class LatentPrior(nn.Module):
     optional temporal prior fused with it (DCVC), and an optional two-step checkerboard
     spatial context (He et al. 2021; DCVC-DC/FM use a four-step variant)."""
 
-    def __init__(self, channels: int, hyper: int, temporal: int, width: int, spatial: bool) -> None:
+    def __init__(
+        self,
+        channels: int,
+        hyper: int,
+        temporal: int,
+        width: int,
+        spatial: bool,
+        dc_channels: tuple[int, ...] = (),
+    ) -> None:
         super().__init__()
         m = channels
         self.channels, self.hyper, self.spatial = m, hyper, spatial
+        if dc_channels and not spatial:
+            raise CodecError("DPCM-coded DC channels need the checkerboard context")
+        self.dc_channels = dc_channels  # channels that may be DPCM-coded (encode's `dc`)
         self.h_a = Seq(
             Conv(m, hyper, 3, relu=True),
             Conv(hyper, hyper, 3, 2, relu=True),
@@ -197,11 +210,14 @@ class LatentPrior(nn.Module):
         temporal: Tensor | None,
         writer: SymbolWriter,
         rd_weights: np.ndarray | None = None,
+        dc: bool = False,
     ) -> Tensor:
         """Code y (1, M, h, w) float; returns the decoder's y_hat in fixed point. With
         `rd_weights` (M,), the bits one unit of squared error costs in each channel, the
         symbols are chosen by rate-distortion rounding (entropy.conditional.rd_round)
-        instead of rounding: an encoder decision, the decoder is the same."""
+        instead of rounding: an encoder decision, the decoder is the same. With `dc`
+        (fm version 4), each channel of `dc_channels` carries a mode and is DPCM-coded
+        (dpcm.py) where that takes fewer bits than the context model."""
         with torch.no_grad():
             z = self.h_a(y.float())
         z_int = torch.from_numpy(round_symbols(z.to(torch.float64).numpy())).to(torch.float64)
@@ -213,22 +229,64 @@ class LatentPrior(nn.Module):
         if not self.spatial:
             mu, sc = self.head1.exact(base).chunk(2, 1)
             return self._put(y64, mu, sc, writer, rd_weights)
+        known: dict[int, tuple[int, np.ndarray]] = {}
+        if dc and self.dc_channels:
+            known = self._dc_choice(base, y64, rd_weights)
+            dpcm.put_modes(
+                writer, [known[c][0] if c in known else dpcm.CONTEXT for c in self.dc_channels]
+            )
+            for c in self.dc_channels:
+                if c in known:
+                    dpcm.put_plane(writer, known[c][1], known[c][0])
+        planes = {c: k.reshape(-1) for c, (_, k) in known.items()}
         return self._checkerboard(
-            base, y64, lambda v, mu, sc: self._put(v, mu, sc, writer, rd_weights)
+            base,
+            y64,
+            lambda v, mu, sc, at: self._put(v, mu, sc, writer, rd_weights, planes, at),
         )
+
+    def _dc_choice(
+        self, base: Tensor, y64: Tensor, rd_weights: np.ndarray | None
+    ) -> dict[int, tuple[int, np.ndarray]]:
+        """channel -> (mode, integers) of the DC channels that DPCM codes in fewer bits than
+        the context model (measured by coding the latent without writing it)."""
+        tables = self.cond.tables
+        bits = np.zeros(self.channels)
+
+        def cost(v: Tensor | None, mu: Tensor, sc: Tensor, at: Tensor) -> Tensor:
+            assert v is not None
+            mu = mu.reshape(v.shape)
+            d = (v - mu / ONE).numpy()
+            levels = self._levels(sc)
+            ints = self._symbols(d, levels, rd_weights)
+            rel = ints.reshape(-1) - tables.lo[levels]
+            inside = (rel >= 0) & (rel < tables.size[levels])
+            nl = tables.neg_log2[tables.offsets[levels] + np.where(inside, rel, 0)]
+            bits[:] += np.where(inside, nl, 32.0).reshape(self.channels, -1).sum(1)
+            return clamp_act(torch.from_numpy(ints).to(torch.float64) * ONE + mu)
+
+        self._checkerboard(base, y64, cost)
+        out = {}
+        for c in self.dc_channels:
+            k = round_symbols(y64[0, c].numpy())
+            mode, dc_bits = dpcm.best_mode(k)
+            if dc_bits < bits[c]:
+                out[c] = (mode, k)
+        return out
 
     def _checkerboard(
         self,
         base: Tensor,
         y64: Tensor | None,
-        code: Callable[[Tensor | None, Tensor, Tensor], Tensor],
+        code: Callable[[Tensor | None, Tensor, Tensor, Tensor], Tensor],
     ) -> Tensor:
         """The two checkerboard steps of a (1, M, h, w) latent: the anchors with the
         hyperprior's parameters, then the rest with parameters that also see the decoded
         anchors (sctx). Each parameter network runs only where its output is used, and
         sctx only over its taps that can be non-zero there (the same integers as the full
-        networks at those positions). `code(values, mu, sc)` codes (or decodes, values
-        None) the symbols of one step, channel-major, and returns their y_hat."""
+        networks at those positions). `code(values, mu, sc, positions)` codes (or
+        decodes, values None) the symbols of one step at those flat positions,
+        channel-major, and returns their y_hat."""
         _, width, h, w = base.shape
         anchors, rest = _checkerboard_split(h, w)
         m = self.channels
@@ -236,12 +294,23 @@ class LatentPrior(nn.Module):
         flat = y_hat.view(m, h * w)
         y_flat = None if y64 is None else y64.reshape(m, h * w)
         mu, sc = self.head1.exact_at(base, anchors).chunk(2, 1)
-        flat[:, anchors] = code(None if y_flat is None else y_flat[:, anchors], mu, sc).view(m, -1)
+        values = None if y_flat is None else y_flat[:, anchors]
+        flat[:, anchors] = code(values, mu, sc, anchors).view(m, -1)
         ctx = self.sctx.exact_at(y_hat, rest, _NEIGHBOUR_TAPS)  # y_hat is 0 off the anchors
         base_rest = base.reshape(width, h * w).index_select(1, rest).view(1, width, 1, -1)
         mu2, sc2 = self.head2.exact_parts([base_rest, ctx]).chunk(2, 1)
-        flat[:, rest] = code(None if y_flat is None else y_flat[:, rest], mu2, sc2).view(m, -1)
+        values = None if y_flat is None else y_flat[:, rest]
+        flat[:, rest] = code(values, mu2, sc2, rest).view(m, -1)
         return y_hat
+
+    def _symbols(
+        self, d: np.ndarray, levels: np.ndarray, rd_weights: np.ndarray | None
+    ) -> np.ndarray:
+        """The symbols of the (channel-major) offsets d from the means."""
+        if rd_weights is None:
+            return round_symbols(d)
+        w = np.repeat(np.asarray(rd_weights, dtype=np.float64), d.size // self.channels)
+        return rd_round(d, levels, self.cond.tables, w).reshape(d.shape)
 
     def _put(
         self,
@@ -250,30 +319,48 @@ class LatentPrior(nn.Module):
         sc: Tensor,
         writer: SymbolWriter,
         rd_weights: np.ndarray | None = None,
+        planes: dict[int, np.ndarray] | None = None,
+        at: Tensor | None = None,
     ) -> Tensor:
         """Code round(y - mu) (or its rate-distortion rounding, see encode) with the tables
-        of sc's levels; returns y_hat, shaped like y (channel-major, batch 1)."""
+        of sc's levels; returns y_hat, shaped like y (channel-major, batch 1). Channels in
+        `planes` (DPCM-coded already: their integers over the whole latent) are not coded
+        here; their y_hat at the flat positions `at` is those integers."""
         if y64 is None:
             raise CodecError("nothing to code")
         mu = mu.reshape(y64.shape)
-        v = (y64 - mu / ONE).numpy()
-        levels = self._levels(sc)
-        if rd_weights is None:
-            ints = round_symbols(v)
-        else:
-            w = np.repeat(np.asarray(rd_weights, dtype=np.float64), v.size // self.channels)
-            ints = rd_round(v, levels, self.cond.tables, w).reshape(v.shape)
-        sym = torch.from_numpy(ints).to(torch.float64)
+        ints = self._symbols((y64 - mu / ONE).numpy(), self._levels(sc), rd_weights)
+        y_hat = clamp_act(torch.from_numpy(ints).to(torch.float64) * ONE + mu)
+        coded = self._coded_rows(planes, y_hat, at)
+        rows = ints.reshape(self.channels, -1)[coded]
         writer.put_indexed(
-            sym.reshape(-1).numpy().astype(np.int64),
-            levels,
+            rows.reshape(-1).astype(np.int64),
+            self._levels(sc.reshape(self.channels, -1)[coded]),
             self.cond.tables,
             trusted=True,
         )
-        return clamp_act(sym * ONE + mu)
+        return y_hat
+
+    def _coded_rows(
+        self, planes: dict[int, np.ndarray] | None, y_hat: Tensor, at: Tensor | None
+    ) -> list[int]:
+        """The channels the context model codes; puts the DPCM planes' values into y_hat
+        (channel-major (M, ...) at the positions `at`)."""
+        if not planes:
+            return list(range(self.channels))
+        assert at is not None
+        rows = y_hat.view(self.channels, -1)
+        for c, k in planes.items():
+            rows[c] = torch.from_numpy(k[at.numpy()]).to(torch.float64) * ONE
+        rows.clamp_(-ACT_LIMIT, ACT_LIMIT)
+        return [c for c in range(self.channels) if c not in planes]
 
     def decode(
-        self, reader: SymbolReader, y_shape: tuple[int, int, int, int], temporal: Tensor | None
+        self,
+        reader: SymbolReader,
+        y_shape: tuple[int, int, int, int],
+        temporal: Tensor | None,
+        dc: bool = False,
     ) -> Tensor:
         """y_hat (fixed point) from the stream: bit-exactly the encoder's."""
         zshape = self.z_shape(y_shape)
@@ -287,10 +374,34 @@ class LatentPrior(nn.Module):
         if not self.spatial:
             mu, sc = self.head1.exact(base).chunk(2, 1)
             return self._get(reader, mu, sc)
-        return self._checkerboard(base, None, lambda _, mu, sc: self._get(reader, mu, sc))
+        planes: dict[int, np.ndarray] = {}
+        if dc and self.dc_channels:
+            modes = dpcm.get_modes(reader, len(self.dc_channels))
+            for c, mode in zip(self.dc_channels, modes, strict=True):
+                if mode != dpcm.CONTEXT:
+                    k = dpcm.get_plane(reader, (y_shape[2], y_shape[3]), mode)
+                    planes[c] = k.reshape(-1)
+        return self._checkerboard(
+            base, None, lambda _, mu, sc, at: self._get(reader, mu, sc, planes, at)
+        )
 
-    def _get(self, reader: SymbolReader, mu: Tensor, sc: Tensor) -> Tensor:
-        """Decode symbols with the tables of sc's levels; returns y_hat = q + mu."""
-        sym = reader.get_indexed(self._levels(sc), self.cond.tables, trusted=True)
-        q = torch.from_numpy(sym.astype(np.float64)).reshape(mu.shape)
-        return clamp_act(q * ONE + mu)
+    def _get(
+        self,
+        reader: SymbolReader,
+        mu: Tensor,
+        sc: Tensor,
+        planes: dict[int, np.ndarray] | None = None,
+        at: Tensor | None = None,
+    ) -> Tensor:
+        """Decode symbols with the tables of sc's levels; returns y_hat = q + mu (the
+        DPCM planes' values where `planes` has them, see _put)."""
+        m = self.channels
+        rows = [c for c in range(m) if not planes or c not in planes]
+        levels = self._levels(sc.reshape(m, -1)[rows])
+        sym = reader.get_indexed(levels, self.cond.tables, trusted=True)
+        q = torch.zeros((m, levels.size // max(len(rows), 1)), dtype=torch.float64)
+        q[rows] = torch.from_numpy(sym.astype(np.float64)).view(len(rows), -1)
+        y_hat = clamp_act(q.view(mu.shape) * ONE + mu)
+        if planes:
+            self._coded_rows(planes, y_hat, at)
+        return y_hat

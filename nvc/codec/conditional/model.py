@@ -190,12 +190,17 @@ class IntraCodec(nn.Module):
     def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         return self.head.exact(self.dec.exact(scale_exact(y_hat, self.q_dec.fixed(q))))
 
-    def encode(self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None) -> Tensor:
-        """Code a latent; returns the reconstruction (fixed point, 96 channels). (`lam`:
-        the v2 codec's rate-distortion rounding; this codec rounds.)"""
+    def encode(
+        self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None, dc: bool = False
+    ) -> Tensor:
+        """Code a latent; returns the reconstruction (fixed point, 96 channels). (`lam`,
+        `dc`: the v2 codec's rate-distortion rounding and DC planes; this codec has
+        neither.)"""
         return self.synthesize(self.prior.encode(y, None, writer), q)
 
-    def decode(self, reader: SymbolReader, q: int, size: tuple[int, int]) -> Tensor:
+    def decode(
+        self, reader: SymbolReader, q: int, size: tuple[int, int], dc: bool = False
+    ) -> Tensor:
         h, w = size[0] // 2, size[1] // 2
         y_hat = self.prior.decode(reader, (1, self.prior.channels, h, w), None)
         return self.synthesize(y_hat, q)
@@ -378,12 +383,12 @@ class InterCodec(nn.Module):
 ImageCodec = IntraCodec | TransformCodec  # the two image codec designs
 
 
-def image_codec(config: ModelConfig) -> ImageCodec:
-    """The configured image codec (intra frames, residuals)."""
+def image_codec(config: ModelConfig, dc: bool = False) -> ImageCodec:
+    """The configured image codec (intra frames, residuals); `dc`: see TransformCodec."""
     if config.image == "v1":
         return IntraCodec(config)
     if config.image == "v2":
-        return TransformCodec(config)
+        return TransformCodec(config, dc)
     raise CodecError(f"unknown fm image codec {config.image!r}")
 
 
@@ -393,7 +398,7 @@ class FMModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.intra = image_codec(config)
+        self.intra = image_codec(config, dc=True)
         self.inter = InterCodec(config)
         # the image codec of the encoder's inter-frame residuals (codec.py), the intra
         # codec's architecture trained on residuals (train.py stage 4), when configured

@@ -388,7 +388,7 @@ def test_block_motion_frames_decode_exactly(search: bool, weights_file: Path) ->
     block = codec_mod.FLAG_BLOCK_MOTION | codec_mod.FLAG_NO_LATENT
     assert units[0].payload[0] == 1
     assert all(u.payload[0] & block == block for u in units[1:])
-    assert enc.codec_params[0] == 3
+    assert enc.codec_params[0] == codec_mod.PARAMS_VERSION == 4
     assert all(o.equal(r) for o, r in zip(_decode(units, enc), recon, strict=True))
 
 
@@ -439,10 +439,12 @@ def test_block_motion_frames_are_refused_where_they_cannot_be(weights_file: Path
             assert "fm frame 1" in str(e) and "\n" not in str(e)
         else:  # (a flip the checksum cannot see: it decodes to the same picture)
             assert out[0].equal(recon[1])
-    # a version 2 stream's parameters still parse; an unknown version does not
-    assert FmParams.from_bytes(bytes([2]) + enc.codec_params[1:]).variant == "realtime"
-    with pytest.raises(BitstreamError, match="unsupported codec parameters"):
-        FmParams.from_bytes(bytes([4]) + enc.codec_params[1:])
+    # version 2 and 3 streams' parameters still parse; an unknown version does not
+    for version in (2, 3):
+        assert FmParams.from_bytes(bytes([version]) + enc.codec_params[1:]).variant == "realtime"
+    for version in (0, 5):
+        with pytest.raises(BitstreamError, match="unsupported codec parameters"):
+            FmParams.from_bytes(bytes([version]) + enc.codec_params[1:])
 
 
 def test_scene_cut_is_coded_intra() -> None:
