@@ -1,9 +1,10 @@
 """The `fm` codec: learned causal video coding with feature modulation (see README.md).
 
-Sequence header codec parameters (version 3; versions 1 and 2 have the same fields: version 1
-streams have no checksums, neither has block-motion frames):
+Sequence header codec parameters (version 4; versions 1 to 3 have the same fields: version 1
+streams have no checksums, versions 1 and 2 no block-motion frames, versions 1 to 3 no DC
+plane modes):
 
-    u8 version = 3 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
+    u8 version = 4 | u8 n, n bytes variant name (utf-8) | 16 bytes of the weights' SHA-256
     | uleb128 intra period (0: only the first frame) | uleb128 refresh interval (0: never)
 
 One FRAME unit per frame, payload:
@@ -16,12 +17,15 @@ One FRAME unit per frame, payload:
       of the main stream]
     | the main range-coder stream (nvc.codec.entropy), n bytes when a residual follows,
       with the frame's sections in order:
-      intra: z, y anchors, y non-anchors;
+      intra: z, [version 4, the v2 image codec: the modes of its DC planes Y, Cb, Cr and
+      the DPCM-coded planes among them (dpcm.py)], y anchors, y non-anchors (without the
+      DPCM-coded planes);
       inter: motion z, motion latent (without bit 4), z, y anchors, y non-anchors (without
       bit 3); a skipped frame (bits 3 and 4) has an empty main stream;
       block motion (bit 5): the block vectors (mvcoding.py), or nothing with bit 4
     | [residual only: a second range-coder stream, the rest of the payload: the residual
-      codec's z, y anchors, y non-anchors, at quality q_r]
+      codec's z, [DC plane modes as for intra frames when that codec is the intra codec],
+      y anchors, y non-anchors, at quality q_r]
     | u32le CRC-32 of the decoded frame (nvc.codec.integrity; parameters version 2 only:
       version 1 streams have none and decode unchecked).
 

@@ -60,7 +60,9 @@ def _gradient(width: int, height: int) -> Frame:
     luma = (40 + 150 * (0.6 * x + 0.4 * y) + 8 * np.sin(6 * x)).round().astype(np.uint8)
     cb = np.full((height // 2, width // 2), 110, np.uint8) + (30 * x[:, ::2]).astype(np.uint8)
     cr = np.full((height // 2, width // 2), 140, np.uint8) - (20 * y[::2]).astype(np.uint8)
-    return Frame((luma, np.ascontiguousarray(cb), np.ascontiguousarray(cr)), "yuv420p", 0, 1 / 25, False)
+    return Frame(
+        (luma, np.ascontiguousarray(cb), np.ascontiguousarray(cr)), "yuv420p", 0, 1 / 25, False
+    )
 
 
 def test_intra_frames_of_a_smooth_picture_are_dpcm_coded_and_decode_exactly() -> None:
