@@ -17,15 +17,16 @@ One FRAME unit per frame, payload:
       of the main stream]
     | the main range-coder stream (nvc.codec.entropy), n bytes when a residual follows,
       with the frame's sections in order:
-      intra: z, [version 4, the v2 image codec: the modes of its DC planes Y, Cb, Cr and
-      the DPCM-coded planes among them (dpcm.py)], y anchors, y non-anchors (without the
-      DPCM-coded planes);
+      intra: z, y anchors, y non-anchors, where version 4's v2 image codec writes z as a
+      flag per channel, the DPCM modes of the flagged ones, the others' symbols, the
+      flagged planes (dpcm.py), and before the anchors the modes of its DC planes Y, Cb,
+      Cr and the DPCM-coded ones among them (left out of the anchors and non-anchors);
       inter: motion z, motion latent (without bit 4), z, y anchors, y non-anchors (without
       bit 3); a skipped frame (bits 3 and 4) has an empty main stream;
       block motion (bit 5): the block vectors (mvcoding.py), or nothing with bit 4
     | [residual only: a second range-coder stream, the rest of the payload: the residual
-      codec's z, [DC plane modes as for intra frames when that codec is the intra codec],
-      y anchors, y non-anchors, at quality q_r]
+      codec's z, y anchors, y non-anchors, at quality q_r, laid out as for intra frames
+      (version 4: z planes; DC planes only when that codec is the intra codec)]
     | u32le CRC-32 of the decoded frame (nvc.codec.integrity; parameters version 2 only:
       version 1 streams have none and decode unchecked).
 
@@ -76,7 +77,7 @@ from nvc.codec.entropy import SymbolReader, SymbolWriter
 from nvc.errors import BitstreamError, CodecError
 from nvc.media import Frame
 
-# 4: the v2 intra codec's DC planes carry a mode and may be DPCM-coded (dpcm.py); 3:
+# 4: the v2 image codec's z channels and intra DC planes may be DPCM-coded (dpcm.py); 3:
 # block-motion frames (FLAG_BLOCK_MOTION); 2: FRAME payloads end with a checksum
 # (nvc.codec.integrity); 1: no checksum. This decoder reads all four.
 PARAMS_VERSION = 4
@@ -428,7 +429,7 @@ class FmEncoder:
             with torch.no_grad():
                 y = self._analysis.intra.latent(x, q)
             y = self._refine_intra(x, y, q).cpu()
-            x_fp = m.intra.encode(y, q, writer, self._rd_lambda(q, 0), dc=True)
+            x_fp = m.intra.encode(y, q, writer, self._rd_lambda(q, 0), planes=True)
             recon = coder._finish(x_fp, None, True)
         else:
             st = coder.state
@@ -569,7 +570,7 @@ class FmEncoder:
                 y = self._analysis.residual_coder.latent(r * float(1 << shift), q_r).cpu()
             w = SymbolWriter()
             res_fp = fixed_round_shift(
-                m.residual_coder.encode(y, q_r, w, self._rd_lambda(q, shift), dc=True), shift
+                m.residual_coder.encode(y, q_r, w, self._rd_lambda(q, shift), planes=True), shift
             )
             corrected = clamp_act(x_fp + res_fp)
             stream = w.finish()
@@ -679,7 +680,7 @@ class FmDecoder:
         self.model = wt.find_model(self.params.variant, self.params.weights_hash).eval()
         self.coder = _FrameCoder(self.model, StreamInfo.from_header(header))
         self.checked = header.codec_params[0] >= 2  # versions 2 and later carry checksums
-        self.dc = header.codec_params[0] >= 4  # DC plane modes (dpcm.py)
+        self.planes = header.codec_params[0] >= 4  # DPCM plane modes (dpcm.py)
 
     def decode(self, unit: Unit | None) -> list[Frame]:
         if unit is None or unit.type != UnitType.FRAME:
@@ -695,7 +696,7 @@ class FmDecoder:
             if flags & FLAG_BLOCK_MOTION:
                 codes = self._decode_block(flags, reader, q_r, shift, res, unit.pts)
             elif flags & FLAG_INTRA:
-                x_fp = m.intra.decode(reader, q, coder.grid, self.dc)
+                x_fp = m.intra.decode(reader, q, coder.grid, self.planes)
                 codes = coder._finish(x_fp, None, True)
             else:
                 feature = coder.temporal_feature(bool(flags & FLAG_REFRESH))
@@ -716,7 +717,7 @@ class FmDecoder:
                 x_fp, f = inter.exact_synthesis(y_hat, ctx, q)
                 next_feature: Tensor | None = f
                 if res is not None:
-                    r_fp = m.residual_coder.decode(SymbolReader(res), q_r, coder.grid, self.dc)
+                    r_fp = m.residual_coder.decode(SymbolReader(res), q_r, coder.grid, self.planes)
                     x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
                     next_feature = None  # as the encoder: re-derived from the picture
                 codes = coder._finish(x_fp, next_feature, False)
@@ -737,7 +738,7 @@ class FmDecoder:
             motion = mvcoding.decode(reader, coder.grid, f"fm frame {pts}")
             x_fp = subpel.predict(ref, motion.vectors, motion.filter)
         if res is not None:
-            r_fp = self.model.residual_coder.decode(SymbolReader(res), q_r, coder.grid, self.dc)
+            r_fp = self.model.residual_coder.decode(SymbolReader(res), q_r, coder.grid, self.planes)
             x_fp = clamp_act(x_fp + fixed_round_shift(r_fp, shift))
         return coder._finish(x_fp, None, False)
 

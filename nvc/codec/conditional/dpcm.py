@@ -41,11 +41,35 @@ def error_tables() -> CodingTables:
     return LaplaceConditional().tables
 
 
+def _uniform(n: int) -> CodingTables:
+    """One table over 0 .. n - 1, equally likely (the escape slot has the least count)."""
+    return CodingTables([0], [counts_from_probabilities(np.r_[np.ones(n), 0.0])[0]])
+
+
 @functools.lru_cache(maxsize=1)
 def mode_table() -> CodingTables:
-    """One uniform table over the modes 0 .. 2 * levels."""
-    n = 1 + PREDICTORS * error_tables().num_tables
-    return CodingTables([0], [counts_from_probabilities(np.ones(n + 1))[0]])
+    """The modes 0 .. 2 * levels, equally likely."""
+    return _uniform(1 + PREDICTORS * error_tables().num_tables)
+
+
+MODE_BITS = 7.0  # about what a mode costs (log2 of 129)
+
+
+@functools.lru_cache(maxsize=1)
+def flag_table() -> CodingTables:
+    return _uniform(2)
+
+
+def put_flags(writer: SymbolWriter, flags: list[bool]) -> None:
+    n = len(flags)
+    writer.put_indexed(np.asarray(flags, dtype=np.int64), np.zeros(n, np.uint8), flag_table())
+
+
+def get_flags(reader: SymbolReader, n: int) -> list[bool]:
+    flags = reader.get_indexed(np.zeros(n, np.uint8), flag_table())
+    if np.any((flags < 0) | (flags > 1)):
+        raise CodecError("a DPCM flag is out of range")
+    return [bool(f) for f in flags]
 
 
 def errors(k: IntArray, predictor: int) -> IntArray:

@@ -130,7 +130,7 @@ class TransformCodec(nn.Module):
         self.q_enc = QScale(LATENT, 0.22, 0.014)
         self.q_dec = QScale(LATENT, 0.22, 0.014)
         self.prior = LatentPrior(
-            LATENT, cfg.image_hyper, 0, cfg.image_prior, True, DC_CHANNELS if dc else ()
+            LATENT, cfg.image_hyper, 0, cfg.image_prior, True, DC_CHANNELS if dc else (), True
         )
         self.dec = Seq(Conv(LATENT, c, 1), Branch16(c), *(_zero_block(Block(c)) for _ in range(n)))
         self.head = Conv(c, fr.CHANNELS, 1)  # linear
@@ -177,16 +177,21 @@ class TransformCodec(nn.Module):
         return lam * (64.0 / fr.CHANNELS) * s * s * gain
 
     def encode(
-        self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None, dc: bool = False
+        self,
+        y: Tensor,
+        q: int,
+        writer: SymbolWriter,
+        lam: float | None = None,
+        planes: bool = False,
     ) -> Tensor:
         """Code a latent; returns the reconstruction (fixed point, 96 channels). With `lam`
         (the loss's lambda), symbols are rounded rate-distortion-wise (rd_weights); with
-        `dc` (fm version 4), DC channels may be DPCM-coded (LatentPrior.encode)."""
+        `planes` (fm version 4), DC and z channels may be DPCM-coded (LatentPrior.encode)."""
         rd = None if lam is None else self.rd_weights(q, lam)
-        return self.synthesize(self.prior.encode(y, None, writer, rd, dc), q)
+        return self.synthesize(self.prior.encode(y, None, writer, rd, planes), q)
 
     def decode(
-        self, reader: SymbolReader, q: int, size: tuple[int, int], dc: bool = False
+        self, reader: SymbolReader, q: int, size: tuple[int, int], planes: bool = False
     ) -> Tensor:
-        y_hat = self.prior.decode(reader, (1, LATENT, size[0], size[1]), None, dc)
+        y_hat = self.prior.decode(reader, (1, LATENT, size[0], size[1]), None, planes)
         return self.synthesize(y_hat, q)

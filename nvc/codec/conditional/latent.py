@@ -32,6 +32,7 @@ from nvc.codec.entropy import (
     SymbolWriter,
     detmath,
 )
+from nvc.codec.entropy.coder import indexed_cost_bits
 from nvc.codec.entropy.conditional import rd_round, round_symbols
 from nvc.errors import CodecError
 
@@ -125,13 +126,15 @@ class LatentPrior(nn.Module):
         width: int,
         spatial: bool,
         dc_channels: tuple[int, ...] = (),
+        z_planes: bool = False,
     ) -> None:
         super().__init__()
         m = channels
         self.channels, self.hyper, self.spatial = m, hyper, spatial
         if dc_channels and not spatial:
             raise CodecError("DPCM-coded DC channels need the checkerboard context")
-        self.dc_channels = dc_channels  # channels that may be DPCM-coded (encode's `dc`)
+        self.dc_channels = dc_channels  # channels that may be DPCM-coded (encode's `planes`)
+        self.z_planes = z_planes  # z channels may be DPCM-coded too (encode's `planes`)
         self.h_a = Seq(
             Conv(m, hyper, 3, relu=True),
             Conv(hyper, hyper, 3, 2, relu=True),
@@ -210,27 +213,26 @@ class LatentPrior(nn.Module):
         temporal: Tensor | None,
         writer: SymbolWriter,
         rd_weights: np.ndarray | None = None,
-        dc: bool = False,
+        planes: bool = False,
     ) -> Tensor:
         """Code y (1, M, h, w) float; returns the decoder's y_hat in fixed point. With
         `rd_weights` (M,), the bits one unit of squared error costs in each channel, the
         symbols are chosen by rate-distortion rounding (entropy.conditional.rd_round)
-        instead of rounding: an encoder decision, the decoder is the same. With `dc`
-        (fm version 4), each channel of `dc_channels` carries a mode and is DPCM-coded
-        (dpcm.py) where that takes fewer bits than the context model."""
+        instead of rounding: an encoder decision, the decoder is the same. With `planes`
+        (fm version 4), each channel of `dc_channels` and, with `z_planes`, of z carries a
+        mode and is DPCM-coded (dpcm.py) where that takes fewer bits than its model."""
         with torch.no_grad():
             z = self.h_a(y.float())
         z_int = torch.from_numpy(round_symbols(z.to(torch.float64).numpy())).to(torch.float64)
         z_int = z_int.reshape(z.shape)
-        zs = z_int.transpose(0, 1).reshape(-1).numpy().astype(np.int64)
-        writer.put_indexed(zs, self._z_indices(tuple(z.shape)), self.z_prior.tables)
+        self._put_z(writer, z_int, planes and self.z_planes)
         base = self._exact_base(z_int, temporal, (y.shape[2], y.shape[3]))
         y64 = y.detach().to("cpu", torch.float64)
         if not self.spatial:
             mu, sc = self.head1.exact(base).chunk(2, 1)
             return self._put(y64, mu, sc, writer, rd_weights)
         known: dict[int, tuple[int, np.ndarray]] = {}
-        if dc and self.dc_channels:
+        if planes and self.dc_channels:
             known = self._dc_choice(base, y64, rd_weights)
             dpcm.put_modes(
                 writer, [known[c][0] if c in known else dpcm.CONTEXT for c in self.dc_channels]
@@ -238,12 +240,58 @@ class LatentPrior(nn.Module):
             for c in self.dc_channels:
                 if c in known:
                     dpcm.put_plane(writer, known[c][1], known[c][0])
-        planes = {c: k.reshape(-1) for c, (_, k) in known.items()}
+        dc_planes = {c: k.reshape(-1) for c, (_, k) in known.items()}
         return self._checkerboard(
             base,
             y64,
-            lambda v, mu, sc, at: self._put(v, mu, sc, writer, rd_weights, planes, at),
+            lambda v, mu, sc, at: self._put(v, mu, sc, writer, rd_weights, dc_planes, at),
         )
+
+    def _put_z(self, writer: SymbolWriter, z_int: Tensor, planes: bool) -> None:
+        """Code z (1, hyper, hz, wz) integers: with the factorized prior, or with `planes`
+        (fm version 4) a flag per channel, the DPCM modes of the flagged channels, the
+        others with the factorized prior, then the flagged ones DPCM-coded: a channel is
+        flagged where that costs fewer bits (a bias-driven near-constant channel of an
+        all-zero residual costs ~0 then instead of several bits a position)."""
+        tables = self.z_prior.tables
+        zc = z_int[0].numpy().astype(np.int64)  # (hyper, hz, wz)
+        n = zc[0].size
+        modes = [dpcm.CONTEXT] * self.hyper
+        if planes:
+            for c in range(self.hyper):
+                own = indexed_cost_bits(zc[c].reshape(-1), np.full(n, c, np.uint8), tables)
+                mode, bits = dpcm.best_mode(zc[c])
+                if bits + dpcm.MODE_BITS < own:
+                    modes[c] = mode
+            dpcm.put_flags(writer, [m != dpcm.CONTEXT for m in modes])
+            dpcm.put_modes(writer, [m for m in modes if m != dpcm.CONTEXT])
+        rest = np.array([c for c in range(self.hyper) if modes[c] == dpcm.CONTEXT], np.uint8)
+        writer.put_indexed(zc[rest].reshape(-1), np.repeat(rest, n), tables)
+        for c in range(self.hyper):
+            if modes[c] != dpcm.CONTEXT:
+                dpcm.put_plane(writer, zc[c], modes[c])
+
+    def _get_z(
+        self, reader: SymbolReader, zshape: tuple[int, int, int, int], planes: bool
+    ) -> Tensor:
+        """z as _put_z coded it, (1, hyper, hz, wz) float64 integers."""
+        _, hyper, hz, wz = zshape
+        n = hz * wz
+        modes = [dpcm.CONTEXT] * hyper
+        if planes:
+            flags = dpcm.get_flags(reader, hyper)
+            coded = dpcm.get_modes(reader, sum(flags))
+            if dpcm.CONTEXT in coded:
+                raise CodecError("a DPCM-coded z channel has no DPCM mode")
+            it = iter(coded)
+            modes = [next(it) if f else dpcm.CONTEXT for f in flags]
+        rest = np.array([c for c in range(hyper) if modes[c] == dpcm.CONTEXT], np.uint8)
+        z = np.zeros((hyper, hz, wz), dtype=np.int64)
+        z[rest] = reader.get_indexed(np.repeat(rest, n), self.z_prior.tables).reshape(-1, hz, wz)
+        for c in range(hyper):
+            if modes[c] != dpcm.CONTEXT:
+                z[c] = dpcm.get_plane(reader, (hz, wz), modes[c])
+        return torch.from_numpy(z.astype(np.float64)).view(1, hyper, hz, wz)
 
     def _dc_choice(
         self, base: Tensor, y64: Tensor, rd_weights: np.ndarray | None
@@ -360,29 +408,23 @@ class LatentPrior(nn.Module):
         reader: SymbolReader,
         y_shape: tuple[int, int, int, int],
         temporal: Tensor | None,
-        dc: bool = False,
+        planes: bool = False,
     ) -> Tensor:
         """y_hat (fixed point) from the stream: bit-exactly the encoder's."""
-        zshape = self.z_shape(y_shape)
-        zs = reader.get_indexed(self._z_indices(zshape), self.z_prior.tables)
-        z_int = (
-            torch.from_numpy(zs.astype(np.float64))
-            .reshape(zshape[1], zshape[0], zshape[2], zshape[3])
-            .transpose(0, 1)
-        )
+        z_int = self._get_z(reader, self.z_shape(y_shape), planes and self.z_planes)
         base = self._exact_base(z_int, temporal, (y_shape[2], y_shape[3]))
         if not self.spatial:
             mu, sc = self.head1.exact(base).chunk(2, 1)
             return self._get(reader, mu, sc)
-        planes: dict[int, np.ndarray] = {}
-        if dc and self.dc_channels:
+        dc_planes: dict[int, np.ndarray] = {}
+        if planes and self.dc_channels:
             modes = dpcm.get_modes(reader, len(self.dc_channels))
             for c, mode in zip(self.dc_channels, modes, strict=True):
                 if mode != dpcm.CONTEXT:
                     k = dpcm.get_plane(reader, (y_shape[2], y_shape[3]), mode)
-                    planes[c] = k.reshape(-1)
+                    dc_planes[c] = k.reshape(-1)
         return self._checkerboard(
-            base, None, lambda _, mu, sc, at: self._get(reader, mu, sc, planes, at)
+            base, None, lambda _, mu, sc, at: self._get(reader, mu, sc, dc_planes, at)
         )
 
     def _get(

@@ -191,15 +191,20 @@ class IntraCodec(nn.Module):
         return self.head.exact(self.dec.exact(scale_exact(y_hat, self.q_dec.fixed(q))))
 
     def encode(
-        self, y: Tensor, q: int, writer: SymbolWriter, lam: float | None = None, dc: bool = False
+        self,
+        y: Tensor,
+        q: int,
+        writer: SymbolWriter,
+        lam: float | None = None,
+        planes: bool = False,
     ) -> Tensor:
         """Code a latent; returns the reconstruction (fixed point, 96 channels). (`lam`,
-        `dc`: the v2 codec's rate-distortion rounding and DC planes; this codec has
+        `planes`: the v2 codec's rate-distortion rounding and DPCM planes; this codec has
         neither.)"""
         return self.synthesize(self.prior.encode(y, None, writer), q)
 
     def decode(
-        self, reader: SymbolReader, q: int, size: tuple[int, int], dc: bool = False
+        self, reader: SymbolReader, q: int, size: tuple[int, int], planes: bool = False
     ) -> Tensor:
         h, w = size[0] // 2, size[1] // 2
         y_hat = self.prior.decode(reader, (1, self.prior.channels, h, w), None)

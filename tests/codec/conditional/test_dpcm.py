@@ -98,3 +98,35 @@ def test_intra_frames_of_a_smooth_picture_are_dpcm_coded_and_decode_exactly() ->
     except BitstreamError:
         return
     assert not wrong.equal(out)
+
+
+def test_a_silent_residual_costs_next_to_nothing_with_z_planes() -> None:
+    """An all-zero residual through the shipped realtime2 residual codec: its z has
+    bias-driven constant channels that the factorized prior finds improbable (hundreds of
+    bytes at 640x480); DPCM-coded they cost almost nothing. Both decode exactly."""
+    from nvc.codec.conditional import weights as wt
+
+    codec = wt.default_model("realtime2").residual_coder
+    with torch.no_grad():
+        y = codec.latent(torch.zeros((1, 96, 60, 80)), 20)
+    sizes = {}
+    for planes in (False, True):
+        w = SymbolWriter()
+        with torch.no_grad():
+            recon = codec.encode(y, 20, w, planes=planes)
+        data = w.finish()
+        sizes[planes] = len(data)
+        with torch.no_grad():
+            assert torch.equal(codec.decode(SymbolReader(data), 20, (60, 80), planes), recon)
+    assert sizes[False] > 250 and sizes[True] < 80, sizes
+
+
+def test_a_flagged_z_channel_without_a_mode_is_refused() -> None:
+    from nvc.codec.conditional import weights as wt
+
+    prior = wt.default_model("realtime2").residual_coder.prior
+    w = SymbolWriter()
+    dpcm.put_flags(w, [True] + [False] * (prior.hyper - 1))
+    dpcm.put_modes(w, [dpcm.CONTEXT])
+    with pytest.raises(CodecError, match="no DPCM mode"):
+        prior._get_z(SymbolReader(w.finish()), (1, prior.hyper, 2, 3), True)
