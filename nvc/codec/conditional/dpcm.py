@@ -26,13 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from nvc.codec.entropy import LaplaceConditional, SymbolReader, SymbolWriter
-from nvc.codec.entropy.coder import indexed_cost_bits
 from nvc.codec.entropy.tables import CodingTables, counts_from_probabilities
 from nvc.errors import CodecError
 
 IntArray = npt.NDArray[np.int64]
 PREDICTORS = 2  # 0: left, 1: planar
 CONTEXT = 0  # the mode of a plane coded by the context model
+ESCAPE_BITS = 32.0  # what level_bits counts for an escape beyond its slot
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,16 +93,27 @@ def integers(r: IntArray, predictor: int) -> IntArray:
     return np.cumsum(np.cumsum(r, axis=0), axis=1)
 
 
+def level_bits(r: IntArray) -> npt.NDArray[np.float64]:
+    """(levels,) bits of the integers r under each Laplace table; an escape is counted as
+    its slot plus ESCAPE_BITS (an estimate: a table that escapes is rarely the best)."""
+    tables = error_tables()
+    values, counts = np.unique(r.reshape(-1), return_counts=True)
+    rel = values[None, :] - tables.lo[:, None]  # (levels, distinct values)
+    size = tables.size[:, None]
+    inside = (rel >= 0) & (rel < size)
+    slot = np.where(inside, rel, size)
+    bits = tables.neg_log2[tables.offsets[:-1, None] + slot] + np.where(inside, 0.0, ESCAPE_BITS)
+    return bits @ counts.astype(np.float64)
+
+
 def best_mode(k: IntArray) -> tuple[int, float]:
     """(mode, bits) of the cheapest DPCM coding of the (h, w) integers k."""
-    tables = error_tables()
     best = (CONTEXT, float("inf"))
     for predictor in range(PREDICTORS):
-        r = errors(k, predictor).reshape(-1)
-        for level in range(tables.num_tables):
-            bits = indexed_cost_bits(r, np.full(r.size, level, dtype=np.uint8), tables)
-            if bits < best[1]:
-                best = (1 + PREDICTORS * level + predictor, bits)
+        bits = level_bits(errors(k, predictor))
+        level = int(np.argmin(bits))
+        if bits[level] < best[1]:
+            best = (1 + PREDICTORS * level + predictor, float(bits[level]))
     return best
 
 
