@@ -164,11 +164,14 @@ class FmParams:
     weights_hash: bytes  # first 16 bytes of the weights' SHA-256
     intra_period: int
     refresh: int
+    # the layout version; an encoder writes PARAMS_VERSION (tests set earlier ones to make
+    # the streams older encoders wrote: below 4 no plane modes)
+    version: int = PARAMS_VERSION
 
     def to_bytes(self) -> bytes:
         name = self.variant.encode()
         return (
-            bytes([PARAMS_VERSION, len(name)])
+            bytes([self.version, len(name)])
             + name
             + self.weights_hash
             + encode_uleb128(self.intra_period)
@@ -192,7 +195,7 @@ class FmParams:
         refresh, pos = decode_uleb128(data, pos, limit=1 << 31, what="refresh interval")
         if pos != len(data):
             raise BitstreamError("fm codec parameters have trailing bytes")
-        return cls(variant, digest, period, refresh)
+        return cls(variant, digest, period, refresh, data[0])
 
 
 @contextlib.contextmanager
@@ -429,7 +432,8 @@ class FmEncoder:
             with torch.no_grad():
                 y = self._analysis.intra.latent(x, q)
             y = self._refine_intra(x, y, q).cpu()
-            x_fp = m.intra.encode(y, q, writer, self._rd_lambda(q, 0), planes=True)
+            planes = self.params.version >= 4
+            x_fp = m.intra.encode(y, q, writer, self._rd_lambda(q, 0), planes=planes)
             recon = coder._finish(x_fp, None, True)
         else:
             st = coder.state
@@ -570,7 +574,10 @@ class FmEncoder:
                 y = self._analysis.residual_coder.latent(r * float(1 << shift), q_r).cpu()
             w = SymbolWriter()
             res_fp = fixed_round_shift(
-                m.residual_coder.encode(y, q_r, w, self._rd_lambda(q, shift), planes=True), shift
+                m.residual_coder.encode(
+                    y, q_r, w, self._rd_lambda(q, shift), planes=self.params.version >= 4
+                ),
+                shift,
             )
             corrected = clamp_act(x_fp + res_fp)
             stream = w.finish()
@@ -679,8 +686,8 @@ class FmDecoder:
             raise CodecError(f"fm stream uses an unknown variant {self.params.variant!r}")
         self.model = wt.find_model(self.params.variant, self.params.weights_hash).eval()
         self.coder = _FrameCoder(self.model, StreamInfo.from_header(header))
-        self.checked = header.codec_params[0] >= 2  # versions 2 and later carry checksums
-        self.planes = header.codec_params[0] >= 4  # DPCM plane modes (dpcm.py)
+        self.checked = self.params.version >= 2  # versions 2 and later carry checksums
+        self.planes = self.params.version >= 4  # DPCM plane modes (dpcm.py)
 
     def decode(self, unit: Unit | None) -> list[Frame]:
         if unit is None or unit.type != UnitType.FRAME:
