@@ -1,7 +1,8 @@
 #!/bin/sh
 # The accumulating CPU training run of the fm `realtime2` model (see README.md here).
-# Continues from checkpoint.pt when there is one; stops after MINUTES (default 60).
-#   nice -n 5 training/fm/run.sh 45
+# Continues from checkpoint.pt when there is one; stops after MINUTES (default 60), at
+# learning rate LR (default 3e-4, before the cosine factor of train.py).
+#   nice -n 5 training/fm/run.sh 45 [LR]
 # Data: /work/data/video (../shared/DATA.md says how to fetch it). Held out (never
 # trained on): cup.mp4 and vtest.avi from frame 600 on.
 set -eu
@@ -16,4 +17,4 @@ exec python -m nvc.cli train fm --out "$OUT" $RESUME --variant realtime2 \
     --videos "$DATA/video/vtest.avi@0-600" --videos "$DATA/video/box.mp4" \
     --images "$DATA/photos" \
     --intra-steps 0 --inter-steps 0 --multi-steps 0 --mixed-steps 200000 --frames 3 \
-    --batch 8 --crop 256 --lr 3e-4 --threads 1 --minutes "${1:-60}"
+    --batch 8 --crop 256 --lr "${2:-3e-4}" --threads 1 --minutes "${1:-60}"

@@ -542,6 +542,7 @@ class Trainer:
             {
                 "event": "start",
                 "step": self.step,
+                "lr": c.lr,
                 "processes": self.world.size,
                 "device": self.device,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
