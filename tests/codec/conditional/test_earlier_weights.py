@@ -22,11 +22,13 @@ from nvc.codec.pipeline import decode_frames, encode_frames
 from nvc.media import synthetic_clip
 
 # realtime2 weights shipped before the current ones (MODEL_CARD-realtime2.md): step 3775 of
-# training/fm (commit 0cd5fcb), step 8001 (commit cbaf3d9), step 9130 (commit 262e457)
+# training/fm (commit 0cd5fcb), step 8001 (commit cbaf3d9), step 9130 (commit 262e457),
+# step 17521 (commit d903e1c)
 EARLIER_REALTIME2 = (
     "638d016510741cd43edf0b6189e91129",
     "027be6d96f897a0706b086ebe609ed76",
     "495ef2edc7d975c5477880706acd45af",
+    "8c653aa42e75de91e13b42dc3ce29eb1",
 )
 
 
