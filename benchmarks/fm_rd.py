@@ -1,11 +1,11 @@
 """Rate-distortion and speed of the fm codec against x264 and x265 on real clips, in one run.
 
     python benchmarks/fm_rd.py --video /work/data/video/cup.mp4 \
-        --video /work/data/video/vtest.avi@600- --frames 12 \
-        --model fm-realtime=shipped:realtime --model fm-realtime2=shipped:realtime2
+        --video /work/data/video/vtest.avi@600- --video /work/data/video/tree.avi \
+        --frames 8 --model fm-realtime=shipped:realtime --model fm-realtime2=shipped:realtime2
 
 Content: real camera clips the models never trained on (FILE or FILE@FIRST-LAST, a frame
-span; the fm training holds out cup.mp4 and vtest.avi from frame 600 on, see
+span; the fm training holds out cup.mp4, vtest.avi from frame 600 on and tree.avi, see
 training/fm/README.md), the first `--frames` frames of each span, 8-bit 4:2:0; clips are
 already compressed (their own artefacts are part of the source). Every codec gets the
 same frames.

@@ -4,7 +4,7 @@
 # learning rate LR (default 3e-4, before the cosine factor of train.py).
 #   nice -n 5 training/fm/run.sh 45 [LR]
 # Data: /work/data/video (../shared/DATA.md says how to fetch it). Held out (never
-# trained on): cup.mp4 and vtest.avi from frame 600 on.
+# trained on): cup.mp4, vtest.avi from frame 600 on, tree.avi.
 set -eu
 cd "$(dirname "$0")/../.."
 OUT=training/fm
