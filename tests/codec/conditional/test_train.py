@@ -292,6 +292,8 @@ def test_mixed_stage_resumes_exactly_and_logs(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     lines = [json.loads(x) for x in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
     assert [x.get("event") for x in lines if "event" in x] == ["start", "stop", "start", "stop"]
+    # each run's start line records its learning rate (runs may continue at another one)
+    assert [x["lr"] for x in lines if x.get("event") == "start"] == [first.config.lr] * 2
     steps = [(x["step"], x["stage"]) for x in lines if "event" not in x]
     assert steps == [(1, 1), (2, 4)]
     cpu = [x["cpu"] for x in lines if "cpu" in x]
