@@ -169,7 +169,8 @@ class TransformCodec(nn.Module):
         synthesis|**2 (the 1x1 convolutions around the residual branches; MSE is over the
         96 values per 8x8 block, bpp over its 64 pixels)."""
         first = self.dec.layers[0]
-        assert isinstance(first, Conv)
+        if not isinstance(first, Conv):
+            raise TypeError(f"the synthesis starts with {type(first).__name__}, not a Conv")
         w_in = first.conv.weight.detach()[:, :, 0, 0].to("cpu", torch.float64)
         w_out = self.head.conv.weight.detach()[:, :, 0, 0].to("cpu", torch.float64)
         gain = ((w_out @ w_in) ** 2).sum(0).numpy()

@@ -302,7 +302,8 @@ class LatentPrior(nn.Module):
         bits = np.zeros(self.channels)
 
         def cost(v: Tensor | None, mu: Tensor, sc: Tensor, at: Tensor) -> Tensor:
-            assert v is not None
+            if v is None:
+                raise CodecError("nothing to code")
             mu = mu.reshape(v.shape)
             d = (v - mu / ONE).numpy()
             levels = self._levels(sc)
@@ -396,7 +397,8 @@ class LatentPrior(nn.Module):
         (channel-major (M, ...) at the positions `at`)."""
         if not planes:
             return list(range(self.channels))
-        assert at is not None
+        if at is None:
+            raise CodecError("DPCM planes given without the positions they fill")
         rows = y_hat.view(self.channels, -1)
         for c, k in planes.items():
             rows[c] = torch.from_numpy(k[at.numpy()]).to(torch.float64) * ONE
