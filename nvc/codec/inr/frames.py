@@ -119,6 +119,39 @@ def plane_loss(out: Tensor, targets: tuple[Tensor, ...], geo: Geometry) -> Tenso
     return wy * F.mse_loss(planes[0], targets[0]) + 2.0 * wc * F.mse_loss(planes[1], targets[1])
 
 
+def subpixel_targets(targets: tuple[Tensor, ...], geo: Geometry) -> tuple[Tensor, ...] | None:
+    """The targets in the sub-pixel layout of a shuffling head (see `subpixel_loss`), or
+    None where the picture's height or width is odd (the crop would split a 2x2 block).
+
+    Full-resolution planes (N, C, H, W) become (N, 4, C, H/2, W/2), sub-pixel k = 2 i + j
+    holding pixel (2y + i, 2x + j); 4:2:0 chroma is already at the head's resolution."""
+    if geo.height % 2 or geo.width % 2:
+        return None
+
+    def split(p: Tensor) -> Tensor:
+        n, c, h, w = p.shape
+        v = p.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)  # (N, i, j, C, y, x)
+        return v.reshape(n, 4, c, h // 2, w // 2).contiguous()
+
+    if geo.yuv and geo.subsampled:
+        return split(targets[0]), targets[1]
+    return tuple(split(t) for t in targets)
+
+
+def subpixel_loss(out: Tensor, targets: tuple[Tensor, ...], geo: Geometry) -> Tensor:
+    """`plane_loss` of shuffle(out) without the shuffle: out is a shuffling head's
+    (B, 12, H'/2, W'/2), channel 3 k + c holding sub-pixel k of colour c (blocks.shuffle),
+    and the targets come from `subpixel_targets`. Training only (the decoder's picture is
+    always `render_planes` of the shuffled output)."""
+    b, _, h, w = out.shape
+    v = out.reshape(b, 4, 3, h, w)[:, :, :, : geo.height // 2, : geo.width // 2]
+    if not geo.yuv:
+        return F.mse_loss(v, targets[0])
+    wy, wc, _ = _YUV_WEIGHTS
+    c = v[:, :, 1:].mean(dim=1) if geo.subsampled else v[:, :, 1:]
+    return wy * F.mse_loss(v[:, :, :1], targets[0]) + 2.0 * wc * F.mse_loss(c, targets[1])
+
+
 def render_planes(out: Tensor, geo: Geometry) -> tuple[np.ndarray, ...]:
     """Exact: network output (1, 3, H', W') -> the Frame planes of the stream's format."""
     fmt = pixel_format(geo.format)

@@ -95,10 +95,12 @@ class InrNet(nn.Module):
         emb: Tensor | None,
         exact: bool = False,
         t: Tensor | None = None,
+        subpixel: bool = False,
     ) -> Tensor:
         """pe: (B, 2L, 1, 1) frame-index encoding; emb: (B, d, h0, w0) embedding (integers
         in exact mode, floats in training); t: (B,) frame positions (i + 0.5) / group_size,
-        needed with feature grids -> (B, 3, H', W')."""
+        needed with feature grids -> (B, 3, H', W'). `subpixel` (training, a shuffling
+        head): the head's (B, 12, H'/2, W'/2) before the shuffle, for frames.subpixel_loss."""
         act, hsw = activation(self.cfg.act, exact), activation("hswish", exact)
         tfeat = None
         if self.t_mlp is not None:
@@ -121,6 +123,8 @@ class InrNet(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, tfeat, exact, grids.get(i))  # (B, C_i+1, 2h, 2w)
         out = self.head(x, exact)  # (B, 3 or 12, H'', W'')
+        if subpixel and self.cfg.head_shuffle:
+            return out  # (B, 12, H'/2, W'/2)
         return shuffle(out) if self.cfg.head_shuffle else out  # (B, 3, H', W')
 
     @property

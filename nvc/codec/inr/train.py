@@ -31,7 +31,15 @@ import torch
 from torch import Tensor
 
 from nvc.codec.inr.config import ModelConfig
-from nvc.codec.inr.frames import Geometry, encoder_input, frame_planes, frame_psnrs, plane_loss
+from nvc.codec.inr.frames import (
+    Geometry,
+    encoder_input,
+    frame_planes,
+    frame_psnrs,
+    plane_loss,
+    subpixel_loss,
+    subpixel_targets,
+)
 from nvc.codec.inr.model import ContentEncoder, InrNet
 from nvc.codec.inr.quant import (
     STEP_K_MAX,
@@ -119,6 +127,9 @@ class GroupData:
     targets: tuple[Tensor, ...]  # planes in [0, 1], batch first (see frames.frame_planes)
     inputs: Tensor | None  # (N, 3, H', W') content-encoder input, embed stem only
     pixels: int  # N * W * H
+    # the targets in a shuffling head's sub-pixel layout (frames.subpixel_targets): the
+    # training loss skips the shuffle (None without one, or for odd picture sizes)
+    subpixel: tuple[Tensor, ...] | None = None
 
 
 def group_data(frames: list[Frame], geo: Geometry, cfg: ModelConfig, device: str) -> GroupData:
@@ -135,7 +146,8 @@ def group_data(frames: list[Frame], geo: Geometry, cfg: ModelConfig, device: str
         inputs = torch.from_numpy(stacked).to(device).contiguous(memory_format=torch.channels_last)
     n = len(frames)
     t = (torch.arange(n, dtype=torch.float32) + 0.5) / cfg.group_size
-    return GroupData(t.to(device), targets, inputs, n * geo.width * geo.height)
+    sub = subpixel_targets(targets, geo) if cfg.head_shuffle else None
+    return GroupData(t.to(device), targets, inputs, n * geo.width * geo.height, sub)
 
 
 class Trainer:
@@ -336,8 +348,12 @@ class Trainer:
                 emb, eint = (
                     self._embed(data.inputs[idx]) if data.inputs is not None else (None, None)
                 )
-                out = self.net(self.net.pe(data.t[idx]), emb, t=data.t[idx])
-                dist = plane_loss(out, tuple(tg[idx] for tg in data.targets), self.geo)
+                if data.subpixel is not None:
+                    out = self.net(self.net.pe(data.t[idx]), emb, t=data.t[idx], subpixel=True)
+                    dist = subpixel_loss(out, tuple(tg[idx] for tg in data.subpixel), self.geo)
+                else:
+                    out = self.net(self.net.pe(data.t[idx]), emb, t=data.t[idx])
+                    dist = plane_loss(out, tuple(tg[idx] for tg in data.targets), self.geo)
                 loss = dist
                 if self.lam > 0 and step % RATE_EVERY == 0:
                     bits = sum(
